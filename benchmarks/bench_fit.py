@@ -1,0 +1,91 @@
+"""Speed of the law fitting and of the full `evaluate`, against a per-curve scipy baseline.
+
+    python benchmarks/bench_fit.py [--table ../shared/benchmark/flan.csv]
+
+The baseline is what a straightforward implementation does: scipy.optimize.least_squares on one
+curve at a time from a small grid of starts (Huber loss in log space, same parameterisation).
+Figures are printed as ratios to that baseline, run in the same process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from lightning_rectlaw.evaluate import evaluate
+from lightning_rectlaw.law import DEFAULT_HUBER_DELTA, fit_laws, law_value
+from lightning_rectlaw.table import LossTable
+
+DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "shared" / "benchmark" / "flan.csv"
+
+
+def _baseline_fit(sizes: np.ndarray, losses: np.ndarray) -> float:
+    """Per-curve multi-start scipy fit; returns the best RMSE of log loss."""
+    ly = np.log(losses)
+
+    def resid(p):
+        return np.log(law_value(sizes, np.exp(p[0]), p[2], np.exp(p[3]), np.exp(p[1]))) - ly
+
+    best = None
+    for beta in (0.2, 0.5, 0.9):
+        for log_dl in (0.0, 4.0, 8.0):
+            for log_e in (-2.0, 0.0):
+                r = least_squares(
+                    resid,
+                    [np.log(100.0), log_dl, beta, log_e],
+                    loss="huber",
+                    f_scale=DEFAULT_HUBER_DELTA,
+                    bounds=([-50, -50, 1e-3, -20], [50, 50, 3, 5]),
+                )
+                if best is None or r.cost < best.cost:
+                    best = r
+    return float(np.sqrt(np.mean(best.fun**2)))
+
+
+def _time(fn, repeat: int) -> float:
+    best = np.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--table", type=Path, default=DEFAULT_TABLE)
+    ap.add_argument("--copies", type=int, default=100, help="curves = table rows x copies")
+    args = ap.parse_args()
+    if not args.table.exists():
+        raise SystemExit(f"benchmark table {args.table} not found: pass --table (e.g. the paper's "
+                         "flan.csv from ../shared/benchmark)")
+    warnings.simplefilter("ignore")
+    table = LossTable.read_csv(args.table)
+    n = len(table)
+
+    t_base = _time(lambda: [_baseline_fit(table.sizes, row) for row in table.losses], 1)
+    t_ours = _time(lambda: fit_laws(table.sizes, table.losses), 3)
+    rng = np.random.default_rng(0)
+    many = np.repeat(table.losses, args.copies, axis=0)
+    many = many * np.exp(rng.normal(0, 0.005, many.shape))
+    t_many = _time(lambda: fit_laws(table.sizes, many), 1)
+    t_eval = _time(lambda: evaluate(table), 3)
+
+    print(f"table: {args.table} ({n} curves x {table.sizes.size} points)")
+    print(f"baseline scipy per-curve fit   : {t_base:8.3f} s  ({n / t_base:9.1f} curves/s)")
+    print(f"rectified fit, {n:5d} curves     : {t_ours:8.3f} s  ({n / t_ours:9.1f} curves/s)"
+          f"  speed-up x{t_base / t_ours:.1f}")
+    print(f"rectified fit, {many.shape[0]:5d} curves     : {t_many:8.3f} s"
+          f"  ({many.shape[0] / t_many:9.1f} curves/s)"
+          f"  speed-up x{(t_base / n) / (t_many / many.shape[0]):.1f}")
+    print(f"evaluate, 6 methods x 7 ratios : {t_eval:8.3f} s  (target < 2 s on 2 cores;"
+          f" {t_eval / t_base:.2f} x one baseline table fit)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""lightning-rectlaw: choose the LLM to fine-tune with the rectified scaling law.
+
+The law fitting and selectors (``law``, ``selection``, ``table``, ``metrics``, ``evaluate``) are
+pure numpy/scipy. The Lightning plugin (``NestedSubsetDataModule``, ``RectifiedLawCallback``) is
+imported lazily, so ``import lightning_rectlaw`` stays light for offline use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from lightning_rectlaw.evaluate import evaluate
+from lightning_rectlaw.law import FitConvergenceWarning, FitResult, fit_law, fit_laws
+from lightning_rectlaw.metrics import pearcorr, relacc
+from lightning_rectlaw.selection import METHODS, Selection, select
+from lightning_rectlaw.table import LossTable, TableError
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "NestedSubsetDataModule": "lightning_rectlaw.datamodule",
+    "RectifiedLawCallback": "lightning_rectlaw.callback",
+    "CausalLMModule": "lightning_rectlaw.lm",
+    "TextDataModule": "lightning_rectlaw.lm",
+}
+
+__all__ = [
+    "METHODS",
+    "CausalLMModule",
+    "FitConvergenceWarning",
+    "FitResult",
+    "LossTable",
+    "NestedSubsetDataModule",
+    "RectifiedLawCallback",
+    "Selection",
+    "TableError",
+    "TextDataModule",
+    "evaluate",
+    "fit_law",
+    "fit_laws",
+    "pearcorr",
+    "relacc",
+    "select",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'lightning_rectlaw' has no attribute {name!r}")

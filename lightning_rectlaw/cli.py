@@ -1,0 +1,318 @@
+"""The ``rectlaw`` command line: fit laws, select and evaluate on a recorded loss table.
+
+Usage::
+
+    rectlaw fit TABLE.csv [--law rectified|vanilla] [--free-alpha] [--format table|csv|json]
+    rectlaw select TABLE.csv --budget 1/8 [--target SIZE] [--method NAME] [--format ...]
+    rectlaw evaluate TABLE.csv [--target SIZE] [--methods a,b] [--format table|csv]
+    rectlaw methods
+    rectlaw summarize SWEEP_DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from lightning_rectlaw.evaluate import EVAL_METHODS, EVAL_RATIOS, evaluate
+from lightning_rectlaw.law import fit_laws, num_params
+from lightning_rectlaw.selection import DEFAULT_METHOD, METHODS, select
+from lightning_rectlaw.table import LossTable
+
+METHOD_LABELS = {
+    "ats": "AtS",
+    "zeroshot": "ZeroShot",
+    "subtuning": "SubTuning",
+    "modelsize": "ModelSize",
+    "ourfit": "OurFit",
+    "vanillafit": "VanillaFit",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.showwarning = _show_warning
+            return args.run(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"rectlaw {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _show_warning(message, category, *_args, **_kw) -> None:
+    print(f"rectlaw: warning: {message}", file=sys.stderr)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rectlaw",
+        description="Select the LLM to fine-tune with the rectified scaling law (Lin et al., ICML 2024).",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    f = sub.add_parser("fit", help="fit a scaling law to every candidate of a loss table")
+    f.add_argument("table", help="loss table CSV in the paper's format")
+    f.add_argument("--law", choices=["rectified", "vanilla"], default="rectified")
+    f.add_argument("--free-alpha", action="store_true", help="fit the exponent alpha too")
+    f.add_argument(
+        "--with-zero-shot", action="store_true", help="also fit the zero-shot point (rectified law only)"
+    )
+    _format(f, ["table", "csv", "json"])
+    f.set_defaults(run=_cmd_fit)
+
+    s = sub.add_parser("select", help="rank candidates using only data within a budget")
+    s.add_argument("table")
+    s.add_argument("--budget", required=True, help="ratio of the target ('1/8') or a size")
+    s.add_argument(
+        "--target",
+        type=float,
+        default=None,
+        help="full fine-tuning set size (default: the table's largest size)",
+    )
+    s.add_argument("--method", default=DEFAULT_METHOD, choices=sorted(METHODS))
+    s.add_argument("--level", type=float, default=0.95, help="prediction interval coverage")
+    _format(s, ["table", "csv", "json"])
+    s.set_defaults(run=_cmd_select)
+
+    e = sub.add_parser("evaluate", help="the paper's Tables 1/2: PearCorr and RelAcc per budget")
+    e.add_argument("table")
+    e.add_argument("--target", type=float, default=None)
+    e.add_argument(
+        "--methods",
+        default=",".join(EVAL_METHODS),
+        help=f"comma-separated (default: {','.join(EVAL_METHODS)})",
+    )
+    e.add_argument(
+        "--ratios",
+        default=",".join(map(str, EVAL_RATIOS)),
+        help="comma-separated budget ratios r (budget = target / r)",
+    )
+    _format(e, ["table", "csv"])
+    e.set_defaults(run=_cmd_evaluate)
+
+    m = sub.add_parser("methods", help="list the selectors")
+    m.set_defaults(run=_cmd_methods)
+
+    z = sub.add_parser("summarize", help="(re)write the selection summary of a sweep directory")
+    z.add_argument("sweep_dir")
+    z.set_defaults(run=_cmd_summarize)
+    return p
+
+
+def _format(p: argparse.ArgumentParser, choices: list[str]) -> None:
+    p.add_argument("--format", choices=choices, default="table", help="output format")
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+def _cmd_fit(args) -> int:
+    table = LossTable.read_csv(args.table)
+    sizes, losses = table.sizes, table.losses
+    if args.with_zero_shot:
+        if args.law == "vanilla":
+            raise ValueError("--with-zero-shot needs --law rectified: the vanilla law is infinite at size 0")
+        if table.zero_shot is None:
+            raise ValueError(f"--with-zero-shot: {args.table} has no zero-shot column '0'")
+        sizes = np.concatenate([[0.0], sizes])
+        losses = np.column_stack([table.zero_shot, losses])
+    need = num_params(args.law, args.free_alpha)
+    counts = np.isfinite(losses).sum(axis=1)
+    ok = np.flatnonzero(counts >= need)
+    fits = (
+        dict(
+            zip(
+                ok,
+                fit_laws(
+                    sizes,
+                    losses[ok],
+                    args.law,
+                    free_alpha=args.free_alpha,
+                    names=[table.names[i] for i in ok],
+                ),
+            )
+        )
+        if ok.size
+        else {}
+    )
+    rows = []
+    for i, name in enumerate(table.names):
+        f = fits.get(i)
+        if f is None:
+            rows.append(
+                {
+                    "name": name,
+                    "B": None,
+                    "pre_learned_size": None,
+                    "beta": None,
+                    "E": None,
+                    "alpha": None,
+                    "rmse_log": None,
+                    "n_points": int(counts[i]),
+                    "status": f"too few points ({counts[i]} < {need})",
+                }
+            )
+            continue
+        rows.append(
+            {
+                "name": name,
+                **f.params,
+                "rmse_log": f.rmse_log,
+                "n_points": int(f.sizes.size),
+                "status": "ok" if f.converged else "not converged",
+            }
+        )
+    _emit(rows, args.format)
+    return 0
+
+
+def _cmd_select(args) -> int:
+    table = LossTable.read_csv(args.table)
+    sel = select(table, args.method, budget=args.budget, target=args.target, level=args.level)
+    rows = []
+    for rank, c in enumerate(sel.candidates, start=1):
+        lo, hi = c.interval if c.interval is not None else (None, None)
+        rows.append(
+            {
+                "rank": rank if c.rankable else None,
+                "name": c.name,
+                "score": None if math.isnan(c.score) else c.score,
+                "predicted_loss": c.predicted_loss,
+                "interval_low": lo,
+                "interval_high": hi,
+                "points_used": len(c.sizes_used),
+                "status": "ok" if c.rankable else f"unrankable: {c.reason}",
+            }
+        )
+    if args.format == "table":
+        print(
+            f"method={sel.method} budget={sel.budget:g} target={sel.target:g} "
+            f"interval={sel.interval_level:.0%}"
+        )
+    if args.format == "json":
+        print(
+            json.dumps(
+                {
+                    "method": sel.method,
+                    "budget": sel.budget,
+                    "target": sel.target,
+                    "interval_level": sel.interval_level,
+                    "candidates": rows,
+                },
+                indent=2,
+            )
+        )
+    else:
+        _emit(rows, args.format)
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    table = LossTable.read_csv(args.table)
+    methods = [m.strip().lower() for m in args.methods.split(",") if m.strip()]
+    try:
+        ratios = [int(r) for r in args.ratios.split(",") if r.strip()]
+    except ValueError:
+        raise ValueError(f"--ratios must be comma-separated integers, got {args.ratios!r}") from None
+    results = evaluate(table, methods, ratios, target=args.target)
+    if args.format == "csv":
+        w = csv.writer(sys.stdout, lineterminator="\n")
+        w.writerow(["method", "ratio", "metric", "value"])
+        for r in results:
+            w.writerow([METHOD_LABELS.get(r.method, r.method), r.ratio, r.metric, f"{r.value:.1f}"])
+        return 0
+    rows = []
+    for metric in ("PearCorr", "RelAcc"):
+        for m in methods:
+            row: dict[str, Any] = {"metric": metric, "method": METHOD_LABELS.get(m, m)}
+            vals = [r.value for r in results if r.method == m and r.metric == metric]
+            row.update({f"1/{r}": v for r, v in zip(ratios, vals)})
+            row["mean"] = float(np.nanmean(vals))
+            rows.append(row)
+    _emit(rows, "table", digits=1)
+    return 0
+
+
+def _cmd_methods(args) -> int:
+    rows = [
+        {"method": name, "description": desc + (" (default)" if name == DEFAULT_METHOD else "")}
+        for name, (_, desc) in METHODS.items()
+    ]
+    _emit(rows, "table")
+    return 0
+
+
+def _cmd_summarize(args) -> int:
+    from lightning_rectlaw.summary import write_summary
+
+    paths = write_summary(args.sweep_dir)
+    for p in paths:
+        print(p)
+    return 0
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+def _cell(v: Any, digits: int) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf"
+        if v != 0 and (abs(v) >= 1e6 or abs(v) < 1e-3):
+            return f"{v:.{digits}e}"
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _emit(rows: list[dict[str, Any]], fmt: str, digits: int = 4) -> None:
+    if fmt == "json":
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        return
+    cols = list(rows[0])
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: "" if v is None else v for k, v in r.items()})
+        sys.stdout.write(buf.getvalue())
+        return
+    text = [[_cell(r.get(c), digits) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(t[j]) for t in text)) for j, c in enumerate(cols)]
+    numeric = [all(_is_num(r.get(c)) for r in rows) for c in cols]
+    fmt_row = lambda cells: "  ".join(  # noqa: E731
+        s.rjust(w) if num else s.ljust(w) for s, w, num in zip(cells, widths, numeric)
+    ).rstrip()
+    print(fmt_row(cols))
+    print(fmt_row(["-" * w for w in widths]))
+    for t in text:
+        print(fmt_row(t))
+
+
+def _is_num(v: Any) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

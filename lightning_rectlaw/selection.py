@@ -1,0 +1,316 @@
+"""Model selectors: rank candidates by predicted test loss after fine-tuning on the full set.
+
+Every selector reads only the points of a :class:`~lightning_rectlaw.table.LossTable` that lie
+within the data budget (subset sizes ``<= budget``, plus the zero-shot column where it uses it)
+and returns a :class:`Selection`: the ranking, each candidate's score (lower is better; the
+predicted target loss where the method predicts one), its interval where it has one, and the
+points each prediction used.
+
+Pure numpy/scipy: no torch, Lightning or Hydra import here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from lightning_rectlaw.law import FitResult, fit_laws, num_params
+from lightning_rectlaw.table import LossTable
+
+__all__ = [
+    "DEFAULT_METHOD",
+    "METHODS",
+    "CandidateScore",
+    "LineFit",
+    "Selection",
+    "accept_then_stop",
+    "select",
+]
+
+DEFAULT_METHOD = "ats"
+
+
+@dataclass(frozen=True)
+class LineFit:
+    """Least-squares line ``log L = intercept + slope * log D`` (the AtS power-phase fit)."""
+
+    slope: float
+    intercept: float
+    sizes: np.ndarray = field(repr=False)
+    losses: np.ndarray = field(repr=False)
+    rmse_log: float
+
+    def predict(self, sizes: Any) -> np.ndarray:
+        return np.exp(self.intercept + self.slope * np.log(np.asarray(sizes, dtype=float)))
+
+    def interval(self, size: float, level: float = 0.95) -> tuple[float, float]:
+        """Student-t prediction interval of ordinary least squares, in log space, exponentiated.
+
+        Unbounded ``(0, inf)`` with only two points (no residual degrees of freedom).
+        """
+        x, y = np.log(self.sizes), np.log(self.losses)
+        n = x.size
+        centre = float(np.log(self.predict(size)))
+        if n <= 2:
+            return 0.0, float("inf")
+        resid = y - (self.intercept + self.slope * x)
+        s2 = resid @ resid / (n - 2)
+        x0 = np.log(size)
+        se = np.sqrt(s2 * (1 + 1 / n + (x0 - x.mean()) ** 2 / np.sum((x - x.mean()) ** 2)))
+        half = stats.t.ppf(0.5 + level / 2, n - 2) * se
+        return float(np.exp(centre - half)), float(np.exp(centre + half))
+
+
+def fit_line(sizes: np.ndarray, losses: np.ndarray) -> LineFit:
+    x, y = np.log(sizes), np.log(losses)
+    slope, intercept = np.polyfit(x, y, 1)
+    resid = y - (intercept + slope * x)
+    return LineFit(
+        float(slope),
+        float(intercept),
+        np.asarray(sizes, dtype=float),
+        np.asarray(losses, dtype=float),
+        float(np.sqrt(np.mean(resid**2))),
+    )
+
+
+@dataclass(frozen=True)
+class CandidateScore:
+    """One candidate's outcome under a selector.
+
+    Attributes:
+        name: the candidate.
+        score: lower is better; ``nan`` when the candidate is unrankable.
+        predicted_loss: predicted test loss at the target size (methods that predict one).
+        interval: ``(low, high)`` prediction interval of ``predicted_loss`` where available.
+        sizes_used: subset sizes whose losses the score used (0 = the zero-shot point).
+        fit: the fitted law or line, where the method fits one.
+        reason: why the candidate is unrankable (``None`` when it is ranked).
+    """
+
+    name: str
+    score: float
+    predicted_loss: float | None = None
+    interval: tuple[float, float] | None = None
+    sizes_used: tuple[float, ...] = ()
+    fit: FitResult | LineFit | None = None
+    reason: str | None = None
+
+    @property
+    def rankable(self) -> bool:
+        return self.reason is None
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The result of a selector on a table: ranked candidates then unrankable ones."""
+
+    method: str
+    budget: float
+    target: float
+    candidates: tuple[CandidateScore, ...]
+    interval_level: float = 0.95
+
+    @property
+    def ranking(self) -> tuple[str, ...]:
+        """Rankable candidates, best (lowest score) first."""
+        return tuple(c.name for c in self.candidates if c.rankable)
+
+    @property
+    def best(self) -> str:
+        if not self.ranking:
+            raise ValueError(
+                f"no candidate is rankable under {self.method!r}: "
+                + "; ".join(f"{c.name}: {c.reason}" for c in self.candidates)
+            )
+        return self.ranking[0]
+
+    @property
+    def unrankable(self) -> dict[str, str]:
+        return {c.name: c.reason for c in self.candidates if c.reason is not None}
+
+    def scores_for(self, names: tuple[str, ...]) -> np.ndarray:
+        """Scores aligned with ``names`` (``nan`` for unrankable)."""
+        by_name = {c.name: c.score for c in self.candidates}
+        return np.array([by_name[n] for n in names], dtype=float)
+
+
+# --- the selectors ----------------------------------------------------------------------------
+
+Selector = Callable[..., list[CandidateScore]]
+
+
+def _in_budget(table: LossTable, budget: float) -> tuple[np.ndarray, np.ndarray]:
+    keep = table.sizes <= budget * (1 + 1e-9)
+    return table.sizes[keep], table.losses[:, keep]
+
+
+def accept_then_stop(
+    sizes: np.ndarray, losses: np.ndarray, k: int = 3, delta: float = 5.0
+) -> tuple[LineFit | None, str | None]:
+    """The paper's AtS point selection on one candidate's curve.
+
+    Walking down from the largest subset: the ``k`` largest points are accepted; each next
+    (smaller) point is accepted while its log-loss lies within ``delta`` residual standard
+    deviations of the line fitted in log-log space to the points accepted so far, and the walk
+    stops at the first point that does not. The final line is fitted to every accepted point.
+
+    Missing points (``NaN``) are skipped. Returns the line fit, or ``None`` with the reason
+    when fewer than ``k`` points are available.
+    """
+    ok = np.isfinite(losses)
+    s, y = sizes[ok][::-1], losses[ok][::-1]
+    if s.size < k:
+        return None, f"AtS needs k={k} points within the budget, found {s.size}"
+    n = k
+    while n < s.size:
+        line = fit_line(s[:n], y[:n])
+        resid = np.log(y[:n]) - np.log(line.predict(s[:n]))
+        sigma = np.std(resid)
+        if abs(np.log(y[n]) - np.log(line.predict(s[n]))) > delta * sigma:
+            break
+        n += 1
+    return fit_line(s[:n], y[:n]), None
+
+
+def _ats(table, budget, target, level, k: int = 3, delta: float = 5.0):
+    if k < 2:
+        raise ValueError(f"`k` must be at least 2 to fit a line, got {k}")
+    if delta <= 0:
+        raise ValueError(f"`delta` must be positive, got {delta}")
+    sizes, losses = _in_budget(table, budget)
+    out = []
+    for name, row in zip(table.names, losses):
+        line, reason = accept_then_stop(sizes, row, k=k, delta=delta)
+        if line is None:
+            out.append(CandidateScore(name, np.nan, reason=reason))
+            continue
+        pred = float(line.predict(target))
+        out.append(
+            CandidateScore(name, pred, pred, line.interval(target, level), tuple(line.sizes.tolist()), line)
+        )
+    return out
+
+
+def _subtuning(table, budget, target, level):
+    sizes, losses = _in_budget(table, budget)
+    size = float(sizes[-1])
+    out = []
+    for name, loss in zip(table.names, losses[:, -1]):
+        if np.isnan(loss):
+            out.append(CandidateScore(name, np.nan, reason=f"no loss at the budget size {size:g}"))
+        else:
+            out.append(CandidateScore(name, float(loss), sizes_used=(size,)))
+    return out
+
+
+def _zeroshot(table, budget, target, level):
+    if table.zero_shot is None:
+        raise ValueError("`zeroshot` needs the zero-shot column '0' in the table")
+    return [
+        CandidateScore(name, float(z), sizes_used=(0.0,))
+        if np.isfinite(z)
+        else CandidateScore(name, np.nan, reason="no zero-shot loss")
+        for name, z in zip(table.names, table.zero_shot)
+    ]
+
+
+def _modelsize(table, budget, target, level):
+    if table.num_params is None:
+        raise ValueError("`modelsize` needs the parameter-count column 'size' in the table")
+    return [
+        CandidateScore(name, -float(np.log(p)))
+        if np.isfinite(p) and p > 0
+        else CandidateScore(name, np.nan, reason="no parameter count")
+        for name, p in zip(table.names, table.num_params)
+    ]
+
+
+def _lawfit(table, budget, target, level, law: str, with_zero_shot: bool, **fit_kw):
+    sizes, losses = _in_budget(table, budget)
+    if with_zero_shot and table.zero_shot is not None:
+        sizes = np.concatenate([[0.0], sizes])
+        losses = np.column_stack([table.zero_shot, losses])
+    need = num_params(law, fit_kw.get("free_alpha", False))
+    counts = np.isfinite(losses).sum(axis=1)
+    fittable = np.flatnonzero(counts >= need)
+    fits = {}
+    if fittable.size:
+        names = [table.names[i] for i in fittable]
+        for i, f in zip(fittable, fit_laws(sizes, losses[fittable], law, names=names, **fit_kw)):
+            fits[i] = f
+    out = []
+    for i, name in enumerate(table.names):
+        if i not in fits:
+            out.append(
+                CandidateScore(
+                    name,
+                    np.nan,
+                    reason=f"the {law} law needs {need} points within the budget, found {counts[i]}",
+                )
+            )
+            continue
+        f = fits[i]
+        pred = float(f.predict(target))
+        lo, hi = f.interval(target, level)
+        out.append(CandidateScore(name, pred, pred, (float(lo), float(hi)), tuple(f.sizes.tolist()), f))
+    return out
+
+
+def _ourfit(table, budget, target, level, **fit_kw):
+    return _lawfit(table, budget, target, level, "rectified", True, **fit_kw)
+
+
+def _vanillafit(table, budget, target, level, **fit_kw):
+    return _lawfit(table, budget, target, level, "vanilla", False, **fit_kw)
+
+
+METHODS: dict[str, tuple[Selector, str]] = {
+    "ats": (_ats, "Accept then Stop: log-log line on the power-phase points, extrapolated"),
+    "ourfit": (_ourfit, "rectified law fitted to all in-budget points incl. zero-shot"),
+    "vanillafit": (_vanillafit, "vanilla law B/D^beta + E fitted to all in-budget points"),
+    "subtuning": (_subtuning, "loss after fine-tuning on the budget-size subset"),
+    "zeroshot": (_zeroshot, "loss without fine-tuning"),
+    "modelsize": (_modelsize, "largest model first (score = -log parameter count)"),
+}
+
+
+def select(
+    table: LossTable,
+    method: str = DEFAULT_METHOD,
+    budget: float | str = "1/8",
+    target: float | None = None,
+    level: float = 0.95,
+    **options: Any,
+) -> Selection:
+    """Rank the candidates of ``table`` with ``method`` using only data within ``budget``.
+
+    Args:
+        table: the measured losses.
+        method: one of :data:`METHODS` (default ``"ats"``).
+        budget: largest subset size the selector may use: a ratio of ``target`` (``"1/8"``,
+            ``0.125``) or an absolute size (``204800``).
+        target: the full fine-tuning set size to predict for (default: the table's largest size).
+        level: coverage of the prediction intervals.
+        **options: method options, e.g. ``k`` and ``delta`` for AtS, ``free_alpha`` for fits.
+
+    Example::
+
+        table = LossTable.read_csv("flan.csv")
+        select(table, "ats", budget="1/8").ranking[:3]
+    """
+    if method not in METHODS:
+        raise ValueError(f"`method` should be one of {sorted(METHODS)}, got {method!r}")
+    target = table.max_size if target is None else float(target)
+    if not np.isfinite(target) or target <= 0:
+        raise ValueError(f"`target` must be a positive size, got {target!r}")
+    budget_size = table.resolve_budget(budget, target)
+    scored = METHODS[method][0](table, budget_size, target, level, **options)
+    ranked = sorted((c for c in scored if c.rankable), key=lambda c: c.score)
+    return Selection(
+        method, budget_size, target, tuple(ranked) + tuple(c for c in scored if not c.rankable), level
+    )

@@ -1,0 +1,298 @@
+"""`LossTable`: test losses of candidate models fine-tuned on nested subsets, in the paper's CSV format.
+
+The format (one row per candidate)::
+
+    config name,0,200,400,...,1638400,size,family
+    gpt2,4.61,3.92,3.87,...,1.81,124439808,GPT2
+
+Column ``0`` is the zero-shot loss, numeric columns are subset sizes, ``size`` the parameter
+count and ``family`` the model family; all but the name and at least one size are optional.
+An empty (or ``nan``) cell is a missing run; any other non-number is an error.
+
+Pure python/numpy: no torch, Lightning or Hydra import here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["LossTable", "TableError", "atomic_write_text"]
+
+NAME_COLUMN = "config name"
+_MISSING = {"", "nan", "na", "none"}
+
+
+class TableError(ValueError):
+    """A loss table is malformed; the message names the row/column and the fix."""
+
+
+@dataclass(frozen=True)
+class LossTable:
+    """Test losses of candidates (rows) at nested fine-tuning subset sizes (columns).
+
+    Attributes:
+        names: candidate names (e.g. Hugging Face ids), unique.
+        sizes: subset sizes, strictly increasing, all positive.
+        losses: ``(n_candidates, n_sizes)`` test losses; ``NaN`` marks a missing run.
+        zero_shot: ``(n_candidates,)`` loss without fine-tuning (``NaN`` where unknown), or ``None``.
+        num_params: ``(n_candidates,)`` parameter counts (``NaN`` where unknown), or ``None``.
+        families: model family per candidate, or ``None``.
+    """
+
+    names: tuple[str, ...]
+    sizes: np.ndarray
+    losses: np.ndarray
+    zero_shot: np.ndarray | None = None
+    num_params: np.ndarray | None = None
+    families: tuple[str, ...] | None = None
+    source: str = field(default="<memory>", compare=False)
+
+    def __post_init__(self) -> None:
+        sizes = np.asarray(self.sizes, dtype=float)
+        losses = np.atleast_2d(np.asarray(self.losses, dtype=float))
+        object.__setattr__(self, "names", tuple(str(n) for n in self.names))
+        object.__setattr__(self, "sizes", sizes)
+        object.__setattr__(self, "losses", losses)
+        n = len(self.names)
+        if losses.shape != (n, sizes.size):
+            raise TableError(
+                f"`losses` must have shape (candidates, sizes) = ({n}, {sizes.size}), got {losses.shape}"
+            )
+        if len(set(self.names)) != n:
+            dup = sorted({x for x in self.names if self.names.count(x) > 1})
+            raise TableError(f"candidate names must be unique, repeated: {dup}")
+        if sizes.size == 0:
+            raise TableError("a loss table needs at least one subset-size column")
+        if np.any(~np.isfinite(sizes)) or np.any(sizes <= 0):
+            raise TableError(
+                f"subset sizes must be positive, got {sizes.tolist()} "
+                "(the zero-shot loss goes in `zero_shot`, column '0')"
+            )
+        if np.any(np.diff(sizes) <= 0):
+            raise TableError(f"subset sizes must be distinct and increasing, got {sizes.tolist()}")
+        for attr in ("zero_shot", "num_params"):
+            col = getattr(self, attr)
+            if col is not None:
+                col = np.asarray(col, dtype=float).ravel()
+                if col.size != n:
+                    raise TableError(f"`{attr}` needs one value per candidate ({n}), got {col.size}")
+                object.__setattr__(self, attr, col)
+        if self.families is not None:
+            object.__setattr__(self, "families", tuple(str(f) for f in self.families))
+        for i, name in enumerate(self.names):
+            row = np.concatenate([losses[i], [] if self.zero_shot is None else [self.zero_shot[i]]])
+            bad = row[~np.isnan(row)]
+            if np.any(~np.isfinite(bad)) or np.any(bad <= 0):
+                raise TableError(
+                    f"losses must be finite and positive, candidate {name!r} has "
+                    f"{bad[~np.isfinite(bad) | (bad <= 0)].tolist()}; leave a failed "
+                    "run's cell empty instead"
+                )
+
+    # --- access --------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def max_size(self) -> float:
+        return float(self.sizes[-1])
+
+    def column(self, size: float) -> np.ndarray:
+        """Losses of every candidate at subset ``size`` (must be a column of the table)."""
+        idx = np.flatnonzero(self.sizes == size)
+        if idx.size == 0:
+            raise TableError(
+                f"size {_fmt_size(size)} is not a column of {self.source}; "
+                f"available sizes: {[_fmt_size(s) for s in self.sizes]}"
+            )
+        return self.losses[:, idx[0]]
+
+    def resolve_budget(self, budget: float | str, target: float | None = None) -> float:
+        """Turn a budget (``"1/8"``, ``0.125`` or an absolute size like ``204800``) into a size.
+
+        A ratio is taken relative to ``target`` (default: the largest size). The budget must lie
+        between the smallest and the largest subset size of the table.
+        """
+        target = self.max_size if target is None else float(target)
+        value = parse_budget(budget)
+        size = value * target if value <= 1 else value
+        if size > self.max_size * (1 + 1e-9):
+            raise TableError(
+                f"budget {budget!r} ({_fmt_size(size)} examples) is larger than the "
+                f"largest subset in {self.source} ({_fmt_size(self.max_size)}); "
+                "use a smaller budget or add the larger runs"
+            )
+        if size < self.sizes[0] * (1 - 1e-9):
+            raise TableError(
+                f"budget {budget!r} ({_fmt_size(size)} examples) is smaller than the "
+                f"smallest subset in {self.source} ({_fmt_size(self.sizes[0])}); "
+                "use a larger budget"
+            )
+        return size
+
+    def subset(self, names: Sequence[str]) -> LossTable:
+        """The rows for ``names``, in that order."""
+        idx = [self.names.index(n) for n in names]
+        pick = lambda a: None if a is None else a[idx]  # noqa: E731
+        fam = None if self.families is None else tuple(self.families[i] for i in idx)
+        return LossTable(
+            tuple(names),
+            self.sizes,
+            self.losses[idx],
+            pick(self.zero_shot),
+            pick(self.num_params),
+            fam,
+            self.source,
+        )
+
+    # --- CSV -----------------------------------------------------------------------------------
+
+    @classmethod
+    def read_csv(cls, path: str | os.PathLike) -> LossTable:
+        """Read a table in the paper's CSV format; errors name the row and column."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as err:
+            raise TableError(f"cannot read loss table {str(path)!r}: {err.strerror}") from err
+        return cls.from_csv_text(text, source=str(path))
+
+    @classmethod
+    def from_csv_text(cls, text: str, source: str = "<text>") -> LossTable:
+        rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
+        if not rows:
+            raise TableError(
+                f"{source} is empty: expected a header row '{NAME_COLUMN},0,200,...,size,family'"
+            )
+        header = [h.strip() for h in rows[0]]
+        size_cols, zero_col, size_col, fam_col = [], None, None, None
+        for j, h in enumerate(header[1:], start=1):
+            if h == "size":
+                size_col = j
+            elif h == "family":
+                fam_col = j
+            else:
+                try:
+                    v = float(h)
+                except ValueError:
+                    raise TableError(
+                        f"{source}: header column {j + 1} {h!r} is neither a subset "
+                        "size, 'size' nor 'family'; rename or remove it"
+                    ) from None
+                if v == 0:
+                    zero_col = j
+                else:
+                    size_cols.append((v, j))
+        if not size_cols:
+            raise TableError(f"{source}: the header has no subset-size columns (e.g. 200, 400, ...)")
+        size_cols.sort()
+        names, losses, zero, params, fams = [], [], [], [], []
+        for i, row in enumerate(rows[1:], start=2):
+            if len(row) != len(header):
+                raise TableError(
+                    f"{source}, row {i}: {len(row)} cells but the header has "
+                    f"{len(header)}; fix the row's commas"
+                )
+            names.append(row[0].strip())
+            losses.append([_cell(row, j, header, i, source) for _, j in size_cols])
+            zero.append(_cell(row, zero_col, header, i, source) if zero_col else math.nan)
+            params.append(_cell(row, size_col, header, i, source) if size_col else math.nan)
+            fams.append(row[fam_col].strip() if fam_col else "")
+        if not names:
+            raise TableError(f"{source} has a header but no candidate rows")
+        return cls(
+            names=tuple(names),
+            sizes=np.array([v for v, _ in size_cols]),
+            losses=np.array(losses, dtype=float).reshape(len(names), len(size_cols)),
+            zero_shot=np.array(zero) if zero_col else None,
+            num_params=np.array(params) if size_col else None,
+            families=tuple(fams) if fam_col else None,
+            source=source,
+        )
+
+    def to_csv_text(self) -> str:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        header = [NAME_COLUMN] + (["0"] if self.zero_shot is not None else [])
+        header += [_fmt_size(s) for s in self.sizes]
+        header += ["size"] if self.num_params is not None else []
+        header += ["family"] if self.families is not None else []
+        w.writerow(header)
+        for i, name in enumerate(self.names):
+            row = [name] + ([_num(self.zero_shot[i])] if self.zero_shot is not None else [])
+            row += [_num(v) for v in self.losses[i]]
+            if self.num_params is not None:
+                row.append(_num(self.num_params[i], integer=True))
+            if self.families is not None:
+                row.append(self.families[i])
+            w.writerow(row)
+        return buf.getvalue()
+
+    def write_csv(self, path: str | os.PathLike) -> None:
+        """Write the table in the paper's format, atomically (a temp file renamed into place)."""
+        atomic_write_text(path, self.to_csv_text())
+
+
+def parse_budget(budget: float | str) -> float:
+    """``"1/8"`` → 0.125, ``"0.125"`` → 0.125, ``"204800"`` → 204800.0; positive or an error."""
+    text = str(budget).strip()
+    try:
+        if "/" in text:
+            num, den = text.split("/", 1)
+            value = float(num) / float(den)
+        else:
+            value = float(text)
+    except (ValueError, ZeroDivisionError):
+        raise TableError(f"budget {budget!r} is not a ratio like '1/8' or a size like '204800'") from None
+    if not math.isfinite(value) or value <= 0:
+        raise TableError(f"budget must be positive, got {budget!r}")
+    return value
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file in the same directory and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _cell(row: list[str], j: int, header: list[str], i: int, source: str) -> float:
+    text = row[j].strip()
+    if text.lower() in _MISSING:
+        return math.nan
+    try:
+        return float(text)
+    except ValueError:
+        raise TableError(
+            f"{source}, row {i} ({row[0].strip()!r}), column {header[j]!r}: "
+            f"{text!r} is not a number; leave the cell empty for a missing run"
+        ) from None
+
+
+def _fmt_size(s: float) -> str:
+    return str(int(s)) if float(s).is_integer() else repr(float(s))
+
+
+def _num(v: float, integer: bool = False) -> str:
+    if math.isnan(v):
+        return ""
+    return str(int(v)) if integer and float(v).is_integer() else repr(float(v))

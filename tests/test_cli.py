@@ -1,0 +1,80 @@
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from lightning_rectlaw.cli import main
+
+CSV = """config name,0,200,400,800,1600,3200,6400,size,family
+a,4.0,3.00,2.90,2.75,2.55,2.30,2.05,100,X
+b,5.0,3.50,3.30,3.05,2.80,2.25,2.20,200,Y
+c,4.5,2.80,2.78,2.74,2.68,2.58,2.44,300,Y
+"""
+
+
+@pytest.fixture
+def table(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_text(CSV)
+    return p
+
+
+def test_fit_json_has_parameters_and_rmse(table, capsys):
+    assert main(["fit", str(table), "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == ["a", "b", "c"]
+    assert {"B", "pre_learned_size", "beta", "E", "alpha", "rmse_log"} <= set(rows[0])
+    assert all(r["n_points"] == 6 for r in rows)  # zero-shot excluded by default
+
+
+def test_select_table_and_csv(table, capsys):
+    assert main(["select", str(table), "--budget", "1/2", "--target", "6400"]) == 0
+    out = capsys.readouterr().out
+    assert "method=ats budget=3200" in out and "interval_low" in out
+    assert main(["select", str(table), "--budget", "3200", "--method", "subtuning", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["name"] for r in rows] == ["b", "a", "c"]  # ascending loss at 3200
+
+
+def test_evaluate_csv_columns(table, capsys):
+    assert (
+        main(
+            ["evaluate", str(table), "--methods", "subtuning,zeroshot", "--ratios", "2,4", "--format", "csv"]
+        )
+        == 0
+    )
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert list(rows[0]) == ["method", "ratio", "metric", "value"]
+    assert {r["method"] for r in rows} == {"SubTuning", "ZeroShot"}
+    assert {r["ratio"] for r in rows} == {"2", "4"}
+
+
+def test_methods_marks_the_default(capsys):
+    assert main(["methods"]) == 0
+    lines = [x for x in capsys.readouterr().out.splitlines() if "(default)" in x]
+    assert len(lines) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["select", "{t}", "--budget", "1/100"], "smaller than the smallest subset"),
+        (["select", "{t}", "--budget", "99999"], "larger than the largest subset"),
+        (["evaluate", "{t}", "--target", "5000"], "size 5000 is not a column"),
+        (["evaluate", "{t}", "--methods", "nope"], "unknown method"),
+        (["fit", "{t}", "--law", "vanilla", "--with-zero-shot"], "needs --law rectified"),
+        (["fit", "missing.csv"], "cannot read loss table"),
+    ],
+)
+def test_bad_input_exits_2_with_message(table, capsys, args, match):
+    assert main([a.format(t=table) for a in args]) == 2
+    assert match in capsys.readouterr().err
+
+
+def test_console_script_and_module_entry_point(table):
+    for cmd in (["rectlaw"], [sys.executable, "-m", "lightning_rectlaw"]):
+        out = subprocess.run([*cmd, "methods"], capture_output=True, text=True, check=True)
+        assert "ats" in out.stdout

@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+
+from lightning_rectlaw.law import law_value
+from lightning_rectlaw.metrics import pearcorr, relacc
+from lightning_rectlaw.selection import METHODS, accept_then_stop, select
+from lightning_rectlaw.table import LossTable
+
+SIZES = 200.0 * 2 ** np.arange(14)
+
+
+def _table(missing=False):
+    params = [(800, 150, 0.55, 1.2), (300, 40, 0.4, 0.9), (2000, 900, 0.7, 1.0)]
+    losses = np.array([law_value(SIZES, B, b, E, dl) for B, dl, b, E in params])
+    zero = np.array([law_value(0, B, b, E, dl) for B, dl, b, E in params])
+    if missing:
+        losses[1, -5] = np.nan
+    return LossTable(("a", "b", "c"), SIZES, losses, zero, np.array([1e8, 3e8, 1e9]))
+
+
+def test_ats_accepts_power_phase_and_stops_at_the_transition():
+    # Pure power law above 3200, flat below: AtS must stop at the flat part.
+    sizes = SIZES[:11]
+    noise = np.exp(0.003 * (-1.0) ** np.arange(sizes.size))  # alternating, so sigma > 0
+    losses = np.where(sizes >= 3200, 50 * sizes**-0.3, 50 * 3200.0**-0.3) * noise
+    line, reason = accept_then_stop(sizes, losses)
+    assert reason is None
+    assert line.sizes.min() == 3200
+    assert line.slope == pytest.approx(-0.3, abs=0.01)
+
+
+def test_ats_reports_too_few_points():
+    line, reason = accept_then_stop(SIZES[:2], np.array([2.0, 1.9]))
+    assert line is None and "k=3" in reason
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_ranks_all_candidates(method):
+    sel = select(_table(), method, budget="1/8")
+    assert sorted(sel.ranking) == ["a", "b", "c"]
+    scores = [c.score for c in sel.candidates]
+    assert scores == sorted(scores)
+
+
+def test_selection_uses_only_points_within_the_budget():
+    sel = select(_table(), "ourfit", budget="1/16")
+    for c in sel.candidates:
+        assert max(c.sizes_used) <= SIZES[-1] / 16
+        assert 0.0 in c.sizes_used  # OurFit includes the zero-shot point
+
+
+def test_fit_methods_predict_the_true_target_on_exact_curves():
+    t = _table()
+    sel = select(t, "ourfit", budget="1/8")
+    for c in sel.candidates:
+        true = t.losses[t.names.index(c.name), -1]
+        assert c.predicted_loss == pytest.approx(true, rel=1e-3)
+        assert c.interval[0] <= c.predicted_loss <= c.interval[1]
+
+
+def test_missing_cell_is_skipped_and_unfittable_candidate_is_unrankable():
+    t = _table(missing=True)
+    sel = select(t, "ats", budget="1/8")
+    b = next(c for c in sel.candidates if c.name == "b")
+    assert SIZES[-5] not in b.sizes_used
+    losses = t.losses.copy()
+    losses[2, :] = np.nan
+    losses[2, 0] = 3.0
+    sel = select(LossTable(t.names, t.sizes, losses, t.zero_shot), "vanillafit", budget="1/8")
+    assert sel.ranking == ("b", "a") or sel.ranking == ("a", "b")
+    assert "needs 3 points" in sel.unrankable["c"]
+
+
+def test_select_rejects_bad_options():
+    with pytest.raises(ValueError, match="`method` should be one of"):
+        select(_table(), "magic")
+    with pytest.raises(ValueError, match="`delta` must be positive"):
+        select(_table(), "ats", delta=0)
+    with pytest.raises(ValueError, match="larger than the largest subset"):
+        select(_table(), "ats", budget=1e9)
+
+
+def test_metrics_against_reference_formulas():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=30), rng.normal(size=30)
+    ref = np.sum((a - a.mean()) * (b - b.mean())) / np.sqrt(
+        np.sum((a - a.mean()) ** 2) * np.sum((b - b.mean()) ** 2)
+    )
+    assert pearcorr(a, b) == pytest.approx(100 * ref)
+    assert relacc(1.0, np.array([1.0, 2.0])) == 100.0
+    assert relacc(2.0, np.array([1.0, 2.0])) == 0.0
