@@ -62,8 +62,10 @@ def main() -> None:
     ap.add_argument("--copies", type=int, default=100, help="curves = table rows x copies")
     args = ap.parse_args()
     if not args.table.exists():
-        raise SystemExit(f"benchmark table {args.table} not found: pass --table (e.g. the paper's "
-                         "flan.csv from ../shared/benchmark)")
+        raise SystemExit(
+            f"benchmark table {args.table} not found: pass --table (e.g. the paper's "
+            "flan.csv from ../shared/benchmark)"
+        )
     warnings.simplefilter("ignore")
     table = LossTable.read_csv(args.table)
     n = len(table)
@@ -78,13 +80,19 @@ def main() -> None:
 
     print(f"table: {args.table} ({n} curves x {table.sizes.size} points)")
     print(f"baseline scipy per-curve fit   : {t_base:8.3f} s  ({n / t_base:9.1f} curves/s)")
-    print(f"rectified fit, {n:5d} curves     : {t_ours:8.3f} s  ({n / t_ours:9.1f} curves/s)"
-          f"  speed-up x{t_base / t_ours:.1f}")
-    print(f"rectified fit, {many.shape[0]:5d} curves     : {t_many:8.3f} s"
-          f"  ({many.shape[0] / t_many:9.1f} curves/s)"
-          f"  speed-up x{(t_base / n) / (t_many / many.shape[0]):.1f}")
-    print(f"evaluate, 6 methods x 7 ratios : {t_eval:8.3f} s  (target < 2 s on 2 cores;"
-          f" {t_eval / t_base:.2f} x one baseline table fit)")
+    print(
+        f"rectified fit, {n:5d} curves     : {t_ours:8.3f} s  ({n / t_ours:9.1f} curves/s)"
+        f"  speed-up x{t_base / t_ours:.1f}"
+    )
+    print(
+        f"rectified fit, {many.shape[0]:5d} curves     : {t_many:8.3f} s"
+        f"  ({many.shape[0] / t_many:9.1f} curves/s)"
+        f"  speed-up x{(t_base / n) / (t_many / many.shape[0]):.1f}"
+    )
+    print(
+        f"evaluate, 6 methods x 7 ratios : {t_eval:8.3f} s  (target < 2 s on 2 cores;"
+        f" {t_eval / t_base:.2f} x one baseline table fit)"
+    )
 
 
 if __name__ == "__main__":

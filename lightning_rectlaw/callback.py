@@ -1,0 +1,414 @@
+"""`RectifiedLawCallback`: measure a candidate's fine-tuning scaling curve inside the user's Trainer.
+
+Mechanism (chosen deliberately, see ../shared/STYLE.md on the tuner callbacks): in
+``on_fit_start`` the callback snapshots the module's weights and runs every subset with a **fresh
+``Trainer``** built from the user's Trainer settings (epochs/steps, precision, clipping,
+accumulation, accelerator, validation limits), then restores the snapshot. A fresh Trainer gives
+each subset a fresh optimizer, scheduler, loop state and dataloaders without touching Lightning's
+private loop internals, which is where the in-loop tuner callbacks have had their bugs. The
+user's own callbacks are not passed to the subset runs (so ModelCheckpoint never saves a subset
+model) and keep working in the user's fit. After the runs the user's Trainer stops
+(``trainer.should_stop``) unless ``continue_fit=True``, in which case it fine-tunes on the full
+train set from the original weights as it would have without the callback.
+
+Only single-device strategies are supported for the subset runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback, TQDMProgressBar
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from typing_extensions import override
+
+from lightning_rectlaw.datamodule import NestedSubsetDataModule
+from lightning_rectlaw.law import fit_law
+from lightning_rectlaw.selection import DEFAULT_METHOD, METHODS, accept_then_stop, select
+from lightning_rectlaw.table import LossTable, atomic_write_text
+
+__all__ = ["RectifiedLawCallback", "RectifiedLawResult"]
+
+RESULT_FILE = "rectlaw_result.json"
+
+
+@dataclass
+class RectifiedLawResult:
+    """What the callback measured and predicted for one candidate.
+
+    Attributes:
+        sizes, losses: subset sizes run (largest first) and their test losses (failed runs
+            excluded; see ``failed``).
+        zero_shot_loss: loss before fine-tuning, when measured.
+        failed: subset size → reason, for runs that diverged (non-finite loss).
+        method: the selector used for the prediction.
+        target_size: the full fine-tuning set size predicted for.
+        predicted_loss, interval: predicted test loss at ``target_size`` and its interval.
+        law: fitted rectified-law parameters (``None`` with too few points).
+        vanilla_law: fitted vanilla-law parameters (``None`` with too few points).
+        examples_processed: training examples seen across subset runs (size × epochs).
+        seconds: wall time of the subset runs.
+        status: ``"ok"`` or why no prediction could be made.
+    """
+
+    sizes: list[int] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    zero_shot_loss: float | None = None
+    failed: dict[int, str] = field(default_factory=dict)
+    method: str = DEFAULT_METHOD
+    target_size: int = 0
+    predicted_loss: float | None = None
+    interval: tuple[float, float] | None = None
+    interval_level: float = 0.95
+    law: dict[str, float] | None = None
+    vanilla_law: dict[str, float] | None = None
+    examples_processed: int = 0
+    seconds: float = 0.0
+    device: str = "cpu"
+    status: str = "pending"
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d["failed"] = {str(k): v for k, v in self.failed.items()}
+        return json.dumps(d, indent=2, allow_nan=False, default=float)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RectifiedLawResult:
+        d = dict(d)
+        d["failed"] = {int(k): v for k, v in d.get("failed", {}).items()}
+        if d.get("interval") is not None:
+            d["interval"] = tuple(d["interval"])
+        return cls(**d)
+
+
+class RectifiedLawCallback(Callback):
+    """Run a candidate on nested subsets, fit the rectified law and predict its full-data loss.
+
+    Args:
+        method: selector for the prediction (default ``"ats"``; any of ``rectlaw methods``).
+        k, delta: AtS parameters (default 3 and 5, as in the paper).
+        schedule: ``"ats"`` (default) runs largest subset first and stops when AtS detects the
+            phase transition; ``"all"`` runs every size down to ``min_size``.
+        monitor: the metric the module logs during validation whose value is the test loss
+            (default ``"val_loss"``).
+        zero_shot: also measure the loss before fine-tuning (default ``False``; needed by the
+            ``ourfit`` method and shown in the plots).
+        continue_fit: after the subset runs, go on with the user's fit on the full train set from
+            the original weights (default ``False``: stop the Trainer).
+        results_dir: directory for per-subset results; with it set, a re-run skips subsets that
+            already finished with the same model, data, seed and settings. Default: the logger's
+            directory (no resume across runs with a new logger version).
+        level: coverage of the prediction interval (default 0.95).
+
+    Example::
+
+        law = RectifiedLawCallback()
+        trainer = L.Trainer(max_epochs=3, callbacks=[law])
+        trainer.fit(model, datamodule=NestedSubsetDataModule(my_datamodule, budget=1/8))
+        law.result.predicted_loss
+
+    Raises:
+        ValueError: bad options; the metric ``monitor`` never logged; a multi-device strategy.
+        TypeError: the Trainer's datamodule is not a :class:`NestedSubsetDataModule`.
+    """
+
+    def __init__(
+        self,
+        method: str = DEFAULT_METHOD,
+        k: int = 3,
+        delta: float = 5.0,
+        schedule: str = "ats",
+        monitor: str = "val_loss",
+        zero_shot: bool = False,
+        continue_fit: bool = False,
+        results_dir: str | Path | None = None,
+        level: float = 0.95,
+    ) -> None:
+        if method not in METHODS:
+            raise ValueError(f"`method` should be one of {sorted(METHODS)}, got {method!r}")
+        if schedule not in ("ats", "all"):
+            raise ValueError(f"`schedule` should be 'ats' or 'all', got {schedule!r}")
+        if k < 2:
+            raise ValueError(f"`k` must be at least 2, got {k}")
+        if not delta > 0:
+            raise ValueError(f"`delta` must be positive, got {delta}")
+        self.method, self.k, self.delta, self.schedule = method, int(k), float(delta), schedule
+        self.monitor, self.zero_shot, self.continue_fit = monitor, zero_shot, continue_fit
+        self.results_dir = Path(results_dir) if results_dir is not None else None
+        self.level = level
+        self.result: RectifiedLawResult | None = None
+
+    # --- hooks ---------------------------------------------------------------------------------
+
+    @override
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        dm = trainer.datamodule
+        if not isinstance(dm, NestedSubsetDataModule):
+            raise TypeError(
+                "RectifiedLawCallback needs the Trainer's datamodule to be a "
+                "NestedSubsetDataModule: trainer.fit(model, datamodule="
+                "NestedSubsetDataModule(your_datamodule, budget=1/8))"
+            )
+        if trainer.num_devices > 1 or trainer.num_nodes > 1:
+            raise ValueError(
+                "RectifiedLawCallback runs subsets on a single device; use one device "
+                "per candidate (e.g. Hydra's joblib/submitit launchers with devices=1)"
+            )
+        out_dir = self._out_dir(trainer)
+        snapshot = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()}
+        device = trainer.strategy.root_device
+        result = RectifiedLawResult(
+            method=self.method, target_size=dm.target, interval_level=self.level, device=str(device)
+        )
+        key = _fingerprint(pl_module, dm, trainer, self.monitor, snapshot)
+        t0 = time.perf_counter()
+        try:
+            if self.zero_shot:
+                result.zero_shot_loss = self._cached_or_run(
+                    out_dir, key, 0, lambda: self._validate(trainer, pl_module, dm)
+                )
+            self._run_subsets(trainer, pl_module, dm, result, out_dir, key, snapshot)
+        finally:
+            pl_module.load_state_dict(snapshot)
+            pl_module.to(device)
+            pl_module.trainer = trainer
+            dm.use_subset(None)
+        result.seconds += time.perf_counter() - t0
+        self._finish(result)
+        self.result = result
+        atomic_write_text(out_dir / RESULT_FILE, result.to_json())
+        self._log(trainer, result)
+        rank_zero_info(
+            f"[rectlaw] predicted loss at {result.target_size} examples: "
+            f"{result.predicted_loss} ({result.status}); written to "
+            f"{out_dir / RESULT_FILE}"
+        )
+        if not self.continue_fit:
+            trainer.should_stop = True
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {"result": None if self.result is None else json.loads(self.result.to_json())}
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        r = state_dict.get("result")
+        self.result = None if r is None else RectifiedLawResult.from_dict(r)
+
+    # --- subset runs ---------------------------------------------------------------------------
+
+    def _run_subsets(self, trainer, pl_module, dm, result, out_dir, key, snapshot) -> None:
+        sizes = dm.sizes
+        per_example: float | None = None
+        for i, size in enumerate(sizes, start=1):
+            eta = "" if per_example is None else f", about {per_example * sum(sizes[i - 1 :]):.0f}s left"
+            rank_zero_info(f"[rectlaw] subset {i}/{len(sizes)}: {size} examples{eta}")
+            t0 = time.perf_counter()
+            pl_module.load_state_dict(snapshot)
+            loss = self._cached_or_run(
+                out_dir, key, size, lambda s=size: self._fit_subset(trainer, pl_module, dm, s)
+            )
+            per_example = (time.perf_counter() - t0) / size
+            result.examples_processed += size * _epochs(trainer, size, dm)
+            if not math.isfinite(loss):
+                result.failed[size] = f"diverged: {self.monitor}={loss}"
+                rank_zero_warn(
+                    f"[rectlaw] subset of {size} examples diverged ({self.monitor}="
+                    f"{loss}); it is excluded from the fit"
+                )
+                continue
+            result.sizes.append(size)
+            result.losses.append(loss)
+            if self.schedule == "ats" and self._transition_found(result):
+                rank_zero_info(f"[rectlaw] phase transition detected at {size} examples; stopping (AtS)")
+                break
+
+    def _transition_found(self, result: RectifiedLawResult) -> bool:
+        if len(result.sizes) <= self.k:
+            return False
+        sizes = np.array(result.sizes[::-1], dtype=float)
+        line, _ = accept_then_stop(sizes, np.array(result.losses[::-1]), self.k, self.delta)
+        return line is not None and line.sizes.size < sizes.size
+
+    def _fit_subset(self, trainer, pl_module, dm, size: int) -> float:
+        dm.use_subset(size)
+        sub = self._subset_trainer(trainer, f"subset_{size}")
+        sub.fit(pl_module, datamodule=dm)
+        pl_module.trainer = sub
+        return self._validate(sub, pl_module, dm, reuse=True)
+
+    def _validate(self, trainer, pl_module, dm, reuse: bool = False) -> float:
+        runner = trainer if reuse else self._subset_trainer(trainer, "zero_shot")
+        metrics = runner.validate(pl_module, dataloaders=dm.val_dataloader(), verbose=False)
+        values = metrics[0] if metrics else {}
+        if self.monitor not in values:
+            raise ValueError(
+                f"the metric {self.monitor!r} was never logged during validation "
+                f"(logged: {sorted(values)}); log it with self.log({self.monitor!r}, "
+                "...) in validation_step or set RectifiedLawCallback(monitor=...)"
+            )
+        return float(values[self.monitor])
+
+    def _subset_trainer(self, trainer: L.Trainer, name: str) -> L.Trainer:
+        logger = False
+        if isinstance(trainer.logger, TensorBoardLogger):
+            logger = TensorBoardLogger(
+                save_dir=trainer.logger.log_dir, name="subsets", version=name, default_hp_metric=False
+            )
+        callbacks = [TQDMProgressBar()] if trainer.progress_bar_callback is not None else []
+        return L.Trainer(
+            accelerator=trainer.strategy.root_device.type,
+            devices=1,
+            precision=trainer.precision,
+            max_epochs=trainer.max_epochs,
+            min_epochs=trainer.min_epochs,
+            max_steps=trainer.max_steps,
+            gradient_clip_val=trainer.gradient_clip_val,
+            gradient_clip_algorithm=trainer.gradient_clip_algorithm,
+            accumulate_grad_batches=trainer.accumulate_grad_batches,
+            limit_train_batches=trainer.limit_train_batches,
+            limit_val_batches=trainer.limit_val_batches,
+            check_val_every_n_epoch=trainer.check_val_every_n_epoch,
+            log_every_n_steps=trainer.log_every_n_steps,
+            num_sanity_val_steps=0,
+            inference_mode=False,  # metric states must stay usable across validate and fit
+            enable_checkpointing=False,
+            enable_progress_bar=trainer.progress_bar_callback is not None,
+            enable_model_summary=False,
+            logger=logger,
+            callbacks=callbacks,
+        )
+
+    # --- results -------------------------------------------------------------------------------
+
+    def _out_dir(self, trainer: L.Trainer) -> Path:
+        if self.results_dir is not None:
+            return self.results_dir
+        return Path(trainer.log_dir or trainer.default_root_dir)
+
+    def _cached_or_run(self, out_dir: Path, key: str, size: int, run) -> float:
+        path = out_dir / "rectlaw_runs" / f"size_{size}.json"
+        if path.exists():
+            try:
+                saved = json.loads(path.read_text())
+            except json.JSONDecodeError:
+                rank_zero_warn(f"[rectlaw] ignoring unreadable {path}; re-running that subset")
+                saved = {}
+            if saved.get("key") == key:
+                rank_zero_info(f"[rectlaw] size {size}: reusing finished run from {path}")
+                return float(saved["loss"])
+        loss = run()
+        atomic_write_text(
+            path, json.dumps({"key": key, "size": size, "loss": loss if math.isfinite(loss) else str(loss)})
+        )
+        return loss
+
+    def _finish(self, result: RectifiedLawResult) -> None:
+        sizes = np.array(result.sizes[::-1], dtype=float)
+        losses = np.array(result.losses[::-1], dtype=float)
+        zero = None if result.zero_shot_loss is None else np.array([result.zero_shot_loss])
+        if sizes.size < 2:
+            result.status = f"only {sizes.size} finished subset(s); need at least 2"
+            return
+        table = LossTable(("candidate",), sizes, losses[None], zero_shot=zero)
+        try:
+            sel = select(
+                table,
+                self.method,
+                budget=float(sizes[-1]),
+                target=result.target_size,
+                level=self.level,
+                **({"k": self.k, "delta": self.delta} if self.method == "ats" else {}),
+            )
+        except ValueError as err:
+            result.status = f"no prediction: {err}"
+            return
+        c = sel.candidates[0]
+        if not c.rankable:
+            result.status = f"no prediction: {c.reason}"
+        else:
+            result.predicted_loss = c.predicted_loss if c.predicted_loss is not None else c.score
+            result.interval = c.interval
+            result.status = "ok"
+        fit_sizes = sizes if zero is None else np.concatenate([[0.0], sizes])
+        fit_losses = losses if zero is None else np.concatenate([zero, losses])
+        if fit_sizes.size >= 4:
+            result.law = fit_law(fit_sizes, fit_losses).params
+        if sizes.size >= 3:
+            result.vanilla_law = fit_law(sizes, losses, "vanilla").params
+
+    def _log(self, trainer: L.Trainer, result: RectifiedLawResult) -> None:
+        logger = trainer.logger
+        if logger is None:
+            return
+        exp = getattr(logger, "experiment", None)
+        for size, loss in zip(result.sizes, result.losses):
+            if hasattr(exp, "add_scalar"):
+                exp.add_scalar("rectlaw/test_loss_vs_subset_size", loss, global_step=size)
+        metrics = {"rectlaw/predicted_loss": result.predicted_loss or float("nan")}
+        params = {
+            "rectlaw/method": result.method,
+            "rectlaw/target_size": result.target_size,
+            "rectlaw/status": result.status,
+        }
+        for prefix, law in (("law", result.law), ("vanilla", result.vanilla_law)):
+            for k, v in (law or {}).items():
+                params[f"rectlaw/{prefix}_{k}"] = v
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(params, metrics)
+        else:
+            logger.log_hyperparams(params)
+            logger.log_metrics(metrics)
+        if hasattr(exp, "add_figure") and result.sizes:
+            from lightning_rectlaw.plot import curve_figure
+
+            exp.add_figure("rectlaw/fit", curve_figure({"candidate": result}))
+        logger.save()
+
+
+def _epochs(trainer: L.Trainer, size: int, dm: NestedSubsetDataModule) -> int:
+    if trainer.max_steps and trainer.max_steps > 0:
+        batch = dm._train_loader.batch_size or 1
+        return max(1, math.ceil(trainer.max_steps * batch / size))
+    return int(trainer.max_epochs or 1)
+
+
+def _fingerprint(pl_module, dm, trainer, monitor, snapshot) -> str:
+    """Hash of what determines a subset's loss: model, initial weights, data, seed, settings."""
+    h = hashlib.sha256()
+    h.update(type(pl_module).__qualname__.encode())
+    h.update(repr(sorted(dict(getattr(pl_module, "hparams", {})).items())).encode())
+    with torch.no_grad():
+        for name, t in snapshot.items():
+            h.update(name.encode())
+            h.update(
+                repr(float(t.double().sum())).encode()
+                if t.is_floating_point()
+                else repr(int(t.sum())).encode()
+            )
+    settings = (
+        dm.full_size,
+        dm.seed,
+        trainer.max_epochs,
+        trainer.max_steps,
+        str(trainer.precision),
+        trainer.gradient_clip_val,
+        trainer.accumulate_grad_batches,
+        trainer.limit_train_batches,
+        trainer.limit_val_batches,
+        monitor,
+        copy.copy(type(dm.datamodule).__qualname__),
+    )
+    h.update(repr(settings).encode())
+    return h.hexdigest()[:16]
