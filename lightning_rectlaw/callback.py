@@ -107,8 +107,9 @@ class RectifiedLawCallback(Callback):
         continue_fit: after the subset runs, go on with the user's fit on the full train set from
             the original weights (default ``False``: stop the Trainer).
         results_dir: directory for per-subset results; with it set, a re-run skips subsets that
-            already finished with the same model, data, seed and settings. Default: the logger's
-            directory (no resume across runs with a new logger version).
+            already finished with the same model, data, seed and settings, and the result JSON is
+            written there. Default ``None``: no resume; the result goes to the logger's directory
+            (or the Trainer's ``default_root_dir``).
         level: coverage of the prediction interval (default 0.95).
 
     Example::
@@ -298,7 +299,10 @@ class RectifiedLawCallback(Callback):
         return Path(trainer.log_dir or trainer.default_root_dir)
 
     def _cached_or_run(self, out_dir: Path, key: str, size: int, run) -> float:
-        path = out_dir / "rectlaw_runs" / f"size_{size}.json"
+        """Run, or with ``results_dir`` set reuse a finished run with the same fingerprint."""
+        if self.results_dir is None:
+            return run()
+        path = self.results_dir / "rectlaw_runs" / f"size_{size}.json"
         if path.exists():
             try:
                 saved = json.loads(path.read_text())

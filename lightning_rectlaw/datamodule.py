@@ -6,6 +6,7 @@ import math
 
 import lightning as L
 import numpy as np
+from lightning.pytorch.utilities.model_helpers import is_overridden
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from lightning_rectlaw.table import parse_budget
@@ -59,7 +60,10 @@ class NestedSubsetDataModule(L.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if not callable(getattr(datamodule, "train_dataloader", None)):
+        if not callable(getattr(datamodule, "train_dataloader", None)) or (
+            isinstance(datamodule, L.LightningDataModule)
+            and not is_overridden("train_dataloader", datamodule)
+        ):
             raise TypeError(
                 f"{type(datamodule).__name__} has no `train_dataloader`: the wrapped "
                 "datamodule must provide a train set to subsample"

@@ -1,0 +1,247 @@
+"""The Lightning plugin on CPU with a tiny "boring" model and a tiny config-built LM."""
+
+import json
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch.utils.data import DataLoader, TensorDataset
+
+from lightning_rectlaw import CausalLMModule, NestedSubsetDataModule, RectifiedLawCallback, TextDataModule
+
+
+class Data(L.LightningDataModule):
+    def __init__(self, n=512):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(n + 128, 8, generator=g)
+        y = x @ torch.linspace(-1, 1, 8) + 0.3 * torch.randn(n + 128, generator=g)
+        self.train, self.val = TensorDataset(x[:n], y[:n]), TensorDataset(x[n:], y[n:])
+
+    def train_dataloader(self):
+        return DataLoader(self.train, batch_size=32, shuffle=True)
+
+    def val_dataloader(self):
+        return DataLoader(self.val, batch_size=64)
+
+
+class Boring(L.LightningModule):
+    """Records, at the start of every training run, its weights and optimizer identity."""
+
+    def __init__(self, key="val_loss", diverge_below=None):
+        super().__init__()
+        torch.manual_seed(0)
+        self.layer = torch.nn.Linear(8, 1)
+        self.key, self.diverge_below = key, diverge_below
+        self.starts, self.optimizers_seen = [], []
+
+    def training_step(self, batch, _):
+        x, y = batch
+        return torch.nn.functional.mse_loss(self.layer(x).squeeze(-1), y)
+
+    def on_train_start(self):
+        self.starts.append(self.layer.weight.detach().clone())
+        self.optimizers_seen.append(id(self.trainer.optimizers[0]))
+
+    def validation_step(self, batch, _):
+        x, y = batch
+        loss = torch.nn.functional.mse_loss(self.layer(x).squeeze(-1), y) + 0.05
+        n = len(self.trainer.datamodule.train_dataloader().dataset) if self.trainer.datamodule else 0
+        if self.diverge_below is not None and 0 < n < self.diverge_below:
+            loss = loss * float("nan")
+        self.log(self.key, loss)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.05)
+
+
+def _trainer(tmp_path, cb, **kw):
+    return L.Trainer(
+        max_epochs=2,
+        callbacks=[cb, *kw.pop("extra", [])],
+        enable_progress_bar=False,
+        logger=TensorBoardLogger(tmp_path / "tb"),
+        enable_model_summary=False,
+        **kw,
+    )
+
+
+def test_subsets_are_nested_deterministic_and_shared_across_candidates():
+    dm = NestedSubsetDataModule(Data(), budget="1/2", min_size=32, seed=3)
+    dm.setup("fit")
+    assert dm.sizes == [256, 128, 64, 32]
+    idx = {s: set(dm.indices(s).tolist()) for s in dm.sizes}
+    assert idx[32] < idx[64] < idx[128] < idx[256]
+    other = NestedSubsetDataModule(Data(), budget=256, min_size=32, seed=3)
+    other.setup("fit")
+    np.testing.assert_array_equal(other.indices(256), dm.indices(256))
+    dm.use_subset(64)
+    assert len(dm.train_dataloader().dataset) == 64
+    assert len(dm.val_dataloader().dataset) == 128  # never subsampled
+    dm.use_subset(None)
+    assert len(dm.train_dataloader().dataset) == 512
+
+
+def test_callback_runs_every_subset_from_identical_weights_with_fresh_optimizers(tmp_path):
+    model = Boring()
+    initial = model.layer.weight.detach().clone()
+    law = RectifiedLawCallback(schedule="all", zero_shot=True)
+    trainer = _trainer(tmp_path, law)
+    trainer.fit(model, datamodule=NestedSubsetDataModule(Data(), budget="1/2", min_size=32))
+    r = law.result
+    assert r.sizes == [256, 128, 64, 32] and len(r.losses) == 4 and r.zero_shot_loss is not None
+    assert all(torch.equal(w, initial) for w in model.starts)
+    assert len(set(model.optimizers_seen)) == len(model.optimizers_seen) == 4
+    assert torch.equal(model.layer.weight, initial)  # the user's model is left at its pretrained weights
+    assert trainer.global_step == 0  # by default the full-data fit is skipped
+    assert r.status == "ok" and r.predicted_loss > 0 and r.target_size == 512
+    assert r.examples_processed == 2 * (256 + 128 + 64 + 32)
+    saved = json.loads((tmp_path / "tb" / "lightning_logs" / "version_0" / "rectlaw_result.json").read_text())
+    assert saved["predicted_loss"] == pytest.approx(r.predicted_loss)
+
+
+def test_continue_fit_trains_on_full_data_and_user_callbacks_fire(tmp_path):
+    fired = []
+
+    class Probe(Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            fired.append(trainer.current_epoch)
+
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor="val_loss")
+    extra = [ckpt, EarlyStopping("val_loss", patience=5), LearningRateMonitor(), Probe()]
+    model = Boring()
+    law = RectifiedLawCallback(schedule="all", continue_fit=True)
+    trainer = _trainer(tmp_path, law, extra=extra)
+    trainer.fit(model, datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32))
+    assert fired == [0, 1]  # only the user's own fit, not the subset runs
+    assert trainer.global_step == 2 * 16  # 512 examples / 32 per batch, 2 epochs
+    assert ckpt.best_model_path and len(list((tmp_path / "ckpt").glob("*.ckpt"))) == 1
+    assert len(law.result.sizes) == 3
+
+
+def test_tensorboard_has_subset_runs_scalars_and_figure(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    law = RectifiedLawCallback(schedule="all")
+    trainer = _trainer(tmp_path, law)
+    trainer.fit(Boring(), datamodule=NestedSubsetDataModule(Data(), budget="1/2", min_size=32))
+    ea = EventAccumulator(trainer.logger.log_dir, size_guidance={"images": 0, "scalars": 0})
+    ea.Reload()
+    steps = [e.step for e in ea.Scalars("rectlaw/test_loss_vs_subset_size")]
+    assert sorted(steps) == [32, 64, 128, 256]
+    assert "rectlaw/fit" in ea.Tags()["images"]
+    sub_runs = sorted(p.name for p in (tmp_path / "tb/lightning_logs/version_0/subsets").iterdir())
+    assert sub_runs == ["subset_128", "subset_256", "subset_32", "subset_64"]
+
+
+def test_ats_schedule_stops_at_the_phase_transition(tmp_path):
+    class Flat(Boring):
+        def validation_step(self, batch, _):
+            n = len(self.trainer.datamodule.train_dataloader().dataset)
+            wiggle = 1 + 0.002 * (-1) ** int(np.log2(n))
+            loss = (2.0 * n**-0.3 if n >= 64 else 2.0 * 64**-0.3) * wiggle
+            self.log("val_loss", torch.tensor(loss))
+
+    law = RectifiedLawCallback(schedule="ats")
+    _trainer(tmp_path, law).fit(
+        Flat(), datamodule=NestedSubsetDataModule(Data(2048), budget=1024, min_size=8)
+    )
+    assert law.result.sizes[-1] == 32  # 1024 .. 64 accepted, 32 rejected: nothing smaller was run
+
+
+def test_resume_skips_finished_subsets(tmp_path):
+    law = RectifiedLawCallback(schedule="all", results_dir=tmp_path / "res")
+    _trainer(tmp_path, law).fit(Boring(), datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32))
+    first = law.result.losses
+    (tmp_path / "res" / "rectlaw_runs" / "size_32.json").unlink()  # as if interrupted there
+    model = Boring()
+    law2 = RectifiedLawCallback(schedule="all", results_dir=tmp_path / "res")
+    _trainer(tmp_path, law2).fit(model, datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32))
+    assert len(model.starts) == 1  # only the missing subset was trained again
+    assert law2.result.losses == pytest.approx(first)
+
+
+def test_diverged_run_is_recorded_and_excluded(tmp_path):
+    law = RectifiedLawCallback(schedule="all")
+    with pytest.warns(UserWarning, match="diverged"):
+        _trainer(tmp_path, law).fit(
+            Boring(diverge_below=50), datamodule=NestedSubsetDataModule(Data(), budget=256, min_size=16)
+        )
+    assert set(law.result.failed) == {32, 16}
+    assert law.result.sizes == [256, 128, 64] and law.result.status == "ok"
+
+
+def test_monitored_key_never_logged(tmp_path):
+    law = RectifiedLawCallback(schedule="all")
+    with pytest.raises(ValueError, match="'val_loss' was never logged.*'other'"):
+        _trainer(tmp_path, law).fit(
+            Boring(key="other"), datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32)
+        )
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"budget": 4096}, "larger than the train set"),
+        ({"budget": 8, "min_size": 16}, "below min_size"),
+        ({"budget": 16, "min_size": 16}, "too small for two nested subsets"),
+    ],
+)
+def test_bad_budgets(kw, match):
+    dm = NestedSubsetDataModule(Data(), **kw)
+    with pytest.raises(ValueError, match=match):
+        dm.setup("fit")
+
+
+def test_datamodule_without_train_set_and_unwrapped_datamodule(tmp_path):
+    class NoTrain(L.LightningDataModule):
+        pass
+
+    with pytest.raises(TypeError, match="has no `train_dataloader`"):
+        NestedSubsetDataModule(NoTrain())
+    with pytest.raises(TypeError, match="NestedSubsetDataModule"):
+        _trainer(tmp_path, RectifiedLawCallback()).fit(Boring(), datamodule=Data())
+
+
+def test_causal_lm_on_builtin_text(tmp_path):
+    cfg = {
+        "model_type": "gpt2",
+        "n_layer": 1,
+        "n_embd": 16,
+        "n_head": 2,
+        "vocab_size": 257,
+        "n_positions": 32,
+    }
+    model = CausalLMModule(config=cfg, lr=3e-3)
+    assert torch.equal(
+        CausalLMModule(config=cfg).model.transformer.wte.weight, model.model.transformer.wte.weight
+    )  # seeded: same initial weights
+    data = TextDataModule(block_size=32, batch_size=32, max_val_blocks=32)
+    law = RectifiedLawCallback(schedule="all", zero_shot=True)
+    trainer = L.Trainer(
+        max_epochs=1,
+        callbacks=[law],
+        logger=False,
+        enable_progress_bar=False,
+        default_root_dir=tmp_path,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, datamodule=NestedSubsetDataModule(data, budget=256, min_size=64))
+    r = law.result
+    assert r.zero_shot_loss == pytest.approx(np.log(257), rel=0.05)  # untrained: uniform over bytes
+    assert r.losses[0] < r.losses[-1] < r.zero_shot_loss  # more data, lower loss
+    assert (tmp_path / "rectlaw_result.json").exists()
+
+
+def test_text_datamodule_reads_files_and_reports_bad_jsonl(tmp_path):
+    (tmp_path / "a.txt").write_text("hello world " * 50)
+    (tmp_path / "b.jsonl").write_text('{"text": "one doc"}\n{"text": "two docs here"}\n')
+    dm = TextDataModule(files=[tmp_path / "a.txt", tmp_path / "b.jsonl"], block_size=8, val_fraction=0.3)
+    dm.setup("fit")
+    assert len(dm.train_set) > 0 and len(dm.val_set) > 0
+    (tmp_path / "bad.jsonl").write_text('{"txt": 1}\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl, line 1: expected a JSON object with a 'text'"):
+        TextDataModule(files=[tmp_path / "bad.jsonl", tmp_path / "a.txt"]).setup("fit")
