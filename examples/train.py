@@ -1,0 +1,23 @@
+"""Sweep candidate models with the rectified-law plugin and write a selection summary.
+
+python examples/train.py -m                          # the embedded 3-candidate CPU demo
+python examples/train.py -m model=tiny_gpt2,small_gpt2 trainer=gpu
+python examples/train.py -m hydra/launcher=local_parallel
+"""
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from lightning_rectlaw.app import run_candidate, validate_config
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> dict:
+    validate_config(cfg)
+    hc = HydraConfig.get()
+    return run_candidate(cfg, hc.runtime.output_dir, hc.runtime.choices["model"])
+
+
+if __name__ == "__main__":
+    main()

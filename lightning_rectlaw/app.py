@@ -1,0 +1,91 @@
+"""One Hydra job = one candidate: validate the config, instantiate, run the plugin, write a result.
+
+Every job writes ``candidate.json`` in its output directory, also when it fails (with the error),
+so that the selection summary can rank the others: Hydra's basic launcher would otherwise stop
+reporting at the first failed job and skip the end-of-sweep callbacks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from lightning_rectlaw.table import atomic_write_text, parse_budget
+
+__all__ = ["CANDIDATE_FILE", "run_candidate", "validate_config"]
+
+log = logging.getLogger(__name__)
+CANDIDATE_FILE = "candidate.json"
+
+
+def validate_config(cfg: Any) -> None:
+    """Fail fast, before any training, on invalid ``rectlaw`` values; the message names the key."""
+    r = cfg.rectlaw
+    try:
+        budget = parse_budget(r.budget)
+    except ValueError as err:
+        raise ValueError(f"rectlaw.budget: {err}") from None
+    if r.min_size < 1:
+        raise ValueError(f"rectlaw.min_size must be >= 1, got {r.min_size}")
+    if budget > 1 and r.min_size > budget:
+        raise ValueError(f"rectlaw.min_size ({r.min_size}) is above rectlaw.budget ({r.budget})")
+    if not r.delta > 0:
+        raise ValueError(f"rectlaw.delta must be > 0, got {r.delta}")
+    if r.k < 2:
+        raise ValueError(f"rectlaw.k must be >= 2, got {r.k}")
+    if r.schedule not in ("ats", "all"):
+        raise ValueError(f"rectlaw.schedule must be 'ats' or 'all', got {r.schedule!r}")
+    from lightning_rectlaw.selection import METHODS
+
+    if r.method not in METHODS:
+        raise ValueError(f"rectlaw.method must be one of {sorted(METHODS)}, got {r.method!r}")
+
+
+def run_candidate(cfg: Any, output_dir: str | Path, name: str) -> dict[str, Any]:
+    """Run the plugin for one candidate and write ``candidate.json``; never raises for the job."""
+    from hydra.utils import instantiate
+
+    from lightning_rectlaw.callback import RectifiedLawCallback
+    from lightning_rectlaw.datamodule import NestedSubsetDataModule
+
+    out = Path(output_dir)
+    record: dict[str, Any] = {"name": name, "status": "failed"}
+    t0 = time.perf_counter()
+    try:
+        import lightning as L
+
+        L.seed_everything(cfg.seed, workers=True)
+        log.info(f"Instantiating datamodule <{cfg.data._target_}>")
+        data = instantiate(cfg.data)
+        log.info(f"Instantiating model <{cfg.model._target_}> for candidate {name!r}")
+        model = instantiate(cfg.model)
+        r = cfg.rectlaw
+        dm = NestedSubsetDataModule(
+            data, budget=r.budget, min_size=r.min_size, target_size=r.target_size, seed=r.seed
+        )
+        law = RectifiedLawCallback(
+            method=r.method,
+            k=r.k,
+            delta=r.delta,
+            schedule=r.schedule,
+            zero_shot=r.zero_shot,
+            results_dir=out / "rectlaw",
+        )
+        log.info(f"Instantiating trainer <{cfg.trainer._target_}>")
+        trainer = instantiate(cfg.trainer, callbacks=[law], logger=instantiate(cfg.logger))
+        trainer.fit(model, datamodule=dm)
+        res = law.result
+        record.update(json.loads(res.to_json()))
+        record["status"] = "ok" if res.status == "ok" else f"failed: {res.status}"
+        record["num_params"] = sum(p.numel() for p in model.parameters())
+    except Exception as err:  # noqa: BLE001 - recorded in the result file and the log, not swallowed
+        record["status"] = "failed"
+        record["error"] = f"{type(err).__name__}: {err}"
+        log.error(f"candidate {name!r} failed: {record['error']}\n{traceback.format_exc()}")
+    record["job_seconds"] = time.perf_counter() - t0
+    atomic_write_text(out / CANDIDATE_FILE, json.dumps(record, indent=2, default=str))
+    return record

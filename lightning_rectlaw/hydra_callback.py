@@ -1,0 +1,23 @@
+"""Hydra callback that writes the selection summary when a multirun ends."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from lightning_rectlaw.summary import write_summary
+
+__all__ = ["SelectionSummaryCallback"]
+
+log = logging.getLogger(__name__)
+
+
+class SelectionSummaryCallback(Callback):
+    """On ``on_multirun_end``, rank every candidate of the sweep directory (``rectlaw summarize``)."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        paths = write_summary(config.hydra.sweep.dir)
+        log.info("Selection summary: " + ", ".join(str(p) for p in paths))

@@ -1,0 +1,185 @@
+"""Selection summary of a sweep: rank every candidate's result file and explain the choice.
+
+Reads every ``candidate.json`` below a sweep directory (one per Hydra job) and writes, atomically:
+``selection_summary.md``, ``.csv``, ``.json`` and ``selection_summary.png`` (all candidates'
+points and fitted curves on one log-log plot), and logs the table and figure to TensorBoard under
+``<sweep>/tb_summary``. Failed candidates are listed with their error; the rest are ranked.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from lightning_rectlaw.table import atomic_write_text
+
+__all__ = ["collect_results", "write_summary"]
+
+CANDIDATE_FILE = "candidate.json"
+COLUMNS = [
+    "rank",
+    "candidate",
+    "predicted_loss",
+    "interval_low",
+    "interval_high",
+    "pre_learned_size",
+    "beta",
+    "losses_measured",
+    "subsets_run",
+    "examples_processed",
+    "seconds",
+    "device",
+    "status",
+]
+
+
+def collect_results(sweep_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """Load every candidate result below ``sweep_dir``.
+
+    Raises:
+        FileNotFoundError: the directory does not exist.
+        ValueError: no result file was found, or some are corrupt (the message lists them and why).
+    """
+    root = Path(sweep_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"sweep directory {str(root)!r} does not exist")
+    files = sorted(root.rglob(CANDIDATE_FILE))
+    if not files:
+        raise ValueError(
+            f"no {CANDIDATE_FILE} found below {str(root)!r}: is it a sweep directory "
+            "of examples/train.py, and did any job start?"
+        )
+    records, bad = [], []
+    for f in files:
+        try:
+            rec = json.loads(f.read_text())
+            if not isinstance(rec, dict) or "name" not in rec or "status" not in rec:
+                raise ValueError("missing 'name' or 'status'")
+            records.append(rec)
+        except (OSError, ValueError) as err:
+            bad.append(f"{f}: {err}")
+    if bad:
+        raise ValueError(
+            "corrupt result file(s); delete them and re-run those jobs (finished "
+            "subsets are reused):\n  " + "\n  ".join(bad)
+        )
+    return records
+
+
+def _rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    ok = [r for r in records if r["status"] == "ok" and r.get("predicted_loss") is not None]
+    failed = [r for r in records if r not in ok]
+    ok.sort(key=lambda r: r["predicted_loss"])
+    rows = []
+    for rank, r in enumerate(ok + failed, start=1):
+        law = r.get("law") or {}
+        interval = r.get("interval") or (None, None)
+        rows.append(
+            {
+                "rank": rank if r in ok else None,
+                "candidate": r["name"],
+                "predicted_loss": r.get("predicted_loss"),
+                "interval_low": interval[0],
+                "interval_high": interval[1],
+                "pre_learned_size": law.get("pre_learned_size"),
+                "beta": law.get("beta"),
+                "losses_measured": ", ".join(
+                    f"{s}:{v:.4g}" for s, v in zip(r.get("sizes", []), r.get("losses", []))
+                ),
+                "subsets_run": len(r.get("sizes", [])) + len(r.get("failed", {})),
+                "examples_processed": r.get("examples_processed"),
+                "seconds": r.get("seconds", r.get("job_seconds")),
+                "device": r.get("device"),
+                "status": r["status"] if "error" not in r else f"failed: {r['error']}",
+            }
+        )
+    return rows
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        if math.isinf(v):
+            return "inf"
+        return f"{v:.4g}"
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def _markdown(rows: list[dict[str, Any]], sweep: Path) -> str:
+    ranked = [r for r in rows if r["rank"] is not None]
+    lines = [f"# Selection summary — {sweep}", ""]
+    if ranked:
+        best = ranked[0]
+        lines += [
+            f"**Fine-tune `{best['candidate']}`**: lowest predicted test loss at the target "
+            f"size, {_fmt(best['predicted_loss'])} (interval {_fmt(best['interval_low'])}"
+            f"–{_fmt(best['interval_high'])}).",
+            "",
+        ]
+        if (
+            len(ranked) > 1
+            and best["interval_high"] is not None
+            and ranked[1]["interval_low"] is not None
+            and best["interval_high"] > ranked[1]["interval_low"]
+        ):
+            lines += [
+                f"The intervals of `{best['candidate']}` and `{ranked[1]['candidate']}` "
+                "overlap: the choice between them is uncertain at this budget.",
+                "",
+            ]
+    else:
+        lines += ["**No candidate could be ranked**; see the status column.", ""]
+    lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_fmt(r[c]) for c in COLUMNS) + " |" for r in rows]
+    lines += ["", "![curves](selection_summary.png)", ""]
+    return "\n".join(lines)
+
+
+def write_summary(sweep_dir: str | os.PathLike) -> list[Path]:
+    """Write the summary files into ``sweep_dir`` and return their paths."""
+    root = Path(sweep_dir)
+    records = collect_results(root)
+    rows = _rows(records)
+    paths = [
+        root / "selection_summary.md",
+        root / "selection_summary.csv",
+        root / "selection_summary.json",
+        root / "selection_summary.png",
+    ]
+    atomic_write_text(paths[0], _markdown(rows, root))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    w.writeheader()
+    w.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
+    atomic_write_text(paths[1], buf.getvalue())
+    atomic_write_text(
+        paths[2],
+        json.dumps({"sweep_dir": str(root), "candidates": rows, "results": records}, indent=2, default=str),
+    )
+    from lightning_rectlaw.plot import curve_figure
+
+    fig = curve_figure({r["name"]: r for r in records if r.get("sizes")}, title=f"Candidates of {root.name}")
+    fd, tmp = tempfile.mkstemp(dir=root, suffix=".png")
+    os.close(fd)
+    fig.savefig(tmp, dpi=120)
+    os.replace(tmp, paths[3])
+    _log_tensorboard(root, fig, _markdown(rows, root))
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return paths
+
+
+def _log_tensorboard(root: Path, fig, text: str) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(root / "tb_summary")) as w:
+        w.add_figure("rectlaw/selection", fig, close=False)
+        w.add_text("rectlaw/selection_summary", text)
