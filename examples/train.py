@@ -16,7 +16,8 @@ from lightning_rectlaw.app import run_candidate, validate_config
 def main(cfg: DictConfig) -> dict:
     validate_config(cfg)
     hc = HydraConfig.get()
-    return run_candidate(cfg, hc.runtime.output_dir, hc.runtime.choices["model"])
+    name = cfg.model.get("model_name_or_path") or hc.runtime.choices["model"]
+    return run_candidate(cfg, hc.runtime.output_dir, name)
 
 
 if __name__ == "__main__":

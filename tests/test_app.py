@@ -1,0 +1,149 @@
+"""The Hydra app: config composition, validation, a two-candidate multirun end to end."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from lightning_rectlaw.app import validate_config
+from lightning_rectlaw.summary import collect_results, write_summary
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = [
+    "data.block_size=16",
+    "data.max_val_blocks=32",
+    "rectlaw.budget=256",
+    "rectlaw.min_size=32",
+    "trainer.max_epochs=1",
+    "+trainer.enable_progress_bar=false",
+]
+
+
+def _compose(overrides=()):
+    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
+        return compose("config", overrides=list(overrides), return_hydra_config=True)
+
+
+def test_default_config_composes_three_candidates_with_targets():
+    cfg = _compose()
+    assert cfg.hydra.sweeper.params.model.split(",") == ["tiny_gpt2", "tiny_llama", "small_gpt2"]
+    for group in ("model", "data", "trainer", "logger"):
+        assert "_target_" in cfg[group]
+    validate_config(cfg)
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ("rectlaw.budget=0", "rectlaw.budget"),
+        ("rectlaw.budget=-3", "rectlaw.budget"),
+        ("rectlaw.delta=0", "rectlaw.delta"),
+        ("rectlaw.min_size=4096", "rectlaw.min_size"),
+        ("rectlaw.method=best", "rectlaw.method"),
+    ],
+)
+def test_invalid_values_fail_fast_naming_the_key(override, match):
+    with pytest.raises(ValueError, match=match):
+        validate_config(_compose([override]))
+
+
+def test_unknown_group_option_fails_before_training():
+    from hydra.errors import MissingConfigException
+
+    with pytest.raises(MissingConfigException, match="nope"):
+        _compose(["model=nope"])
+
+
+def _sweep(tmp_path, models):
+    extra = tmp_path / "extra_conf" / "model"
+    extra.mkdir(parents=True, exist_ok=True)
+    (extra / "broken.yaml").write_text(
+        "_target_: lightning_rectlaw.lm.CausalLMModule\nmodel_name_or_path: /nonexistent/model\n"
+    )
+    cmd = [
+        sys.executable,
+        str(ROOT / "examples" / "train.py"),
+        "-m",
+        f"model={models}",
+        *TINY,
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        f"hydra.searchpath=[file://{tmp_path / 'extra_conf'}]",
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+
+
+@pytest.mark.slow
+def test_multirun_ranks_candidates_reports_failure_and_resumes(tmp_path):
+    proc = _sweep(tmp_path, "tiny_gpt2,broken,tiny_llama")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sweep = tmp_path / "sweep"
+    rows = list(csv.DictReader((sweep / "selection_summary.csv").open()))
+    by_name = {r["candidate"]: r for r in rows}
+    broken = "/nonexistent/model"  # a hub/path candidate is named by its path
+    assert set(by_name) == {"tiny_gpt2", "tiny_llama", broken}
+    ranked = [r for r in rows if r["rank"]]
+    assert [r["candidate"] for r in ranked] == sorted(
+        (r["candidate"] for r in ranked), key=lambda n: float(by_name[n]["predicted_loss"])
+    )
+    assert by_name[broken]["rank"] == "" and by_name[broken]["status"].startswith("failed: ")
+    assert "nonexistent" in by_name[broken]["status"]
+    md = (sweep / "selection_summary.md").read_text()
+    assert f"Fine-tune `{ranked[0]['candidate']}`" in md
+    assert (sweep / "selection_summary.png").stat().st_size > 1000
+    assert list((sweep / "tb_summary").glob("events.out.tfevents*"))
+
+    runs = sorted(sweep.glob("*model=tiny_gpt2*/rectlaw/rectlaw_runs/size_*.json"))
+    stamps = {p: p.stat().st_mtime_ns for p in runs}
+    assert runs
+    proc = _sweep(tmp_path, "tiny_gpt2,broken,tiny_llama")  # same sweep dir: resume
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in runs} == stamps  # finished subsets not retrained
+    again = {r["candidate"]: r for r in csv.DictReader((sweep / "selection_summary.csv").open())}
+    assert again["tiny_gpt2"]["predicted_loss"] == by_name["tiny_gpt2"]["predicted_loss"]
+
+
+def test_summary_errors_name_the_files(tmp_path):
+    with pytest.raises(ValueError, match="no candidate.json found"):
+        collect_results(tmp_path)
+    (tmp_path / "job").mkdir()
+    (tmp_path / "job" / "candidate.json").write_text("{not json")
+    with pytest.raises(
+        ValueError, match=r"(?s)corrupt result file.*job/candidate.json: Expecting property name"
+    ):
+        write_summary(tmp_path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        collect_results(tmp_path / "nope")
+
+
+def test_summary_from_result_files_via_cli(tmp_path):
+    for name, loss in (("a", 2.0), ("b", 1.5)):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "candidate.json").write_text(
+            json.dumps(
+                {
+                    "name": name,
+                    "status": "ok",
+                    "predicted_loss": loss,
+                    "interval": [loss - 0.1, loss + 0.1],
+                    "sizes": [400, 200, 100],
+                    "losses": [loss + 0.2, loss + 0.4, loss + 0.7],
+                    "target_size": 800,
+                    "law": None,
+                    "vanilla_law": None,
+                }
+            )
+        )
+    out = subprocess.run(
+        [sys.executable, "-m", "lightning_rectlaw", "summarize", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "selection_summary.md" in out.stdout
+    rows = list(csv.DictReader((tmp_path / "selection_summary.csv").open()))
+    assert [r["candidate"] for r in rows] == ["b", "a"]
