@@ -147,3 +147,28 @@ def test_summary_from_result_files_via_cli(tmp_path):
     assert "selection_summary.md" in out.stdout
     rows = list(csv.DictReader((tmp_path / "selection_summary.csv").open()))
     assert [r["candidate"] for r in rows] == ["b", "a"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("launcher", "plugin"),
+    [
+        ("submitit_local", "hydra_plugins.hydra_submitit_launcher"),
+        ("local_parallel", "hydra_plugins.hydra_joblib_launcher"),
+    ],
+)
+def test_sweep_runs_on_existing_launchers(tmp_path, launcher, plugin):
+    pytest.importorskip(plugin, reason=f"{plugin} not installed (pip install -e '.[launchers]')")
+    cmd = [
+        sys.executable,
+        str(ROOT / "examples" / "train.py"),
+        "-m",
+        "model=tiny_gpt2,tiny_llama",
+        f"hydra/launcher={launcher}",
+        *TINY,
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = list(csv.DictReader((tmp_path / "sweep" / "selection_summary.csv").open()))
+    assert sorted(r["candidate"] for r in rows if r["rank"]) == ["tiny_gpt2", "tiny_llama"]
