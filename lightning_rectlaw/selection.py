@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from lightning_rectlaw.law import FitResult, fit_laws, num_params
-from lightning_rectlaw.table import LossTable
+from .law import FitResult, fit_laws, num_params
+from .table import LossTable
 
 __all__ = [
     "DEFAULT_METHOD",
