@@ -16,7 +16,6 @@ Only single-device strategies are supported for the subset runs.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import math
@@ -412,7 +411,7 @@ def _fingerprint(pl_module, dm, trainer, monitor, snapshot) -> str:
         trainer.limit_train_batches,
         trainer.limit_val_batches,
         monitor,
-        copy.copy(type(dm.datamodule).__qualname__),
+        type(dm.datamodule).__qualname__,
     )
     h.update(repr(settings).encode())
     return h.hexdigest()[:16]

@@ -17,11 +17,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from lightning_rectlaw.app import CANDIDATE_FILE
 from lightning_rectlaw.table import atomic_write_text
 
 __all__ = ["collect_results", "write_summary"]
 
-CANDIDATE_FILE = "candidate.json"
 COLUMNS = [
     "rank",
     "candidate",
@@ -153,7 +153,8 @@ def write_summary(sweep_dir: str | os.PathLike) -> list[Path]:
         root / "selection_summary.json",
         root / "selection_summary.png",
     ]
-    atomic_write_text(paths[0], _markdown(rows, root))
+    markdown = _markdown(rows, root)
+    atomic_write_text(paths[0], markdown)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     w.writeheader()
@@ -170,7 +171,7 @@ def write_summary(sweep_dir: str | os.PathLike) -> list[Path]:
     os.close(fd)
     fig.savefig(tmp, dpi=120)
     os.replace(tmp, paths[3])
-    _log_tensorboard(root, fig, _markdown(rows, root))
+    _log_tensorboard(root, fig, markdown)
     import matplotlib.pyplot as plt
 
     plt.close(fig)

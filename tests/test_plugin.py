@@ -245,3 +245,19 @@ def test_text_datamodule_reads_files_and_reports_bad_jsonl(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"txt": 1}\n')
     with pytest.raises(ValueError, match=r"bad.jsonl, line 1: expected a JSON object with a 'text'"):
         TextDataModule(files=[tmp_path / "bad.jsonl", tmp_path / "a.txt"]).setup("fit")
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: CausalLMModule(), "give exactly one of"),
+        (lambda: CausalLMModule(config={"n_layer": 1}), "needs a 'model_type'"),
+        (lambda: TextDataModule(val_fraction=1.0), "`val_fraction` must be in"),
+        (lambda: TextDataModule(block_size=1), "`block_size` must be at least 2"),
+        (lambda: RectifiedLawCallback(schedule="some"), "`schedule` should be"),
+        (lambda: RectifiedLawCallback(method="best"), "`method` should be one of"),
+    ],
+)
+def test_bad_module_and_callback_options(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
