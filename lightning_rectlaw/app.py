@@ -37,10 +37,13 @@ def validate_config(cfg: Any) -> None:
         raise ValueError(f"rectlaw.delta must be > 0, got {r.delta}")
     if r.k < 2:
         raise ValueError(f"rectlaw.k must be >= 2, got {r.k}")
-    if r.schedule not in ("ats", "all"):
-        raise ValueError(f"rectlaw.schedule must be 'ats' or 'all', got {r.schedule!r}")
+    from lightning_rectlaw.callback import SCHEDULES
     from lightning_rectlaw.selection import METHODS
 
+    if r.schedule not in SCHEDULES:
+        raise ValueError(f"rectlaw.schedule must be one of {SCHEDULES}, got {r.schedule!r}")
+    if r.get("holdouts", 3) < 1:
+        raise ValueError(f"rectlaw.holdouts must be >= 1, got {r.holdouts}")
     if r.method not in METHODS:
         raise ValueError(f"rectlaw.method must be one of {sorted(METHODS)}, got {r.method!r}")
 
@@ -71,6 +74,7 @@ def run_candidate(cfg: Any, output_dir: str | Path, name: str) -> dict[str, Any]
             method=r.method,
             k=r.k,
             delta=r.delta,
+            holdouts=r.get("holdouts", 3),
             schedule=r.schedule,
             zero_shot=r.zero_shot,
             results_dir=out / "rectlaw",

@@ -40,6 +40,7 @@ from lightning_rectlaw.table import LossTable, atomic_write_text
 __all__ = ["RectifiedLawCallback", "RectifiedLawResult"]
 
 RESULT_FILE = "rectlaw_result.json"
+SCHEDULES = ("auto", "ats", "all", "pooled")
 
 
 @dataclass
@@ -95,10 +96,16 @@ class RectifiedLawCallback(Callback):
     """Run a candidate on nested subsets, fit the rectified law and predict its full-data loss.
 
     Args:
-        method: selector for the prediction (default ``"ats"``; any of ``rectlaw methods``).
-        k, delta: AtS parameters (default 3 and 5, as in the paper).
-        schedule: ``"ats"`` (default) runs largest subset first and stops when AtS detects the
-            phase transition; ``"all"`` runs every size down to ``min_size``.
+        method: selector for the prediction (default ``"pooled"``; any of ``rectlaw methods``).
+            With one candidate per Trainer, ``pooled`` backtests the shared exponent on this
+            candidate's own curve; ``rectlaw summarize`` re-ranks a sweep's candidates jointly.
+        k, delta: points per local line (both methods) and AtS's stop threshold (default 3 and 5,
+            as in the paper).
+        holdouts: ``pooled``'s backtest depth (default 3).
+        schedule: the subsets run, largest first. ``"auto"`` (default): the ``k + holdouts``
+            largest for ``pooled``, AtS's stop rule for ``ats``, every size otherwise;
+            ``"ats"``: stop when AtS detects the phase transition; ``"all"``: every size down
+            to ``min_size``.
         monitor: the metric the module logs during validation whose value is the test loss
             (default ``"val_loss"``).
         zero_shot: also measure the loss before fine-tuning (default ``False``; needed by the
@@ -128,7 +135,8 @@ class RectifiedLawCallback(Callback):
         method: str = DEFAULT_METHOD,
         k: int = 3,
         delta: float = 5.0,
-        schedule: str = "ats",
+        holdouts: int = 3,
+        schedule: str = "auto",
         monitor: str = "val_loss",
         zero_shot: bool = False,
         continue_fit: bool = False,
@@ -137,13 +145,18 @@ class RectifiedLawCallback(Callback):
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"`method` should be one of {sorted(METHODS)}, got {method!r}")
-        if schedule not in ("ats", "all"):
-            raise ValueError(f"`schedule` should be 'ats' or 'all', got {schedule!r}")
+        if schedule not in SCHEDULES:
+            raise ValueError(f"`schedule` should be one of {SCHEDULES}, got {schedule!r}")
+        if holdouts < 1:
+            raise ValueError(f"`holdouts` must be at least 1, got {holdouts}")
         if k < 2:
             raise ValueError(f"`k` must be at least 2, got {k}")
         if not delta > 0:
             raise ValueError(f"`delta` must be positive, got {delta}")
+        if schedule == "auto":
+            schedule = {"pooled": "pooled", "ats": "ats"}.get(method, "all")
         self.method, self.k, self.delta, self.schedule = method, int(k), float(delta), schedule
+        self.holdouts = int(holdouts)
         self.monitor, self.zero_shot, self.continue_fit = monitor, zero_shot, continue_fit
         self.results_dir = Path(results_dir) if results_dir is not None else None
         self.level = level
@@ -210,6 +223,8 @@ class RectifiedLawCallback(Callback):
 
     def _run_subsets(self, trainer, pl_module, dm, result, out_dir, key, snapshot) -> None:
         sizes = dm.sizes
+        if self.schedule == "pooled":
+            sizes = sizes[: self.k + self.holdouts]
         per_example: float | None = None
         for i, size in enumerate(sizes, start=1):
             eta = "" if per_example is None else f", about {per_example * sum(sizes[i - 1 :]):.0f}s left"
@@ -332,7 +347,7 @@ class RectifiedLawCallback(Callback):
                 budget=float(sizes[-1]),
                 target=result.target_size,
                 level=self.level,
-                **({"k": self.k, "delta": self.delta} if self.method == "ats" else {}),
+                **self._method_options(),
             )
         except ValueError as err:
             result.status = f"no prediction: {err}"
@@ -342,7 +357,8 @@ class RectifiedLawCallback(Callback):
             result.status = f"no prediction: {c.reason}"
         else:
             result.predicted_loss = c.predicted_loss if c.predicted_loss is not None else c.score
-            result.interval = c.interval
+            bounded = c.interval is not None and all(map(math.isfinite, c.interval))
+            result.interval = c.interval if bounded else None  # None: too few points to bound it
             result.status = "ok"
         fit_sizes = sizes if zero is None else np.concatenate([[0.0], sizes])
         fit_losses = losses if zero is None else np.concatenate([zero, losses])
@@ -350,6 +366,13 @@ class RectifiedLawCallback(Callback):
             result.law = fit_law(fit_sizes, fit_losses).params
         if sizes.size >= 3:
             result.vanilla_law = fit_law(sizes, losses, "vanilla").params
+
+    def _method_options(self) -> dict[str, Any]:
+        if self.method == "ats":
+            return {"k": self.k, "delta": self.delta}
+        if self.method == "pooled":
+            return {"k": self.k, "holdouts": self.holdouts}
+        return {}
 
     def _log(self, trainer: L.Trainer, result: RectifiedLawResult) -> None:
         logger = trainer.logger

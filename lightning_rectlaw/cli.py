@@ -4,7 +4,7 @@ Usage::
 
     rectlaw fit TABLE.csv [--law rectified|vanilla] [--free-alpha] [--format table|csv|json]
     rectlaw select TABLE.csv --budget 1/8 [--target SIZE] [--method NAME] [--format ...]
-    rectlaw evaluate TABLE.csv [--target SIZE] [--methods a,b] [--format table|csv]
+    rectlaw evaluate TABLE.csv [--target SIZE] [--methods a,b] [--compute] [--format table|csv]
     rectlaw methods
     rectlaw summarize SWEEP_DIR
 """
@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import math
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from lightning_rectlaw.selection import DEFAULT_METHOD, METHODS, select
 from lightning_rectlaw.table import LossTable
 
 METHOD_LABELS = {
+    "pooled": "Pooled",
     "ats": "AtS",
     "zeroshot": "ZeroShot",
     "subtuning": "SubTuning",
@@ -52,6 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"rectlaw {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `rectlaw select ... | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _show_warning(message, category, *_args, **_kw) -> None:
@@ -101,6 +106,11 @@ def _parser() -> argparse.ArgumentParser:
         "--ratios",
         default=",".join(map(str, EVAL_RATIOS)),
         help="comma-separated budget ratios r (budget = target / r)",
+    )
+    e.add_argument(
+        "--compute",
+        action="store_true",
+        help="add metric Compute: examples fine-tuned, in %% of every candidate on the full set",
     )
     _format(e, ["table", "csv"])
     e.set_defaults(run=_cmd_evaluate)
@@ -195,6 +205,7 @@ def _cmd_select(args) -> int:
                 "predicted_loss": c.predicted_loss,
                 "interval_low": lo,
                 "interval_high": hi,
+                **({} if sel.prob_best is None else {"prob_best": c.prob_best}),
                 "points_used": len(c.sizes_used),
                 "status": "ok" if c.rankable else f"unrankable: {c.reason}",
             }
@@ -229,7 +240,7 @@ def _cmd_evaluate(args) -> int:
         ratios = [int(r) for r in args.ratios.split(",") if r.strip()]
     except ValueError:
         raise ValueError(f"--ratios must be comma-separated integers, got {args.ratios!r}") from None
-    results = evaluate(table, methods, ratios, target=args.target)
+    results = evaluate(table, methods, ratios, target=args.target, compute=args.compute)
     if args.format == "csv":
         w = csv.writer(sys.stdout, lineterminator="\n")
         w.writerow(["method", "ratio", "metric", "value"])
@@ -237,7 +248,7 @@ def _cmd_evaluate(args) -> int:
             w.writerow([METHOD_LABELS.get(r.method, r.method), r.ratio, r.metric, f"{r.value:.1f}"])
         return 0
     rows = []
-    for metric in ("PearCorr", "RelAcc"):
+    for metric in ("PearCorr", "RelAcc") + (("Compute",) if args.compute else ()):
         for m in methods:
             row: dict[str, Any] = {"metric": metric, "method": METHOD_LABELS.get(m, m)}
             vals = [r.value for r in results if r.method == m and r.metric == metric]

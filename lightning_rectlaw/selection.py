@@ -19,6 +19,7 @@ import numpy as np
 from scipy import stats
 
 from .law import FitResult, fit_laws, num_params
+from .pooled import PooledCurve, fit_pooled
 from .table import LossTable
 
 __all__ = [
@@ -31,7 +32,7 @@ __all__ = [
     "select",
 ]
 
-DEFAULT_METHOD = "ats"
+DEFAULT_METHOD = "pooled"
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,12 @@ class CandidateScore:
         predicted_loss: predicted test loss at the target size (methods that predict one).
         interval: ``(low, high)`` prediction interval of ``predicted_loss`` where available.
         sizes_used: subset sizes whose losses the score used (0 = the zero-shot point).
-        fit: the fitted law or line, where the method fits one.
+        fit: the fitted law, line or curve, where the method fits one.
         reason: why the candidate is unrankable (``None`` when it is ranked).
+        prob_best: probability that this candidate has the lowest target loss (methods with a
+            joint predictive distribution: ``pooled``).
+        sizes_run: subset sizes that must be fine-tuned to reach this decision (defaults to
+            ``sizes_used`` without the zero-shot point; AtS adds the point that stopped it).
     """
 
     name: str
@@ -97,12 +102,20 @@ class CandidateScore:
     predicted_loss: float | None = None
     interval: tuple[float, float] | None = None
     sizes_used: tuple[float, ...] = ()
-    fit: FitResult | LineFit | None = None
+    fit: FitResult | LineFit | PooledCurve | None = None
     reason: str | None = None
+    prob_best: float | None = None
+    sizes_run: tuple[float, ...] | None = None
 
     @property
     def rankable(self) -> bool:
         return self.reason is None
+
+    @property
+    def examples(self) -> float:
+        """Fine-tuning examples the decision needed (one pass over each subset run)."""
+        run = self.sizes_run if self.sizes_run is not None else self.sizes_used
+        return float(sum(s for s in run if s > 0))
 
 
 @dataclass(frozen=True)
@@ -132,6 +145,18 @@ class Selection:
     @property
     def unrankable(self) -> dict[str, str]:
         return {c.name: c.reason for c in self.candidates if c.reason is not None}
+
+    @property
+    def prob_best(self) -> dict[str, float] | None:
+        """Each rankable candidate's probability of being the best, where the method has one."""
+        if not self.candidates or self.candidates[0].prob_best is None:
+            return None
+        return {c.name: c.prob_best for c in self.candidates if c.rankable}
+
+    @property
+    def examples(self) -> float:
+        """Fine-tuning examples all candidates' decisions needed together."""
+        return sum(c.examples for c in self.candidates)
 
     def scores_for(self, names: tuple[str, ...]) -> np.ndarray:
         """Scores aligned with ``names`` (``nan`` for unrankable)."""
@@ -190,8 +215,36 @@ def _ats(table, budget, target, level, k: int = 3, delta: float = 5.0):
             out.append(CandidateScore(name, np.nan, reason=reason))
             continue
         pred = float(line.predict(target))
+        used = tuple(line.sizes.tolist())
+        finite = sizes[np.isfinite(row)][::-1]
+        run = used + tuple(finite[len(used) : len(used) + 1].tolist())  # the point that stopped it
+        out.append(CandidateScore(name, pred, pred, line.interval(target, level), used, line, sizes_run=run))
+    return out
+
+
+def _pooled(table, budget, target, level, k: int = 3, holdouts: int = 3, seed: int = 0):
+    sizes, losses = _in_budget(table, budget)
+    fit = fit_pooled(sizes, losses, k=k, holdouts=holdouts)
+    probs = fit.prob_best(target, seed=seed)
+    bounded = fit.holdouts > 0
+    quant = fit.quantiles(target, (0.5, 0.5 - level / 2, 0.5 + level / 2))
+    out = []
+    for name, curve, p, (pred, lo, hi) in zip(table.names, fit.curves, probs, quant.tolist()):
+        if curve is None:
+            out.append(CandidateScore(name, np.nan, reason="`pooled` needs 2 points within the budget"))
+            continue
+        run = curve.sizes[-(k + fit.holdouts) :]  # the local line plus the backtest's hold-outs
         out.append(
-            CandidateScore(name, pred, pred, line.interval(target, level), tuple(line.sizes.tolist()), line)
+            CandidateScore(
+                name,
+                pred,
+                pred,
+                (lo, hi) if bounded else (0.0, float("inf")),
+                tuple(curve.sizes[-k:].tolist()),
+                curve,
+                prob_best=None if np.isnan(p) else float(p),
+                sizes_run=tuple(run.tolist()),
+            )
         )
     return out
 
@@ -270,6 +323,10 @@ def _vanillafit(table, budget, target, level, **fit_kw):
 
 
 METHODS: dict[str, tuple[Selector, str]] = {
+    "pooled": (
+        _pooled,
+        "local rectified-law extrapolation, exponent shared across candidates by in-budget backtest",
+    ),
     "ats": (_ats, "Accept then Stop: log-log line on the power-phase points, extrapolated"),
     "ourfit": (_ourfit, "rectified law fitted to all in-budget points incl. zero-shot"),
     "vanillafit": (_vanillafit, "vanilla law B/D^beta + E fitted to all in-budget points"),
@@ -291,17 +348,18 @@ def select(
 
     Args:
         table: the measured losses.
-        method: one of :data:`METHODS` (default ``"ats"``).
+        method: one of :data:`METHODS` (default ``"pooled"``).
         budget: largest subset size the selector may use: a ratio of ``target`` (``"1/8"``,
             ``0.125``) or an absolute size (``204800``).
         target: the full fine-tuning set size to predict for (default: the table's largest size).
         level: coverage of the prediction intervals.
-        **options: method options, e.g. ``k`` and ``delta`` for AtS, ``free_alpha`` for fits.
+        **options: method options, e.g. ``k`` and ``delta`` for AtS, ``k`` and ``holdouts`` for
+            ``pooled``, ``free_alpha`` for fits.
 
     Example::
 
         table = LossTable.read_csv("flan.csv")
-        select(table, "ats", budget="1/8").ranking[:3]
+        select(table, "pooled", budget="1/8").ranking[:3]
     """
     if method not in METHODS:
         raise ValueError(f"`method` should be one of {sorted(METHODS)}, got {method!r}")

@@ -28,6 +28,7 @@ COLUMNS = [
     "predicted_loss",
     "interval_low",
     "interval_high",
+    "prob_best",
     "pre_learned_size",
     "beta",
     "losses_measured",
@@ -72,6 +73,37 @@ def collect_results(sweep_dir: str | os.PathLike) -> list[dict[str, Any]]:
     return records
 
 
+def _joint(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Re-rank ``pooled`` candidates together, so the shared exponent is backtested on all of them.
+
+    Each job only saw its own curve; here the sweep's curves form one loss table. Returns the new
+    ``predicted_loss``, ``interval`` and ``prob_best`` per candidate name (empty when the jobs used
+    another method or disagree on the target size).
+    """
+    ok = [r for r in records if r["status"] == "ok" and len(r.get("sizes") or []) >= 2]
+    if not ok or any(r.get("method") != "pooled" for r in ok):
+        return {}
+    if len({r.get("target_size") for r in ok}) != 1 or len({r["name"] for r in ok}) != len(ok):
+        return {}
+    import numpy as np
+
+    from lightning_rectlaw.selection import select
+    from lightning_rectlaw.table import LossTable
+
+    sizes = np.array(sorted({float(s) for r in ok for s in r["sizes"]}))
+    losses = np.full((len(ok), sizes.size), np.nan)
+    for row, r in zip(losses, ok):
+        row[np.searchsorted(sizes, np.asarray(r["sizes"], dtype=float))] = r["losses"]
+    table = LossTable(tuple(r["name"] for r in ok), sizes, losses)
+    target, level = float(ok[0]["target_size"]), float(ok[0].get("interval_level", 0.95))
+    sel = select(table, "pooled", budget=float(sizes[-1]), target=target, level=level)
+    return {
+        c.name: {"predicted_loss": c.predicted_loss, "interval": c.interval, "prob_best": c.prob_best}
+        for c in sel.candidates
+        if c.rankable
+    }
+
+
 def _rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ok = [r for r in records if r["status"] == "ok" and r.get("predicted_loss") is not None]
     failed = [r for r in records if r not in ok]
@@ -87,6 +119,7 @@ def _rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "predicted_loss": r.get("predicted_loss"),
                 "interval_low": interval[0],
                 "interval_high": interval[1],
+                "prob_best": r.get("prob_best"),
                 "pre_learned_size": law.get("pre_learned_size"),
                 "beta": law.get("beta"),
                 "losses_measured": ", ".join(
@@ -146,6 +179,8 @@ def write_summary(sweep_dir: str | os.PathLike) -> list[Path]:
     """Write the summary files into ``sweep_dir`` and return their paths."""
     root = Path(sweep_dir)
     records = collect_results(root)
+    joint = _joint(records)
+    records = [{**r, **joint.get(r["name"], {})} for r in records]
     rows = _rows(records)
     paths = [
         root / "selection_summary.md",

@@ -33,7 +33,7 @@ def test_fit_json_has_parameters_and_rmse(table, capsys):
 def test_select_table_and_csv(table, capsys):
     assert main(["select", str(table), "--budget", "1/2", "--target", "6400"]) == 0
     out = capsys.readouterr().out
-    assert "method=ats budget=3200" in out and "interval_low" in out
+    assert "method=pooled budget=3200" in out and "interval_low" in out and "prob_best" in out
     assert main(["select", str(table), "--budget", "3200", "--method", "subtuning", "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [r["name"] for r in rows] == ["b", "a", "c"]  # ascending loss at 3200
