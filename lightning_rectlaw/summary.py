@@ -145,6 +145,10 @@ def _fmt(v: Any) -> str:
     return str(v).replace("|", "\\|").replace("\n", " ")
 
 
+def _fmt_prob(p: float | None) -> str:
+    return "an unknown probability" if p is None else f"{p:.0%}"
+
+
 def _markdown(rows: list[dict[str, Any]], sweep: Path) -> str:
     ranked = [r for r in rows if r["rank"] is not None]
     lines = [f"# Selection summary — {sweep}", ""]
@@ -156,7 +160,20 @@ def _markdown(rows: list[dict[str, Any]], sweep: Path) -> str:
             f"–{_fmt(best['interval_high'])}).",
             "",
         ]
-        if (
+        if best.get("prob_best") is not None:
+            lines += [
+                f"Probability that `{best['candidate']}` is the best candidate: "
+                f"{best['prob_best']:.0%} (the intervals share the uncertainty about the common "
+                "exponent, which moves all candidates together; this probability accounts for it).",
+                "",
+            ]
+            if best["prob_best"] < 0.9 and len(ranked) > 1:
+                lines += [
+                    f"The choice is uncertain at this budget: `{ranked[1]['candidate']}` has "
+                    f"{_fmt_prob(ranked[1]['prob_best'])}. A larger budget would settle it.",
+                    "",
+                ]
+        elif (
             len(ranked) > 1
             and best["interval_high"] is not None
             and ranked[1]["interval_low"] is not None

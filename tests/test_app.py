@@ -90,6 +90,8 @@ def test_multirun_ranks_candidates_reports_failure_and_resumes(tmp_path):
         (r["candidate"] for r in ranked), key=lambda n: float(by_name[n]["predicted_loss"])
     )
     assert by_name[broken]["rank"] == "" and by_name[broken]["status"].startswith("failed: ")
+    probs = [float(r["prob_best"]) for r in ranked]  # pooled (the default) re-ranks jointly
+    assert sum(probs) == pytest.approx(1.0, abs=1e-6) and probs[0] == max(probs)
     assert "nonexistent" in by_name[broken]["status"]
     md = (sweep / "selection_summary.md").read_text()
     assert f"Fine-tune `{ranked[0]['candidate']}`" in md
@@ -147,6 +149,36 @@ def test_summary_from_result_files_via_cli(tmp_path):
     assert "selection_summary.md" in out.stdout
     rows = list(csv.DictReader((tmp_path / "selection_summary.csv").open()))
     assert [r["candidate"] for r in rows] == ["b", "a"]
+
+
+def test_summary_reranks_pooled_candidates_jointly(tmp_path):
+    """Each job saw only its own curve; the summary backtests the shared exponent on all of them."""
+    sizes = [6400, 3200, 1600, 800, 400, 200]
+    for name, scale in (("a", 1.0), ("b", 0.8), ("c", 1.2)):
+        d = tmp_path / name
+        d.mkdir()
+        losses = [scale * 3.0 / (5 + s**0.3) for s in sizes]
+        record = {
+            "name": name,
+            "status": "ok",
+            "method": "pooled",
+            "predicted_loss": 9.9,  # per-job predictions, replaced by the joint ones
+            "interval": None,
+            "interval_level": 0.8,
+            "sizes": sizes,
+            "losses": losses,
+            "target_size": 102400,
+        }
+        (d / "candidate.json").write_text(json.dumps(record))
+    write_summary(tmp_path)
+    rows = list(csv.DictReader((tmp_path / "selection_summary.csv").open()))
+    assert [r["candidate"] for r in rows] == ["b", "a", "c"]
+    assert all(float(r["predicted_loss"]) < 9 for r in rows)
+    assert all(
+        float(r["interval_low"]) < float(r["predicted_loss"]) < float(r["interval_high"]) for r in rows
+    )
+    assert sum(float(r["prob_best"]) for r in rows) == pytest.approx(1.0)
+    assert "Probability that `b` is the best candidate" in (tmp_path / "selection_summary.md").read_text()
 
 
 @pytest.mark.slow

@@ -152,6 +152,17 @@ def test_ats_schedule_stops_at_the_phase_transition(tmp_path):
     assert law.result.sizes[-1] == 32  # 1024 .. 64 accepted, 32 rejected: nothing smaller was run
 
 
+def test_default_pooled_schedule_runs_only_the_subsets_it_needs(tmp_path):
+    law = RectifiedLawCallback(holdouts=2)  # method "pooled", schedule "auto": k + holdouts sizes
+    _trainer(tmp_path, law).fit(
+        Boring(), datamodule=NestedSubsetDataModule(Data(2048), budget=1024, min_size=8)
+    )
+    assert law.result.method == "pooled" and law.result.status == "ok"
+    assert law.result.sizes == [1024, 512, 256, 128, 64]
+    lo, hi = law.result.interval  # two hold-outs: a bounded interval around the prediction
+    assert lo < law.result.predicted_loss < hi
+
+
 def test_resume_skips_finished_subsets(tmp_path):
     law = RectifiedLawCallback(schedule="all", results_dir=tmp_path / "res")
     _trainer(tmp_path, law).fit(Boring(), datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32))
@@ -255,6 +266,7 @@ def test_text_datamodule_reads_files_and_reports_bad_jsonl(tmp_path):
         (lambda: TextDataModule(val_fraction=1.0), "`val_fraction` must be in"),
         (lambda: TextDataModule(block_size=1), "`block_size` must be at least 2"),
         (lambda: RectifiedLawCallback(schedule="some"), "`schedule` should be"),
+        (lambda: RectifiedLawCallback(holdouts=0), "`holdouts` must be at least 1"),
         (lambda: RectifiedLawCallback(method="best"), "`method` should be one of"),
     ],
 )
