@@ -147,7 +147,13 @@ class TextDataModule(L.LightningDataModule):
     Args:
         files: local ``.txt`` files (one document each) or ``.jsonl`` files (one ``{"text": ...}``
             per line). Default: the built-in text ``builtin``.
-        builtin: text shipped with Python used when ``files`` is empty (default ``pydoc_topics``).
+        builtin: text shipped with Python used when ``files`` and ``hf_dataset`` are empty
+            (default ``pydoc_topics``).
+        hf_dataset: a Hugging Face dataset name or local path for ``datasets.load_dataset``
+            (needs ``pip install datasets``); its ``hf_split`` split (default ``"train"``) and
+            ``text_field`` column (default ``"text"``) give one document per row. ``hf_config`` is
+            the dataset configuration, ``hf_data_files`` local data files (e.g. with
+            ``hf_dataset="json"``).
         tokenizer: ``"bytes"`` (byte-level, vocab 257, no download) or a Hugging Face tokenizer
             name/path.
         block_size: tokens per example (default 128).
@@ -168,8 +174,15 @@ class TextDataModule(L.LightningDataModule):
         batch_size: int = 16,
         num_workers: int = 0,
         seed: int = 0,
+        hf_dataset: str | None = None,
+        hf_config: str | None = None,
+        hf_split: str = "train",
+        hf_data_files: Any = None,
+        text_field: str = "text",
     ) -> None:
         super().__init__()
+        if files and hf_dataset:
+            raise ValueError("give either `files` or `hf_dataset`, not both")
         if not 0 < val_fraction < 1:
             raise ValueError(f"`val_fraction` must be in (0, 1), got {val_fraction}")
         if block_size < 2:
@@ -179,10 +192,14 @@ class TextDataModule(L.LightningDataModule):
         self.block_size, self.val_fraction = block_size, val_fraction
         self.max_val_blocks, self.batch_size = max_val_blocks, batch_size
         self.num_workers, self.seed = num_workers, seed
+        self.hf = {"path": hf_dataset, "name": hf_config, "split": hf_split, "data_files": hf_data_files}
+        self.text_field = text_field
         self.train_set: TensorDataset | None = None
         self.val_set: TensorDataset | None = None
 
     def _documents(self) -> list[str]:
+        if self.hf["path"]:
+            return self._hf_documents()
         if not self.files:
             return builtin_text(self.builtin)
         docs = []
@@ -201,6 +218,23 @@ class TextDataModule(L.LightningDataModule):
             else:
                 docs.append(f.read_text())
         return docs
+
+    def _hf_documents(self) -> list[str]:
+        try:
+            import datasets
+        except ImportError:
+            raise ImportError(
+                f"data.hf_dataset={self.hf['path']!r} needs the `datasets` package: "
+                "pip install datasets (or use data=text_files with local .txt/.jsonl files)"
+            ) from None
+        ds = datasets.load_dataset(**{k: v for k, v in self.hf.items() if v is not None})
+        columns = list(getattr(ds, "column_names", None) or (ds[0].keys() if len(ds) else []))
+        if self.text_field not in columns:
+            raise ValueError(
+                f"dataset {self.hf['path']!r} (split {self.hf['split']!r}) has no column "
+                f"{self.text_field!r}; its columns are {columns}: set data.text_field"
+            )
+        return [row[self.text_field] for row in ds if row[self.text_field]]
 
     def _encode(self, docs: list[str]) -> torch.Tensor:
         if self.tokenizer_name == "bytes":

@@ -51,6 +51,14 @@ def test_invalid_values_fail_fast_naming_the_key(override, match):
         validate_config(_compose([override]))
 
 
+def test_hugging_face_dataset_entry_instantiates_the_text_datamodule():
+    from hydra.utils import instantiate
+
+    cfg = _compose(["data=hf_dataset", "data.hf_dataset=json", "data.hf_data_files=[train.jsonl]"])
+    dm = instantiate(cfg.data)
+    assert dm.hf == {"path": "json", "name": None, "split": "train", "data_files": ["train.jsonl"]}
+
+
 def test_unknown_group_option_fails_before_training():
     from hydra.errors import MissingConfigException
 

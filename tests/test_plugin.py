@@ -258,6 +258,31 @@ def test_text_datamodule_reads_files_and_reports_bad_jsonl(tmp_path):
         TextDataModule(files=[tmp_path / "bad.jsonl", tmp_path / "a.txt"]).setup("fit")
 
 
+def test_text_datamodule_from_a_hugging_face_dataset(monkeypatch):
+    """`datasets` is optional: a stand-in module checks what we pass to load_dataset and read back."""
+    import sys
+    import types
+
+    calls = []
+
+    def load_dataset(**kw):
+        calls.append(kw)
+        return [{"text": f"document {i} " * 20, "label": i} for i in range(10)] + [{"text": ""}]
+
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    dm = TextDataModule(hf_dataset="json", hf_data_files=["train.jsonl"], block_size=8)
+    dm.setup("fit")
+    assert calls == [{"path": "json", "split": "train", "data_files": ["train.jsonl"]}]
+    assert len(dm.train_set) > len(dm.val_set) > 0
+    with pytest.raises(ValueError, match=r"no column 'body'.*set data.text_field"):
+        TextDataModule(hf_dataset="json", text_field="body").setup("fit")
+    monkeypatch.setitem(sys.modules, "datasets", None)  # not installed
+    with pytest.raises(ImportError, match="pip install datasets"):
+        TextDataModule(hf_dataset="imdb").setup("fit")
+    with pytest.raises(ValueError, match="either `files` or `hf_dataset`"):
+        TextDataModule(files=["a.txt"], hf_dataset="imdb")
+
+
 @pytest.mark.parametrize(
     ("make", "match"),
     [
