@@ -6,7 +6,7 @@ Usage::
     rectlaw select TABLE.csv --budget 1/8 [--target SIZE] [--method NAME] [--format ...]
     rectlaw evaluate TABLE.csv [--target SIZE] [--methods a,b] [--compute] [--format table|csv]
     rectlaw methods
-    rectlaw summarize SWEEP_DIR
+    rectlaw summarize SWEEP_DIR [--table LOSSES.csv]
 """
 
 from __future__ import annotations
@@ -120,6 +120,9 @@ def _parser() -> argparse.ArgumentParser:
 
     z = sub.add_parser("summarize", help="(re)write the selection summary of a sweep directory")
     z.add_argument("sweep_dir")
+    z.add_argument(
+        "--table", metavar="CSV", help="also write the candidates' losses as a loss table (paper format)"
+    )
     z.set_defaults(run=_cmd_summarize)
     return p
 
@@ -269,9 +272,12 @@ def _cmd_methods(args) -> int:
 
 
 def _cmd_summarize(args) -> int:
-    from lightning_rectlaw.summary import write_summary
+    from lightning_rectlaw.summary import collect_results, loss_table, write_summary
 
     paths = write_summary(args.sweep_dir)
+    if args.table:
+        loss_table(collect_results(args.sweep_dir), source=args.table).write_csv(args.table)
+        paths.append(args.table)
     for p in paths:
         print(p)
     return 0

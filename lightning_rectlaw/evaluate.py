@@ -81,7 +81,14 @@ def evaluate(
             scores = sel.scores_for(table.names)
             if method == "modelsize":
                 scores = -scores  # the paper correlates log parameter count itself
-            chosen = truth[table.names.index(sel.best)]
+            if not sel.ranking:
+                reasons = sorted(set(sel.unrankable.values()))
+                warnings.warn(
+                    f"{method} at 1/{r}: no candidate is rankable ({'; '.join(reasons)})", stacklevel=2
+                )
+                chosen = np.nan
+            else:
+                chosen = truth[table.names.index(sel.best)]
             rows.append(EvalRow(method, int(r), "PearCorr", pearcorr(scores, truth)))
             rows.append(EvalRow(method, int(r), "RelAcc", relacc(chosen, truth)))
             if compute:

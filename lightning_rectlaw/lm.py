@@ -247,7 +247,9 @@ class TextDataModule(L.LightningDataModule):
 
         tok = AutoTokenizer.from_pretrained(self.tokenizer_name)
         eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
-        ids = [i for d in docs for i in tok(d)["input_ids"] + eos]
+        # Documents are packed back to back, each closed by EOS; the tokenizer's own special
+        # tokens (BOS, or T5-style EOS) are left out so they are not doubled.
+        ids = [i for d in docs for i in tok(d, add_special_tokens=False)["input_ids"] + eos]
         return torch.tensor(ids, dtype=torch.long)
 
     def _blocks(self, ids: torch.Tensor) -> torch.Tensor:

@@ -17,10 +17,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from lightning_rectlaw.app import CANDIDATE_FILE
-from lightning_rectlaw.table import atomic_write_text
+import numpy as np
 
-__all__ = ["collect_results", "write_summary"]
+from lightning_rectlaw.app import CANDIDATE_FILE
+from lightning_rectlaw.table import LossTable, atomic_write_text
+
+__all__ = ["collect_results", "loss_table", "write_summary"]
 
 COLUMNS = [
     "rank",
@@ -73,6 +75,42 @@ def collect_results(sweep_dir: str | os.PathLike) -> list[dict[str, Any]]:
     return records
 
 
+def loss_table(records: list[dict[str, Any]], source: str = "<sweep>") -> LossTable:
+    """The finished candidates' curves as one loss table (the paper's CSV format).
+
+    Rows are the records with status ``ok`` and at least one measured size; a size a candidate did
+    not run is a missing cell. The zero-shot column, parameter counts and families are filled where
+    the records have them (``zero_shot_loss``, ``num_params``, ``family``).
+
+    Raises:
+        ValueError: no record has a finished curve.
+    """
+    ok = [r for r in records if r["status"] == "ok" and r.get("sizes")]
+    if not ok:
+        raise ValueError("no finished candidate with measured losses: nothing to tabulate")
+    sizes = np.array(sorted({float(s) for r in ok for s in r["sizes"]}))
+    losses = np.full((len(ok), sizes.size), np.nan)
+    for row, r in zip(losses, ok):
+        row[np.searchsorted(sizes, np.asarray(r["sizes"], dtype=float))] = r["losses"]
+
+    def column(key: str) -> np.ndarray | None:
+        values = [r.get(key) for r in ok]
+        return (
+            None if all(v is None for v in values) else np.array([np.nan if v is None else v for v in values])
+        )
+
+    families = [r.get("family") for r in ok]
+    return LossTable(
+        tuple(r["name"] for r in ok),
+        sizes,
+        losses,
+        zero_shot=column("zero_shot_loss"),
+        num_params=column("num_params"),
+        families=None if all(f is None for f in families) else tuple(f or "" for f in families),
+        source=source,
+    )
+
+
 def _joint(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Re-rank ``pooled`` candidates together, so the shared exponent is backtested on all of them.
 
@@ -85,16 +123,10 @@ def _joint(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         return {}
     if len({r.get("target_size") for r in ok}) != 1 or len({r["name"] for r in ok}) != len(ok):
         return {}
-    import numpy as np
-
     from lightning_rectlaw.selection import select
-    from lightning_rectlaw.table import LossTable
 
-    sizes = np.array(sorted({float(s) for r in ok for s in r["sizes"]}))
-    losses = np.full((len(ok), sizes.size), np.nan)
-    for row, r in zip(losses, ok):
-        row[np.searchsorted(sizes, np.asarray(r["sizes"], dtype=float))] = r["losses"]
-    table = LossTable(tuple(r["name"] for r in ok), sizes, losses)
+    table = loss_table(ok)
+    sizes = table.sizes
     target, level = float(ok[0]["target_size"]), float(ok[0].get("interval_level", 0.95))
     sel = select(table, "pooled", budget=float(sizes[-1]), target=target, level=level)
     return {

@@ -1,0 +1,262 @@
+"""A local model zoo with real pre-learned data, and selection checked against full fine-tuning.
+
+Config-built random models have no pre-learned data, so they cannot show the pre-power phase the
+rectified law is about. This script makes candidates that do, with nothing downloaded:
+
+1. **Zoo** (``python examples/make_zoo.py``): small causal LMs of two architectures and sizes,
+   pretrained for different numbers of steps on Python's own standard-library source code, plus an
+   untrained control. Each is saved with ``save_pretrained`` together with a byte-level tokenizer
+   (``ByT5Tokenizer``, no vocabulary file needed) in ``zoo/<name>/``, so ``model=hf
+   model.model_name_or_path=zoo/<name>`` loads it exactly as it would load a hub checkpoint. A
+   second run reuses finished models (``zoo/<name>/zoo_spec.json`` records what was built).
+2. **Ground truth** (``--truth``): the Hydra app fine-tunes every candidate on every nested subset
+   of English text (``pydoc_data.topics``) up to the full target set, zero-shot included. The
+   losses become the zoo's own loss table in the paper's CSV format (``zoo/zoo_losses.csv``, so
+   ``rectlaw evaluate zoo/zoo_losses.csv`` works on it), and the selectors are scored with
+   PearCorr, RelAcc and Compute at several budgets exactly as on the paper's benchmark
+   (``zoo/zoo_selection.csv``, ``zoo/zoo_selection.md``), with a log-log plot of every curve
+   (``zoo/zoo_curves.png``).
+
+Examples::
+
+    python examples/make_zoo.py                        # build the zoo (cached)
+    python examples/make_zoo.py --truth                # + ground truth and scores
+    python examples/make_zoo.py --truth --accelerator gpu
+    python examples/make_zoo.py --out /tmp/z --models gpt2-s-short,control --scale 0.05 \\
+        --truth --target 128 --min-size 16 --ratios 2,4   # a miniature zoo (the slow test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import sysconfig
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCK = 64  # bytes per example, pretraining and fine-tuning alike
+
+GPT2_S = {"model_type": "gpt2", "n_layer": 2, "n_embd": 128, "n_head": 4, "n_positions": BLOCK}
+GPT2_M = {"model_type": "gpt2", "n_layer": 4, "n_embd": 192, "n_head": 6, "n_positions": BLOCK}
+LLAMA_S = {
+    "model_type": "llama",
+    "num_hidden_layers": 2,
+    "hidden_size": 128,
+    "intermediate_size": 344,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+    "max_position_embeddings": BLOCK,
+}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One zoo candidate: an architecture and how many pretraining steps (batch 32 × 64 bytes)."""
+
+    name: str
+    config: dict
+    steps: int
+    seed: int = 0
+
+
+ZOO = (
+    Spec("control", GPT2_S, 0),  # untrained: no pre-learned data at all
+    Spec("gpt2-s-short", GPT2_S, 150),
+    Spec("gpt2-s-long", GPT2_S, 1200),
+    Spec("gpt2-m-mid", GPT2_M, 500),
+    Spec("llama-s-mid", LLAMA_S, 500),
+)
+SELECTORS = ("pooled", "ats", "subtuning", "zeroshot")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default="zoo", help="zoo directory (default: ./zoo)")
+    p.add_argument("--models", default=",".join(s.name for s in ZOO), help="comma-separated subset")
+    p.add_argument("--scale", type=float, default=1.0, help="multiply pretraining steps (tests: 0.05)")
+    p.add_argument("--accelerator", default="auto", help="Lightning accelerator (default: auto)")
+    p.add_argument("--truth", action="store_true", help="also fine-tune on the full target set")
+    p.add_argument("--target", type=int, default=4096, help="full fine-tuning set, in 64-byte examples")
+    p.add_argument("--min-size", type=int, default=16, help="smallest subset")
+    p.add_argument("--ratios", default="4,8,16,32", help="budgets scored, as target / r")
+    p.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs per subset")
+    args = p.parse_args(argv)
+
+    out = Path(args.out).resolve()
+    known = {s.name: s for s in ZOO}
+    unknown = [m for m in args.models.split(",") if m not in known]
+    if unknown:
+        p.error(f"unknown zoo model(s) {unknown}; choose from {sorted(known)}")
+    specs = [known[m] for m in args.models.split(",")]
+    t0 = time.perf_counter()
+    for spec in specs:
+        build(spec, out, args.scale, args.accelerator)
+    print(f"[zoo] {len(specs)} models ready in {out} ({time.perf_counter() - t0:.0f} s)")
+    if args.truth:
+        ratios = [int(r) for r in args.ratios.split(",")]
+        ground_truth(specs, out, args.target, args.min_size, args.epochs, ratios, args.accelerator)
+    return 0
+
+
+# --- the zoo -------------------------------------------------------------------------------------
+
+
+def stdlib_sources(limit_bytes: int = 3_000_000) -> list[Path]:
+    """The standard library's own ``.py`` files (sorted, capped): the pretraining corpus."""
+    files, total = [], 0
+    for f in sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py")):
+        files.append(f)
+        total += f.stat().st_size
+        if total >= limit_bytes:
+            break
+    return files
+
+
+def tokenizer_dir(out: Path) -> Path:
+    """A byte-level Hugging Face tokenizer shared by every zoo model (saved once)."""
+    path = out / "_tokenizer"
+    if not (path / "tokenizer_config.json").exists():
+        from transformers import ByT5Tokenizer
+
+        ByT5Tokenizer(extra_ids=0).save_pretrained(path)
+    return path
+
+
+def build(spec: Spec, out: Path, scale: float, accelerator: str) -> Path:
+    """Pretrain ``spec`` (or reuse it) and save model + tokenizer under ``out/<name>``."""
+    import lightning as L
+    from transformers import AutoTokenizer
+
+    from lightning_rectlaw.lm import CausalLMModule, TextDataModule
+
+    path = out / spec.name
+    steps = round(spec.steps * scale)
+    record = {**asdict(spec), "steps": steps}
+    meta = path / "zoo_spec.json"
+    if meta.exists() and json.loads(meta.read_text()).get("spec") == record:
+        print(f"[zoo] {spec.name}: cached")
+        return path
+    tok_path = tokenizer_dir(out)
+    tok = AutoTokenizer.from_pretrained(tok_path)
+    config = {**spec.config, "vocab_size": len(tok), "eos_token_id": tok.eos_token_id}
+    config["pad_token_id" if spec.config["model_type"] == "llama" else "bos_token_id"] = tok.pad_token_id
+    module = CausalLMModule(config=config, lr=1e-3, warmup_steps=min(50, steps), seed=spec.seed)
+    t0 = time.perf_counter()
+    if steps > 0:
+        data = TextDataModule(
+            files=[str(f) for f in stdlib_sources()],
+            tokenizer=str(tok_path),
+            block_size=BLOCK,
+            batch_size=32,
+            seed=spec.seed,
+        )
+        L.seed_everything(spec.seed, verbose=False)
+        trainer = L.Trainer(
+            accelerator=accelerator,
+            devices=1,
+            max_steps=steps,
+            limit_val_batches=0,
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            enable_progress_bar=True,
+        )
+        trainer.fit(module, datamodule=data)
+    module.model.save_pretrained(path)
+    tok.save_pretrained(path)
+    seconds = time.perf_counter() - t0
+    meta.write_text(json.dumps({"spec": record, "pretrain_seconds": seconds, "params": module.num_params}))
+    print(f"[zoo] {spec.name}: {module.num_params:,} parameters, {steps} steps, {seconds:.0f} s")
+    return path
+
+
+# --- ground truth ----------------------------------------------------------------------------------
+
+
+def ground_truth(specs, out: Path, target: int, min_size: int, epochs: int, ratios, accelerator) -> None:
+    """Fine-tune every candidate on all nested subsets up to ``target`` with the Hydra app, then
+    write the zoo's loss table and the selectors' scores."""
+    from lightning_rectlaw.cli import METHOD_LABELS
+    from lightning_rectlaw.evaluate import evaluate
+    from lightning_rectlaw.plot import curve_figure
+    from lightning_rectlaw.summary import collect_results, loss_table
+    from lightning_rectlaw.table import atomic_write_text
+
+    sweep = out / f"truth_sweep_t{target}_m{min_size}_e{epochs}"  # re-running resumes it
+    paths = ",".join(str(out / s.name) for s in specs)
+    cmd = [
+        sys.executable,
+        str(ROOT / "examples" / "train.py"),
+        "-m",
+        "model=hf",
+        f"model.model_name_or_path={paths}",
+        "model.lr=1e-3",
+        f"data.tokenizer={tokenizer_dir(out)}",
+        f"data.block_size={BLOCK}",
+        f"rectlaw.budget={target}",
+        f"rectlaw.target_size={target}",
+        f"rectlaw.min_size={min_size}",
+        "rectlaw.schedule=all",
+        "rectlaw.zero_shot=true",
+        f"trainer.max_epochs={epochs}",
+        f"trainer.accelerator={accelerator}",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=out)
+    seconds = time.perf_counter() - t0
+    records = collect_results(sweep)
+    failed = [r["name"] for r in records if r["status"] != "ok"]
+    if failed:
+        print(f"[zoo] warning: failed candidates left out of the table: {failed}", file=sys.stderr)
+    for r in records:
+        r["name"] = Path(r["name"]).name  # zoo/<name> -> <name>
+        r["family"] = "control" if r["name"] == "control" else r["name"].split("-")[0]
+    table = loss_table(records, source=str(out / "zoo_losses.csv"))
+    table.write_csv(out / "zoo_losses.csv")
+    rows = evaluate(table, SELECTORS, ratios, target=float(target), compute=True)
+    lines = ["method,ratio,metric,value"]
+    lines += [f"{METHOD_LABELS.get(r.method, r.method)},{r.ratio},{r.metric},{r.value:.1f}" for r in rows]
+    atomic_write_text(out / "zoo_selection.csv", "\n".join(lines) + "\n")
+    md = _markdown(rows, ratios, table, seconds)
+    atomic_write_text(out / "zoo_selection.md", md)
+    fig = curve_figure(
+        {r["name"]: r for r in records if r["status"] == "ok"},
+        title=f"Zoo: fine-tuning on pydoc_data.topics, {target} examples of {BLOCK} bytes",
+    )
+    fig.savefig(out / "zoo_curves.png", dpi=120)
+    print(md)
+    print(f"[zoo] ground truth: {seconds:.0f} s; wrote {out / 'zoo_losses.csv'}, zoo_selection.csv/.md,")
+    print(f"[zoo] zoo_curves.png; rerun the scores with: rectlaw evaluate {out / 'zoo_losses.csv'}")
+
+
+def _markdown(rows, ratios, table, seconds: float) -> str:
+    from lightning_rectlaw.cli import METHOD_LABELS
+
+    truth = table.column(table.max_size)
+    order = sorted(range(len(table)), key=lambda i: truth[i])
+    lines = [
+        "| candidate | parameters | zero-shot loss | loss at full size |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {table.names[i]} | {int(table.num_params[i]):,} | {table.zero_shot[i]:.3f} | {truth[i]:.3f} |"
+        for i in order
+    ]
+    lines += ["", "| method | metric | " + " | ".join(f"1/{r}" for r in ratios) + " |"]
+    lines += ["|---|---|" + "---|" * len(ratios)]
+    for method in SELECTORS:
+        for metric in ("PearCorr", "RelAcc", "Compute"):
+            vals = [r.value for r in rows if r.method == method and r.metric == metric]
+            label = METHOD_LABELS.get(method, method)
+            lines.append(f"| {label} | {metric} | " + " | ".join(f"{v:.1f}" for v in vals) + " |")
+    lines += ["", f"Ground-truth sweep: {seconds:.0f} s wall."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
