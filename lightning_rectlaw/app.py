@@ -22,6 +22,13 @@ log = logging.getLogger(__name__)
 CANDIDATE_FILE = "candidate.json"
 
 
+def is_rank_zero() -> bool:
+    """Whether this process is rank 0 (always, outside distributed runs)."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
 def validate_config(cfg: Any) -> None:
     """Fail fast, before any training, on invalid ``rectlaw`` values; the message names the key."""
     r = cfg.rectlaw
@@ -91,5 +98,6 @@ def run_candidate(cfg: Any, output_dir: str | Path, name: str) -> dict[str, Any]
         record["error"] = f"{type(err).__name__}: {err}"
         log.error(f"candidate {name!r} failed: {record['error']}\n{traceback.format_exc()}")
     record["job_seconds"] = time.perf_counter() - t0
-    atomic_write_text(out / CANDIDATE_FILE, json.dumps(record, indent=2, default=str))
+    if is_rank_zero():  # under DDP, Lightning relaunches this job for the other ranks
+        atomic_write_text(out / CANDIDATE_FILE, json.dumps(record, indent=2, default=str))
     return record

@@ -11,7 +11,11 @@ model) and keep working in the user's fit. After the runs the user's Trainer sto
 (``trainer.should_stop``) unless ``continue_fit=True``, in which case it fine-tunes on the full
 train set from the original weights as it would have without the callback.
 
-Only single-device strategies are supported for the subset runs.
+Single-device and DDP training are supported. Under DDP the subset runs happen in ``setup``
+(before the module is wrapped in ``DistributedDataParallel``) with DDP subset Trainers that reuse
+the process group; rank 0's losses are broadcast so every rank follows the same schedule, and
+only rank 0 writes files. Log the monitored metric with ``sync_dist=True`` (or a torchmetrics
+metric) so it is the loss over the whole validation set.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from typing_extensions import override
 
@@ -165,7 +170,20 @@ class RectifiedLawCallback(Callback):
     # --- hooks ---------------------------------------------------------------------------------
 
     @override
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # Under DDP the subset runs happen here: the process group exists but the module is not
+        # wrapped in DistributedDataParallel yet, so the subset Trainers can wrap it themselves.
+        if stage == "fit" and trainer.world_size > 1:
+            self._measure(trainer, pl_module)
+
+    @override
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.world_size == 1:
+            self._measure(trainer, pl_module)
+        if not self.continue_fit:
+            trainer.should_stop = True
+
+    def _measure(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         dm = trainer.datamodule
         if not isinstance(dm, NestedSubsetDataModule):
             raise TypeError(
@@ -173,10 +191,11 @@ class RectifiedLawCallback(Callback):
                 "NestedSubsetDataModule: trainer.fit(model, datamodule="
                 "NestedSubsetDataModule(your_datamodule, budget=1/8))"
             )
-        if trainer.num_devices > 1 or trainer.num_nodes > 1:
+        if trainer.world_size > 1 and not isinstance(trainer.strategy, DDPStrategy):
             raise ValueError(
-                "RectifiedLawCallback runs subsets on a single device; use one device "
-                "per candidate (e.g. Hydra's joblib/submitit launchers with devices=1)"
+                f"RectifiedLawCallback supports single-device and DDP training, not "
+                f"{type(trainer.strategy).__name__}; use strategy='ddp', or one device per "
+                "candidate (Hydra's joblib/submitit launchers with devices=1)"
             )
         out_dir = self._out_dir(trainer)
         snapshot = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()}
@@ -189,7 +208,7 @@ class RectifiedLawCallback(Callback):
         try:
             if self.zero_shot:
                 result.zero_shot_loss = self._cached_or_run(
-                    out_dir, key, 0, lambda: self._validate(trainer, pl_module, dm)
+                    trainer, out_dir, key, 0, lambda: self._validate(trainer, pl_module, dm)
                 )
             self._run_subsets(trainer, pl_module, dm, result, out_dir, key, snapshot)
         finally:
@@ -200,15 +219,14 @@ class RectifiedLawCallback(Callback):
         result.seconds += time.perf_counter() - t0
         self._finish(result)
         self.result = result
-        atomic_write_text(out_dir / RESULT_FILE, result.to_json())
+        if trainer.is_global_zero:
+            atomic_write_text(out_dir / RESULT_FILE, result.to_json())
         self._log(trainer, result)
         rank_zero_info(
             f"[rectlaw] predicted loss at {result.target_size} examples: "
             f"{result.predicted_loss} ({result.status}); written to "
             f"{out_dir / RESULT_FILE}"
         )
-        if not self.continue_fit:
-            trainer.should_stop = True
 
     @override
     def state_dict(self) -> dict[str, Any]:
@@ -232,7 +250,7 @@ class RectifiedLawCallback(Callback):
             t0 = time.perf_counter()
             pl_module.load_state_dict(snapshot)
             loss = self._cached_or_run(
-                out_dir, key, size, lambda s=size: self._fit_subset(trainer, pl_module, dm, s)
+                trainer, out_dir, key, size, lambda s=size: self._fit_subset(trainer, pl_module, dm, s)
             )
             per_example = (time.perf_counter() - t0) / size
             result.examples_processed += size * _epochs(trainer, size, dm)
@@ -282,9 +300,18 @@ class RectifiedLawCallback(Callback):
                 save_dir=trainer.logger.log_dir, name="subsets", version=name, default_hp_metric=False
             )
         callbacks = [TQDMProgressBar()] if trainer.progress_bar_callback is not None else []
+        root = trainer.strategy.root_device
+        if trainer.world_size > 1:  # DDP: the same devices and nodes, the process group reused
+            placement = {
+                "devices": trainer.num_devices if root.type == "cpu" else trainer.device_ids,
+                "num_nodes": trainer.num_nodes,
+                "strategy": "ddp",
+            }
+        else:  # the very device the user's Trainer chose (e.g. devices=[1] stays on cuda:1)
+            placement = {"devices": [root.index] if root.index is not None else 1}
         return L.Trainer(
-            accelerator=trainer.strategy.root_device.type,
-            devices=1,
+            accelerator=root.type,
+            **placement,
             precision=trainer.precision,
             max_epochs=trainer.max_epochs,
             min_epochs=trainer.min_epochs,
@@ -312,24 +339,36 @@ class RectifiedLawCallback(Callback):
             return self.results_dir
         return Path(trainer.log_dir or trainer.default_root_dir)
 
-    def _cached_or_run(self, out_dir: Path, key: str, size: int, run) -> float:
-        """Run, or with ``results_dir`` set reuse a finished run with the same fingerprint."""
-        if self.results_dir is None:
-            return run()
-        path = self.results_dir / "rectlaw_runs" / f"size_{size}.json"
-        if path.exists():
-            try:
-                saved = json.loads(path.read_text())
-            except json.JSONDecodeError:
-                rank_zero_warn(f"[rectlaw] ignoring unreadable {path}; re-running that subset")
-                saved = {}
-            if saved.get("key") == key:
-                rank_zero_info(f"[rectlaw] size {size}: reusing finished run from {path}")
-                return float(saved["loss"])
-        loss = run()
-        atomic_write_text(
-            path, json.dumps({"key": key, "size": size, "loss": loss if math.isfinite(loss) else str(loss)})
-        )
+    def _cached_or_run(self, trainer: L.Trainer, out_dir: Path, key: str, size: int, run) -> float:
+        """Run, or with ``results_dir`` set reuse a finished run with the same fingerprint.
+
+        Under DDP every rank trains, and rank 0's loss and cache decision are broadcast so all
+        ranks follow the same schedule; only rank 0 writes.
+        """
+        saved = None
+        if self.results_dir is not None and trainer.is_global_zero:
+            path = self.results_dir / "rectlaw_runs" / f"size_{size}.json"
+            if path.exists():
+                try:
+                    data = json.loads(path.read_text())
+                except json.JSONDecodeError:
+                    rank_zero_warn(f"[rectlaw] ignoring unreadable {path}; re-running that subset")
+                    data = {}
+                if data.get("key") == key:
+                    rank_zero_info(f"[rectlaw] size {size}: reusing finished run from {path}")
+                    saved = float(data["loss"])
+        if trainer.world_size > 1:
+            saved = trainer.strategy.broadcast(saved, src=0)
+        if saved is not None:
+            return saved
+        loss = float(run())
+        if trainer.world_size > 1:
+            loss = trainer.strategy.broadcast(loss, src=0)
+        if self.results_dir is not None and trainer.is_global_zero:
+            atomic_write_text(
+                self.results_dir / "rectlaw_runs" / f"size_{size}.json",
+                json.dumps({"key": key, "size": size, "loss": loss if math.isfinite(loss) else str(loss)}),
+            )
         return loss
 
     def _finish(self, result: RectifiedLawResult) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from lightning_rectlaw.app import is_rank_zero
 from lightning_rectlaw.summary import write_summary
 
 __all__ = ["SelectionSummaryCallback"]
@@ -19,5 +20,7 @@ class SelectionSummaryCallback(Callback):
     """On ``on_multirun_end``, rank every candidate of the sweep directory (``rectlaw summarize``)."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if not is_rank_zero():  # a DDP rank Lightning relaunched: rank 0 writes the summary
+            return
         paths = write_summary(config.hydra.sweep.dir)
         log.info("Selection summary: " + ", ".join(str(p) for p in paths))

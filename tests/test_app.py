@@ -116,6 +116,27 @@ def test_multirun_ranks_candidates_reports_failure_and_resumes(tmp_path):
     assert again["tiny_gpt2"]["predicted_loss"] == by_name["tiny_gpt2"]["predicted_loss"]
 
 
+@pytest.mark.slow
+def test_ddp_trainer_preset_runs_one_candidate_on_two_processes(tmp_path):
+    cmd = [
+        sys.executable,
+        str(ROOT / "examples" / "train.py"),
+        "-m",
+        "model=tiny_gpt2",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",  # the preset's GPU settings, on CPU for the test
+        "trainer.precision=32-true",
+        *TINY,
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (record,) = collect_results(tmp_path / "sweep")
+    assert record["status"] == "ok", record.get("error")
+    assert len(record["sizes"]) == 4 and record["predicted_loss"] > 0
+    assert list((tmp_path / "sweep").glob("*/train_ddp_process_1.log"))  # rank 1 ran in the job dir
+
+
 def test_summary_errors_name_the_files(tmp_path):
     with pytest.raises(ValueError, match="no candidate.json found"):
         collect_results(tmp_path)

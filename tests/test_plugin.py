@@ -163,6 +163,30 @@ def test_default_pooled_schedule_runs_only_the_subsets_it_needs(tmp_path):
     assert lo < law.result.predicted_loss < hi
 
 
+@pytest.mark.slow
+def test_ddp_subset_runs_share_the_work_and_agree(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parent / "scripts" / "ddp_subsets.py"
+    for attempt in ("first", "resumed"):
+        proc = subprocess.run(
+            [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=600
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        r0, r1 = (json.loads((tmp_path / f"rank{i}.json").read_text()) for i in (0, 1))
+        assert r0["status"] == r1["status"] == "ok"
+        assert r0["sizes"] == r1["sizes"] == [256, 128, 64] and r0["losses"] == r1["losses"]
+        assert r0["global_step"] == 0  # the user's own fit was stopped after the subset runs
+        if attempt == "first":
+            # each rank trains on half of every subset: (256 + 128 + 64) / 2 / 16 per epoch, 2 epochs
+            assert r0["train_batches"] == r1["train_batches"] == 28
+        else:
+            assert r0["train_batches"] == r1["train_batches"] == 0  # all reused from rank 0's cache
+    assert json.loads((tmp_path / "res" / "rectlaw_result.json").read_text())["sizes"] == [256, 128, 64]
+
+
 def test_resume_skips_finished_subsets(tmp_path):
     law = RectifiedLawCallback(schedule="all", results_dir=tmp_path / "res")
     _trainer(tmp_path, law).fit(Boring(), datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32))
