@@ -444,8 +444,7 @@ class RectifiedLawCallback(Callback):
 
 def _epochs(trainer: L.Trainer, size: int, dm: NestedSubsetDataModule) -> int:
     if trainer.max_steps and trainer.max_steps > 0:
-        batch = dm._train_loader.batch_size or 1
-        return max(1, math.ceil(trainer.max_steps * batch / size))
+        return max(1, math.ceil(trainer.max_steps * dm.batch_size / size))
     return int(trainer.max_epochs or 1)
 
 

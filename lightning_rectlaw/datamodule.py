@@ -108,6 +108,12 @@ class NestedSubsetDataModule(L.LightningDataModule):
         return self._train_loader.dataset
 
     @property
+    def batch_size(self) -> int:
+        """Batch size of the wrapped train loader (1 when it has none)."""
+        self.train_dataset  # noqa: B018 - sets up the wrapped loader on first use
+        return self._train_loader.batch_size or 1
+
+    @property
     def full_size(self) -> int:
         return len(self.train_dataset)
 

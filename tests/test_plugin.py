@@ -152,6 +152,15 @@ def test_ats_schedule_stops_at_the_phase_transition(tmp_path):
     assert law.result.sizes[-1] == 32  # 1024 .. 64 accepted, 32 rejected: nothing smaller was run
 
 
+def test_max_steps_runs_count_the_examples_they_process(tmp_path):
+    law = RectifiedLawCallback(schedule="all")
+    trainer = _trainer(tmp_path, law, max_steps=6)  # 6 batches of 32 = 192 examples per subset
+    trainer.fit(Boring(), datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32))
+    assert trainer.datamodule.batch_size == 32
+    # ceil(192 / size) passes over each subset: 2 × 128, 3 × 64, 6 × 32
+    assert law.result.examples_processed == 2 * 128 + 3 * 64 + 6 * 32
+
+
 def test_default_pooled_schedule_runs_only_the_subsets_it_needs(tmp_path):
     law = RectifiedLawCallback(holdouts=2)  # method "pooled", schedule "auto": k + holdouts sizes
     _trainer(tmp_path, law).fit(
