@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from lightning_rectlaw.evaluate import EVAL_METHODS, EVAL_RATIOS, evaluate
-from lightning_rectlaw.law import fit_laws, num_params
+from lightning_rectlaw.law import fit_available, num_params
 from lightning_rectlaw.selection import DEFAULT_METHOD, METHODS, select
 from lightning_rectlaw.table import LossTable
 
@@ -146,26 +146,9 @@ def _cmd_fit(args) -> int:
         losses = np.column_stack([table.zero_shot, losses])
     need = num_params(args.law, args.free_alpha)
     counts = np.isfinite(losses).sum(axis=1)
-    ok = np.flatnonzero(counts >= need)
-    fits = (
-        dict(
-            zip(
-                ok,
-                fit_laws(
-                    sizes,
-                    losses[ok],
-                    args.law,
-                    free_alpha=args.free_alpha,
-                    names=[table.names[i] for i in ok],
-                ),
-            )
-        )
-        if ok.size
-        else {}
-    )
+    fits = fit_available(sizes, losses, args.law, free_alpha=args.free_alpha, names=table.names)
     rows = []
-    for i, name in enumerate(table.names):
-        f = fits.get(i)
+    for i, (name, f) in enumerate(zip(table.names, fits)):
         if f is None:
             rows.append(
                 {

@@ -34,6 +34,7 @@ __all__ = [
     "FitConvergenceWarning",
     "FitResult",
     "LAWS",
+    "fit_available",
     "fit_law",
     "fit_laws",
     "law_value",
@@ -242,6 +243,29 @@ def fit_laws(
             stacklevel=2,
         )
     return results
+
+
+def fit_available(
+    sizes: np.ndarray,
+    losses: np.ndarray,
+    law: Law = "rectified",
+    *,
+    names: Sequence[str] | None = None,
+    **fit_kw,
+) -> list[FitResult | None]:
+    """:func:`fit_laws` on the rows of a table with missing cells: ``None`` for a row with fewer
+    finite points than the law has parameters, a :class:`FitResult` for every other row."""
+    y = np.atleast_2d(np.asarray(losses, dtype=float))
+    need = num_params(law, fit_kw.get("free_alpha", False))
+    ok = np.flatnonzero(np.isfinite(y).sum(axis=1) >= need)
+    out: list[FitResult | None] = [None] * y.shape[0]
+    if ok.size:
+        row_names = None if names is None else [names[i] for i in ok]
+        s = np.asarray(sizes, dtype=float)
+        s = s[ok] if s.ndim == 2 else s
+        for i, f in zip(ok, fit_laws(s, y[ok], law, names=row_names, **fit_kw)):
+            out[i] = f
+    return out
 
 
 # --- validation -------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from .law import FitResult, fit_laws, num_params
+from .law import FitResult, fit_available, num_params
 from .pooled import PooledCurve, fit_pooled
 from .table import LossTable
 
@@ -290,15 +290,11 @@ def _lawfit(table, budget, target, level, law: str, with_zero_shot: bool, **fit_
         losses = np.column_stack([table.zero_shot, losses])
     need = num_params(law, fit_kw.get("free_alpha", False))
     counts = np.isfinite(losses).sum(axis=1)
-    fittable = np.flatnonzero(counts >= need)
-    fits = {}
-    if fittable.size:
-        names = [table.names[i] for i in fittable]
-        for i, f in zip(fittable, fit_laws(sizes, losses[fittable], law, names=names, **fit_kw)):
-            fits[i] = f
     out = []
-    for i, name in enumerate(table.names):
-        if i not in fits:
+    for i, (name, f) in enumerate(
+        zip(table.names, fit_available(sizes, losses, law, names=table.names, **fit_kw))
+    ):
+        if f is None:
             out.append(
                 CandidateScore(
                     name,
@@ -307,7 +303,6 @@ def _lawfit(table, budget, target, level, law: str, with_zero_shot: bool, **fit_
                 )
             )
             continue
-        f = fits[i]
         pred = float(f.predict(target))
         lo, hi = f.interval(target, level)
         out.append(CandidateScore(name, pred, pred, (float(lo), float(hi)), tuple(f.sizes.tolist()), f))
