@@ -17,7 +17,7 @@ Example:
     >>> losses = (3.0e3 / (40.0 + sizes**0.8) + 1.5)
     >>> fit = fit_law(sizes, losses)
     >>> round(fit.beta, 2), round(float(fit.predict(51200)), 4)
-    (0.8, 1.5198)
+    (0.8, 2.009)
 """
 
 from __future__ import annotations
