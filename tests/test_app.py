@@ -44,6 +44,8 @@ def test_default_config_composes_three_candidates_with_targets():
         ("rectlaw.delta=0", "rectlaw.delta"),
         ("rectlaw.min_size=4096", "rectlaw.min_size"),
         ("rectlaw.method=best", "rectlaw.method"),
+        ("rectlaw.holdouts=0", "rectlaw.holdouts"),
+        ("rectlaw.schedule=fast", "rectlaw.schedule"),
     ],
 )
 def test_invalid_values_fail_fast_naming_the_key(override, match):
