@@ -171,8 +171,9 @@ def test_summary_from_result_files_via_cli(tmp_path):
                 }
             )
         )
+    table = tmp_path / "losses.csv"
     out = subprocess.run(
-        [sys.executable, "-m", "lightning_rectlaw", "summarize", str(tmp_path)],
+        [sys.executable, "-m", "lightning_rectlaw", "summarize", str(tmp_path), "--table", str(table)],
         capture_output=True,
         text=True,
         check=True,
@@ -180,6 +181,11 @@ def test_summary_from_result_files_via_cli(tmp_path):
     assert "selection_summary.md" in out.stdout
     rows = list(csv.DictReader((tmp_path / "selection_summary.csv").open()))
     assert [r["candidate"] for r in rows] == ["b", "a"]
+    from lightning_rectlaw.table import LossTable
+
+    losses = LossTable.read_csv(table)  # the sweep as a loss table in the paper's format
+    assert losses.names == ("a", "b") and list(losses.sizes) == [100, 200, 400]
+    assert losses.column(400).tolist() == pytest.approx([2.2, 1.7])
 
 
 def test_summary_reranks_pooled_candidates_jointly(tmp_path):
