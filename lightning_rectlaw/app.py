@@ -29,6 +29,18 @@ def is_rank_zero() -> bool:
     return getattr(rank_zero_only, "rank", 0) == 0
 
 
+def _leave_process_group(synchronize: bool) -> None:
+    """After a DDP job: leave the process group, so the next job (or the interpreter's exit)
+    does not meet gloo/NCCL threads still running. ``synchronize`` waits for the other ranks
+    first; it is skipped after an error, when they may never arrive."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        if synchronize:
+            dist.barrier()
+        dist.destroy_process_group()
+
+
 def validate_config(cfg: Any) -> None:
     """Fail fast, before any training, on invalid ``rectlaw`` values; the message names the key."""
     r = cfg.rectlaw
@@ -64,6 +76,7 @@ def run_candidate(cfg: Any, output_dir: str | Path, name: str) -> dict[str, Any]
 
     out = Path(output_dir)
     record: dict[str, Any] = {"name": name, "status": "failed"}
+    finished = False
     t0 = time.perf_counter()
     try:
         import lightning as L
@@ -93,10 +106,13 @@ def run_candidate(cfg: Any, output_dir: str | Path, name: str) -> dict[str, Any]
         record.update(json.loads(res.to_json()))
         record["status"] = "ok" if res.status == "ok" else f"failed: {res.status}"
         record["num_params"] = sum(p.numel() for p in model.parameters())
+        finished = True
     except Exception as err:  # noqa: BLE001 - recorded in the result file and the log, not swallowed
         record["status"] = "failed"
         record["error"] = f"{type(err).__name__}: {err}"
         log.error(f"candidate {name!r} failed: {record['error']}\n{traceback.format_exc()}")
+    finally:
+        _leave_process_group(synchronize=finished)
     record["job_seconds"] = time.perf_counter() - t0
     if is_rank_zero():  # under DDP, Lightning relaunches this job for the other ranks
         atomic_write_text(out / CANDIDATE_FILE, json.dumps(record, indent=2, default=str))

@@ -76,3 +76,7 @@ if __name__ == "__main__":
         "global_step": trainer.global_step,
     }
     (out / f"rank{trainer.global_rank}.json").write_text(json.dumps(report))
+    # Leave the process group cleanly, as PyTorch asks, so neither rank exits while gloo's
+    # threads still run (that can abort the process at interpreter exit).
+    trainer.strategy.barrier()
+    torch.distributed.destroy_process_group()
