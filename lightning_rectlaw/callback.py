@@ -191,12 +191,7 @@ class RectifiedLawCallback(Callback):
                 "NestedSubsetDataModule: trainer.fit(model, datamodule="
                 "NestedSubsetDataModule(your_datamodule, budget=1/8))"
             )
-        if trainer.world_size > 1 and not isinstance(trainer.strategy, DDPStrategy):
-            raise ValueError(
-                f"RectifiedLawCallback supports single-device and DDP training, not "
-                f"{type(trainer.strategy).__name__}; use strategy='ddp', or one device per "
-                "candidate (Hydra's joblib/submitit launchers with devices=1)"
-            )
+        _check_strategy(trainer)
         out_dir = self._out_dir(trainer)
         snapshot = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()}
         device = trainer.strategy.root_device
@@ -440,6 +435,22 @@ class RectifiedLawCallback(Callback):
 
             exp.add_figure("rectlaw/fit", curve_figure({"candidate": result}))
         logger.save()
+
+
+def _check_strategy(trainer: L.Trainer) -> None:
+    """Single device, or DDP whose processes already exist (``strategy="ddp"``, torchrun, Slurm):
+    the subset Trainers join that process group. Spawn-based DDP would spawn again from inside."""
+    strategy = trainer.strategy
+    if trainer.world_size == 1:
+        return
+    if isinstance(strategy, DDPStrategy) and strategy.cluster_environment.creates_processes_externally:
+        return
+    raise ValueError(
+        f"RectifiedLawCallback supports single-device and DDP training, not {type(strategy).__name__}"
+        f"{' with spawned processes' if isinstance(strategy, DDPStrategy) else ''}; use "
+        "strategy='ddp' (not 'ddp_spawn'/'ddp_notebook'), or one device per candidate "
+        "(Hydra's joblib/submitit launchers with devices=1)"
+    )
 
 
 def _epochs(trainer: L.Trainer, size: int, dm: NestedSubsetDataModule) -> int:

@@ -196,6 +196,21 @@ def test_ddp_subset_runs_share_the_work_and_agree(tmp_path):
     assert json.loads((tmp_path / "res" / "rectlaw_result.json").read_text())["sizes"] == [256, 128, 64]
 
 
+def test_unsupported_multi_device_strategies_are_refused_with_the_fix():
+    from types import SimpleNamespace
+
+    from lightning.pytorch.strategies import DDPStrategy
+
+    from lightning_rectlaw.callback import _check_strategy
+
+    spawned = DDPStrategy(start_method="spawn")
+    spawned.cluster_environment = SimpleNamespace(creates_processes_externally=False)
+    for strategy, match in ((object(), "not object"), (spawned, "with spawned processes")):
+        with pytest.raises(ValueError, match=rf"{match}.*use strategy='ddp'"):
+            _check_strategy(SimpleNamespace(world_size=2, strategy=strategy))
+    _check_strategy(SimpleNamespace(world_size=1, strategy=object()))  # single device: fine
+
+
 def test_resume_skips_finished_subsets(tmp_path):
     law = RectifiedLawCallback(schedule="all", results_dir=tmp_path / "res")
     _trainer(tmp_path, law).fit(Boring(), datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32))
