@@ -121,13 +121,19 @@ class PooledFit:
     def quantiles(self, target: float, qs: Sequence[float]) -> np.ndarray:
         """Predicted loss quantiles at ``target``: rows × len(qs) (``nan`` rows for unfitted ones)."""
         out = np.full((len(self.curves), len(qs)), np.nan)
-        idx = [i for i, c in enumerate(self.curves) if c is not None]
-        if idx:
-            mus, sds = zip(*(self.curves[i]._components(target) for i in idx))
-            mu, sd = np.concatenate(mus, axis=1), np.concatenate(sds)
-            for j, q in enumerate(qs):
+        idx, mu, sd = self._stacked(target)
+        for j, q in enumerate(qs):
+            if idx:
                 out[idx, j] = np.exp(_mixture_quantile(self.weights, mu, sd, q))
         return out
+
+    def _stacked(self, target: float) -> tuple[list[int], np.ndarray, np.ndarray]:
+        """Fitted rows, their component means (grid × rows) and standard deviations at ``target``."""
+        idx = [i for i, c in enumerate(self.curves) if c is not None]
+        if not idx:
+            return idx, np.empty((self.betas.size, 0)), np.empty(0)
+        mus, sds = zip(*(self.curves[i]._components(target) for i in idx))
+        return idx, np.concatenate(mus, axis=1), np.concatenate(sds)
 
     def prob_best(self, target: float, draws: int = 20_000, seed: int = 0) -> np.ndarray:
         """Probability that each row has the lowest loss at ``target`` (``nan`` for unfitted rows).
@@ -137,12 +143,9 @@ class PooledFit:
         is unknown (no backtest was possible).
         """
         out = np.full(len(self.curves), np.nan)
-        idx = [i for i, c in enumerate(self.curves) if c is not None]
+        idx, mu, sd = self._stacked(target)
         if not idx or not np.isfinite(self.tau_pooled):
             return out
-        mus, sds = zip(*(self.curves[i]._components(target) for i in idx))
-        mu = np.concatenate(mus, axis=1)  # grid × candidates
-        sd = np.concatenate(sds)
         rng = np.random.default_rng(seed)
         wins = np.zeros(len(idx))
         chunk = max(1, 2_000_000 // max(len(idx), 1))
