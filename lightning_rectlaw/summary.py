@@ -126,9 +126,8 @@ def _joint(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     from lightning_rectlaw.selection import select
 
     table = loss_table(ok)
-    sizes = table.sizes
     target, level = float(ok[0]["target_size"]), float(ok[0].get("interval_level", 0.95))
-    sel = select(table, "pooled", budget=float(sizes[-1]), target=target, level=level)
+    sel = select(table, "pooled", budget=table.max_size, target=target, level=level)
     return {
         c.name: {"predicted_loss": c.predicted_loss, "interval": c.interval, "prob_best": c.prob_best}
         for c in sel.candidates
