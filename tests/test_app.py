@@ -150,6 +150,10 @@ def test_summary_errors_name_the_files(tmp_path):
         write_summary(tmp_path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         collect_results(tmp_path / "nope")
+    from lightning_rectlaw.summary import loss_table
+
+    with pytest.raises(ValueError, match="no finished candidate with measured losses"):
+        loss_table([{"name": "a", "status": "failed"}])
 
 
 def test_summary_from_result_files_via_cli(tmp_path):

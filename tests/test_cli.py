@@ -78,3 +78,14 @@ def test_console_script_and_module_entry_point(table):
     for cmd in (["rectlaw"], [sys.executable, "-m", "lightning_rectlaw"]):
         out = subprocess.run([*cmd, "methods"], capture_output=True, text=True, check=True)
         assert "ats" in out.stdout
+
+
+def test_output_piped_into_a_reader_that_leaves_is_not_an_error(table):
+    proc = subprocess.run(
+        f"{sys.executable} -m lightning_rectlaw select {table} --budget 1/2 | head -n 1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert proc.stdout.startswith("method=pooled") and "Error" not in proc.stderr

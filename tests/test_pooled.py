@@ -49,6 +49,22 @@ def test_eighty_percent_intervals_cover_noisy_curves_at_least_at_the_stated_rate
     assert np.all(widths < 0.75)
 
 
+def test_each_candidates_curve_gives_the_selection_prediction_and_interval():
+    clean, _ = _curves(np.random.default_rng(6), n=4)
+    sel = select(LossTable(tuple("abcd"), SIZES, clean), "pooled", budget="1/8", level=0.8)
+    for c in sel.candidates:
+        assert float(c.fit.predict(TARGET)[0]) == pytest.approx(c.predicted_loss, rel=1e-9)
+        assert c.fit.interval(TARGET, level=0.8) == pytest.approx(c.interval, rel=1e-9)
+
+
+def test_evaluate_warns_when_a_method_ranks_nothing():
+    clean, _ = _curves(np.random.default_rng(7), n=3)
+    table = LossTable(tuple("abc"), SIZES[:4], clean[:, :4])  # 2 points at 1/4: too few for AtS
+    with pytest.warns(UserWarning, match=r"ats at 1/4: no candidate is rankable \(AtS needs k=3"):
+        rows = evaluate(table, ["ats"], [4])
+    assert np.isnan([r.value for r in rows if r.metric == "RelAcc"][0])
+
+
 def test_probability_of_best_is_a_distribution_and_follows_clear_gaps():
     clean, _ = _curves(np.random.default_rng(2), n=5)
     clean[3] *= 0.5  # far better than the rest at every size

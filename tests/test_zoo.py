@@ -12,6 +12,16 @@ from lightning_rectlaw.table import LossTable
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def test_unknown_zoo_model_is_refused_naming_the_choices(capsys):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "make_zoo.py"), "--models=gpt5"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert "unknown zoo model(s) ['gpt5']; choose from" in proc.stderr and "control" in proc.stderr
+
+
 @pytest.mark.slow
 def test_miniature_zoo_end_to_end(tmp_path, capsys):
     out = tmp_path / "zoo"
