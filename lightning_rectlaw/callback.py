@@ -39,7 +39,7 @@ from typing_extensions import override
 
 from lightning_rectlaw.datamodule import NestedSubsetDataModule
 from lightning_rectlaw.law import fit_law
-from lightning_rectlaw.selection import DEFAULT_METHOD, METHODS, accept_then_stop, select
+from lightning_rectlaw.selection import DEFAULT_METHOD, METHODS, ats_stopped, select
 from lightning_rectlaw.table import LossTable, atomic_write_text
 
 __all__ = ["RectifiedLawCallback", "RectifiedLawResult"]
@@ -266,8 +266,7 @@ class RectifiedLawCallback(Callback):
         if len(result.sizes) <= self.k:
             return False
         sizes = np.array(result.sizes[::-1], dtype=float)
-        line, _ = accept_then_stop(sizes, np.array(result.losses[::-1]), self.k, self.delta)
-        return line is not None and line.sizes.size < sizes.size
+        return ats_stopped(sizes, np.array(result.losses[::-1]), self.k, self.delta)
 
     def _fit_subset(self, trainer, pl_module, dm, size: int) -> float:
         dm.use_subset(size)

@@ -29,6 +29,7 @@ __all__ = [
     "LineFit",
     "Selection",
     "accept_then_stop",
+    "ats_stopped",
     "select",
 ]
 
@@ -177,12 +178,16 @@ def _in_budget(table: LossTable, budget: float) -> tuple[np.ndarray, np.ndarray]
 def accept_then_stop(
     sizes: np.ndarray, losses: np.ndarray, k: int = 3, delta: float = 5.0
 ) -> tuple[LineFit | None, str | None]:
-    """The paper's AtS point selection on one candidate's curve.
+    """The paper's AtS point selection on one candidate's curve, as its released code runs it.
 
     Walking down from the largest subset: the ``k`` largest points are accepted; each next
-    (smaller) point is accepted while its log-loss lies within ``delta`` residual standard
-    deviations of the line fitted in log-log space to the points accepted so far, and the walk
-    stops at the first point that does not. The final line is fitted to every accepted point.
+    (smaller) point is tested against the least-squares line, in log-log space, through *all*
+    points accepted so far, and accepted while its log-loss lies within ``delta`` standard
+    deviations (population std) of that line's residuals. The walk stops at the first point that
+    does not, which is left out. The final line is fitted to the accepted points, with one rule
+    of the paper's code: when the walk accepts every point down to the smallest without stopping,
+    the smallest one is left out of the final line all the same (the code's loop index ends one
+    short). With ``k`` points or fewer, all of them are used.
 
     Missing points (``NaN``) are skipped. Returns the line fit, or ``None`` with the reason
     when fewer than ``k`` points are available.
@@ -191,15 +196,29 @@ def accept_then_stop(
     s, y = sizes[ok][::-1], losses[ok][::-1]
     if s.size < k:
         return None, f"AtS needs k={k} points within the budget, found {s.size}"
+    n, stopped = _ats_walk(s, y, k, delta)
+    if not stopped and s.size > k:  # walked to the smallest point: the paper's code drops it
+        n = s.size - 1
+    return fit_line(s[:n], y[:n]), None
+
+
+def ats_stopped(sizes: np.ndarray, losses: np.ndarray, k: int = 3, delta: float = 5.0) -> bool:
+    """Whether AtS's walk down ``sizes`` stops before the smallest point (a phase transition)."""
+    ok = np.isfinite(losses)
+    s, y = sizes[ok][::-1], losses[ok][::-1]
+    return s.size > k and _ats_walk(s, y, k, delta)[1]
+
+
+def _ats_walk(s: np.ndarray, y: np.ndarray, k: int, delta: float) -> tuple[int, bool]:
+    """Points accepted walking down the descending sizes ``s``, and whether the walk stopped."""
     n = k
     while n < s.size:
         line = fit_line(s[:n], y[:n])
-        resid = np.log(y[:n]) - np.log(line.predict(s[:n]))
-        sigma = np.std(resid)
+        sigma = np.std(np.log(y[:n]) - np.log(line.predict(s[:n])))
         if abs(np.log(y[n]) - np.log(line.predict(s[n]))) > delta * sigma:
-            break
+            return n, True
         n += 1
-    return fit_line(s[:n], y[:n]), None
+    return n, False
 
 
 def _ats(table, budget, target, level, k: int = 3, delta: float = 5.0):

@@ -3,7 +3,7 @@ import pytest
 
 from lightning_rectlaw.law import law_value
 from lightning_rectlaw.metrics import pearcorr, relacc
-from lightning_rectlaw.selection import METHODS, accept_then_stop, select
+from lightning_rectlaw.selection import METHODS, accept_then_stop, ats_stopped, select
 from lightning_rectlaw.table import LossTable
 
 SIZES = 200.0 * 2 ** np.arange(14)
@@ -27,6 +27,22 @@ def test_ats_accepts_power_phase_and_stops_at_the_transition():
     assert reason is None
     assert line.sizes.min() == 3200
     assert line.slope == pytest.approx(-0.3, abs=0.01)
+    assert ats_stopped(sizes, losses)
+
+
+def test_ats_final_line_follows_the_papers_code():
+    # A clean power law: the walk never stops, and the paper's code then leaves the smallest
+    # in-budget point out of the final line (with k points or fewer, all are used).
+    sizes = SIZES[:6]
+    noise = np.exp(0.002 * (-1.0) ** np.arange(sizes.size))
+    losses = 50 * sizes**-0.3 * noise
+    line, _ = accept_then_stop(sizes, losses)
+    assert list(line.sizes) == list(sizes[:0:-1])  # every point but the smallest, largest first
+    assert not ats_stopped(sizes, losses)
+    line, _ = accept_then_stop(sizes[:3], losses[:3])
+    assert line.sizes.size == 3
+    line, _ = accept_then_stop(sizes[:4], losses[:4])
+    assert line.sizes.size == 3  # k + 1 points, none rejected: the smallest still goes
 
 
 def test_ats_reports_too_few_points():
