@@ -1,16 +1,24 @@
-"""A local model zoo with real pre-learned data, and selection checked against full fine-tuning.
+"""Local model zoos with real pre-learned data, and selection checked against full fine-tuning.
 
 Config-built random models have no pre-learned data, so they cannot show the pre-power phase the
-rectified law is about. This script makes candidates that do, with nothing downloaded:
+rectified law is about. This script makes candidates that do, with nothing downloaded. Two zoos:
 
-1. **Zoo** (``python examples/make_zoo.py``): small causal LMs of two architectures and sizes,
-   pretrained for different numbers of steps on Python's own standard-library source code, plus an
-   untrained control. Each is saved with ``save_pretrained`` together with a byte-level tokenizer
-   (``ByT5Tokenizer``, no vocabulary file needed) in ``zoo/<name>/``, so ``model=hf
-   model.model_name_or_path=zoo/<name>`` loads it exactly as it would load a hub checkpoint. A
-   second run reuses finished models (``zoo/<name>/zoo_spec.json`` records what was built).
+* ``--zoo stdlib`` (default, 5 candidates): pretrained on Python's standard-library source,
+  fine-tuned on English help texts (``pydoc_data.topics``). Its curves do not cross: the loss at
+  the budget already ranks them.
+* ``--zoo cross`` (9 candidates): small models pretrained for long against larger ones pretrained
+  briefly or not at all, GPT-2 and Llama, fine-tuned on a domain unlike their pretraining text
+  (the Unicode character-name list from ``unicodedata``). Built so that the ranking at small
+  budgets differs from the ranking after full fine-tuning: the case selectors exist for.
+
+1. **Zoo** (``python examples/make_zoo.py [--zoo cross]``): small causal LMs of two architectures
+   and several sizes, pretrained for different numbers of steps, plus untrained controls. Each is
+   saved with ``save_pretrained`` together with a byte-level tokenizer (``ByT5Tokenizer``, no
+   vocabulary file needed) in ``zoo/<name>/``, so ``model=hf model.model_name_or_path=zoo/<name>``
+   loads it exactly as it would load a hub checkpoint. A second run reuses finished models
+   (``zoo/<name>/zoo_spec.json`` records what was built).
 2. **Ground truth** (``--truth``): the Hydra app fine-tunes every candidate on every nested subset
-   of English text (``pydoc_data.topics``) up to the full target set, zero-shot included. The
+   of the zoo's fine-tuning text up to the full target set, zero-shot included. The
    losses become the zoo's own loss table in the paper's CSV format (``zoo/zoo_losses.csv``, so
    ``rectlaw evaluate zoo/zoo_losses.csv`` works on it), and the selectors are scored with
    PearCorr, RelAcc and Compute at several budgets exactly as on the paper's benchmark
@@ -21,6 +29,7 @@ Examples::
 
     python examples/make_zoo.py                        # build the zoo (cached)
     python examples/make_zoo.py --truth                # + ground truth and scores
+    python examples/make_zoo.py --zoo cross --truth    # the zoo whose curves cross
     python examples/make_zoo.py --truth --accelerator gpu
     python examples/make_zoo.py --out /tmp/z --models gpt2-s-short,control --scale 0.05 \\
         --truth --target 128 --min-size 16 --ratios 2,4   # a miniature zoo (the slow test)
@@ -63,42 +72,101 @@ class Spec:
     seed: int = 0
 
 
-ZOO = (
-    Spec("control", GPT2_S, 0),  # untrained: no pre-learned data at all
-    Spec("gpt2-s-short", GPT2_S, 150),
-    Spec("gpt2-s-long", GPT2_S, 1200),
-    Spec("gpt2-m-mid", GPT2_M, 500),
-    Spec("llama-s-mid", LLAMA_S, 500),
-)
+GPT2_XS = {"model_type": "gpt2", "n_layer": 1, "n_embd": 64, "n_head": 2, "n_positions": BLOCK}
+LLAMA_M = {
+    "model_type": "llama",
+    "num_hidden_layers": 4,
+    "hidden_size": 192,
+    "intermediate_size": 512,
+    "num_attention_heads": 6,
+    "num_key_value_heads": 6,
+    "max_position_embeddings": BLOCK,
+}
+
+
+@dataclass(frozen=True)
+class Zoo:
+    """A zoo: its candidates, pretraining corpus, fine-tuning text and ground-truth defaults."""
+
+    specs: tuple[Spec, ...]
+    pretrain: str  # "stdlib" (Python source) or "stdlib+english" (source and pydoc topics)
+    target_text: str  # "pydoc_topics" (English help texts) or "unicode_names"
+    target: int  # full fine-tuning set, in 64-byte examples
+    min_size: int
+    ratios: str
+
+
+ZOOS = {
+    "stdlib": Zoo(
+        (
+            Spec("control", GPT2_S, 0),  # untrained: no pre-learned data at all
+            Spec("gpt2-s-short", GPT2_S, 150),
+            Spec("gpt2-s-long", GPT2_S, 1200),
+            Spec("gpt2-m-mid", GPT2_M, 500),
+            Spec("llama-s-mid", LLAMA_S, 500),
+        ),
+        pretrain="stdlib",
+        target_text="pydoc_topics",
+        target=4096,
+        min_size=16,
+        ratios="4,8,16,32",
+    ),
+    # Small models pretrained long (good early, little capacity) against larger ones pretrained
+    # briefly or not at all (poor early, more capacity), on a target unlike the pretraining text.
+    "cross": Zoo(
+        (
+            Spec("gpt2-xs-long", GPT2_XS, 2000),
+            Spec("gpt2-xs-mid", GPT2_XS, 600),
+            Spec("gpt2-s-long", GPT2_S, 1500),
+            Spec("llama-s-long", LLAMA_S, 1500),
+            Spec("gpt2-m-short", GPT2_M, 100),
+            Spec("gpt2-m-mid", GPT2_M, 400),
+            Spec("llama-m-short", LLAMA_M, 100),
+            Spec("llama-m-control", LLAMA_M, 0),
+            Spec("gpt2-m-control", GPT2_M, 0),
+        ),
+        pretrain="stdlib+english",
+        target_text="unicode_names",
+        target=8192,
+        min_size=32,
+        ratios="4,8,16,32",
+    ),
+}
+ZOO = ZOOS["stdlib"].specs
 SELECTORS = ("pooled", "ats", "subtuning", "zeroshot")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default="zoo", help="zoo directory (default: ./zoo)")
-    p.add_argument("--models", default=",".join(s.name for s in ZOO), help="comma-separated subset")
+    p.add_argument("--zoo", choices=sorted(ZOOS), default="stdlib", help="which zoo (default: stdlib)")
+    p.add_argument("--out", default=None, help="zoo directory (default: ./zoo, ./zoo-cross for --zoo cross)")
+    p.add_argument("--models", default=None, help="comma-separated subset (default: the whole zoo)")
     p.add_argument("--scale", type=float, default=1.0, help="multiply pretraining steps (tests: 0.05)")
     p.add_argument("--accelerator", default="auto", help="Lightning accelerator (default: auto)")
     p.add_argument("--truth", action="store_true", help="also fine-tune on the full target set")
-    p.add_argument("--target", type=int, default=4096, help="full fine-tuning set, in 64-byte examples")
-    p.add_argument("--min-size", type=int, default=16, help="smallest subset")
-    p.add_argument("--ratios", default="4,8,16,32", help="budgets scored, as target / r")
+    p.add_argument("--target", type=int, default=None, help="full fine-tuning set, in 64-byte examples")
+    p.add_argument("--min-size", type=int, default=None, help="smallest subset")
+    p.add_argument("--ratios", default=None, help="budgets scored, as target / r")
     p.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs per subset")
     args = p.parse_args(argv)
 
-    out = Path(args.out).resolve()
-    known = {s.name: s for s in ZOO}
-    unknown = [m for m in args.models.split(",") if m not in known]
+    zoo = ZOOS[args.zoo]
+    out = Path(args.out or ("zoo" if args.zoo == "stdlib" else f"zoo-{args.zoo}")).resolve()
+    known = {s.name: s for s in zoo.specs}
+    names = args.models.split(",") if args.models else list(known)
+    unknown = [m for m in names if m not in known]
     if unknown:
         p.error(f"unknown zoo model(s) {unknown}; choose from {sorted(known)}")
-    specs = [known[m] for m in args.models.split(",")]
+    specs = [known[m] for m in names]
     t0 = time.perf_counter()
     for spec in specs:
-        build(spec, out, args.scale, args.accelerator)
+        build(spec, out, args.scale, args.accelerator, zoo.pretrain)
     print(f"[zoo] {len(specs)} models ready in {out} ({time.perf_counter() - t0:.0f} s)")
     if args.truth:
-        ratios = [int(r) for r in args.ratios.split(",")]
-        ground_truth(specs, out, args.target, args.min_size, args.epochs, ratios, args.accelerator)
+        ratios = [int(r) for r in (args.ratios or zoo.ratios).split(",")]
+        target = args.target or zoo.target
+        min_size = args.min_size or zoo.min_size
+        ground_truth(specs, out, zoo, target, min_size, args.epochs, ratios, args.accelerator)
     return 0
 
 
@@ -116,6 +184,42 @@ def stdlib_sources(limit_bytes: int = 3_000_000) -> list[Path]:
     return files
 
 
+def english_file(out: Path) -> Path:
+    """Python's English help texts (``pydoc_data.topics``) as one text file."""
+    from lightning_rectlaw.lm import builtin_text
+
+    path = out / "_text" / "pydoc_topics.txt"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n\n".join(builtin_text("pydoc_topics")))
+    return path
+
+
+def unicode_names_file(out: Path, lines_per_doc: int = 64) -> Path:
+    """The Unicode character-name list (``0041 LATIN CAPITAL LETTER A Lu``), from ``unicodedata``.
+
+    One JSON-lines document per ``lines_per_doc`` characters; the computed names (CJK
+    ideographs, Hangul syllables, ...) are left out, they would only repeat a counter. The text
+    depends on the Python's Unicode version, recorded in the file name.
+    """
+    import unicodedata
+
+    path = out / "_text" / f"unicode_names_{unicodedata.unidata_version}.jsonl"
+    if path.exists():
+        return path
+    skip = ("CJK UNIFIED", "CJK COMPATIBILITY IDEOGRAPH", "HANGUL SYLLABLE", "TANGUT", "KHITAN")
+    skip += ("NUSHU", "EGYPTIAN HIEROGLYPH", "CUNEIFORM")
+    lines = []
+    for cp in range(0x20, 0x30000):
+        name = unicodedata.name(chr(cp), None)
+        if name is not None and not name.startswith(skip):
+            lines.append(f"{cp:04X} {name} {unicodedata.category(chr(cp))}")
+    docs = ["\n".join(lines[i : i + lines_per_doc]) for i in range(0, len(lines), lines_per_doc)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+    return path
+
+
 def tokenizer_dir(out: Path) -> Path:
     """A byte-level Hugging Face tokenizer shared by every zoo model (saved once)."""
     path = out / "_tokenizer"
@@ -126,7 +230,7 @@ def tokenizer_dir(out: Path) -> Path:
     return path
 
 
-def build(spec: Spec, out: Path, scale: float, accelerator: str) -> Path:
+def build(spec: Spec, out: Path, scale: float, accelerator: str, pretrain: str = "stdlib") -> Path:
     """Pretrain ``spec`` (or reuse it) and save model + tokenizer under ``out/<name>``."""
     import lightning as L
     from transformers import AutoTokenizer
@@ -135,7 +239,7 @@ def build(spec: Spec, out: Path, scale: float, accelerator: str) -> Path:
 
     path = out / spec.name
     steps = round(spec.steps * scale)
-    record = {**asdict(spec), "steps": steps}
+    record = {**asdict(spec), "steps": steps, "pretrain": pretrain}
     meta = path / "zoo_spec.json"
     if meta.exists() and json.loads(meta.read_text()).get("spec") == record:
         print(f"[zoo] {spec.name}: cached")
@@ -147,8 +251,11 @@ def build(spec: Spec, out: Path, scale: float, accelerator: str) -> Path:
     module = CausalLMModule(config=config, lr=1e-3, warmup_steps=min(50, steps), seed=spec.seed)
     t0 = time.perf_counter()
     if steps > 0:
+        files = [str(f) for f in stdlib_sources()]
+        if pretrain == "stdlib+english":
+            files.append(str(english_file(out)))
         data = TextDataModule(
-            files=[str(f) for f in stdlib_sources()],
+            files=files,
             tokenizer=str(tok_path),
             block_size=BLOCK,
             batch_size=32,
@@ -177,7 +284,7 @@ def build(spec: Spec, out: Path, scale: float, accelerator: str) -> Path:
 # --- ground truth ----------------------------------------------------------------------------------
 
 
-def ground_truth(specs, out: Path, target: int, min_size: int, epochs: int, ratios, accelerator) -> None:
+def ground_truth(specs, out: Path, zoo: Zoo, target, min_size, epochs, ratios, accelerator) -> None:
     """Fine-tune every candidate on all nested subsets up to ``target`` with the Hydra app, then
     write the zoo's loss table and the selectors' scores."""
     from lightning_rectlaw.cli import METHOD_LABELS
@@ -195,6 +302,7 @@ def ground_truth(specs, out: Path, target: int, min_size: int, epochs: int, rati
         "model=hf",
         f"model.model_name_or_path={paths}",
         "model.lr=1e-3",
+        *_target_data(zoo, out),
         f"data.tokenizer={tokenizer_dir(out)}",
         f"data.block_size={BLOCK}",
         f"rectlaw.budget={target}",
@@ -226,12 +334,24 @@ def ground_truth(specs, out: Path, target: int, min_size: int, epochs: int, rati
     atomic_write_text(out / "zoo_selection.md", md)
     fig = curve_figure(
         {r["name"]: r for r in records if r["status"] == "ok"},
-        title=f"Zoo: fine-tuning on pydoc_data.topics, {target} examples of {BLOCK} bytes",
+        title=f"Zoo: fine-tuning on {zoo.target_text}, {target} examples of {BLOCK} bytes",
     )
     fig.savefig(out / "zoo_curves.png", dpi=120)
     print(md)
     print(f"[zoo] ground truth: {seconds:.0f} s; wrote {out / 'zoo_losses.csv'}, zoo_selection.csv/.md,")
     print(f"[zoo] zoo_curves.png; rerun the scores with: rectlaw evaluate {out / 'zoo_losses.csv'}")
+
+
+def _target_data(zoo: Zoo, out: Path) -> list[str]:
+    """Hydra overrides selecting the zoo's fine-tuning text."""
+    if zoo.target_text == "pydoc_topics":
+        return []  # the app's default data
+    return [
+        "data=text_files",
+        f"data.files=[{unicode_names_file(out)}]",
+        "data.batch_size=32",
+        "data.max_val_blocks=256",
+    ]
 
 
 def _markdown(rows, ratios, table, seconds: float) -> str:
