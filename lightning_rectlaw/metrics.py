@@ -1,4 +1,4 @@
-"""Selection quality metrics of the paper: PearCorr and RelAcc (both in percent).
+"""Selection quality metrics: the paper's PearCorr and RelAcc, and user-level ones.
 
 Pure numpy: no torch, Lightning or Hydra import here.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["pearcorr", "relacc"]
+__all__ = ["brier", "coverage", "pearcorr", "pool_choices", "relacc"]
 
 
 def pearcorr(scores: np.ndarray, true_losses: np.ndarray) -> float:
@@ -42,6 +42,42 @@ def relacc(chosen_loss: float, true_losses: np.ndarray) -> float:
     if worst == best:
         return 100.0
     return float(100.0 * (worst - chosen_loss) / (worst - best))
+
+
+def pool_choices(scores: np.ndarray, pools: np.ndarray) -> np.ndarray:
+    """Each pool's choice: the candidate with the lowest score (pools × members, indices).
+
+    An unrankable candidate (``nan`` score) is never chosen; a pool with no rankable member
+    gets its first member, which for random pools is a random guess.
+    """
+    s = np.where(np.isfinite(scores), scores, np.inf)[pools]
+    return pools[np.arange(len(pools)), np.argmin(s, axis=1)]
+
+
+def brier(prob_best: np.ndarray, true_losses: np.ndarray) -> float:
+    """Brier score of the probabilities of being best: :math:`\\sum_i (p_i - o_i)^2`.
+
+    :math:`o_i` is 1 for the candidate with the lowest true loss, 0 for the others. 0 is a
+    certain right answer, 2 a certain wrong one, and the uniform guess over n candidates scores
+    :math:`1 - 1/n`.
+
+    Example:
+        >>> round(brier(np.array([0.5, 0.25, 0.25]), np.array([1.0, 2.0, 3.0])), 3)
+        0.375
+    """
+    p = np.asarray(prob_best, dtype=float)
+    outcome = np.zeros_like(p)
+    outcome[int(np.nanargmin(true_losses))] = 1.0
+    return float(np.sum((np.nan_to_num(p) - outcome) ** 2))
+
+
+def coverage(low: np.ndarray, high: np.ndarray, true_losses: np.ndarray) -> float:
+    """Percentage of true losses inside ``[low, high]`` (unbounded or missing intervals left out)."""
+    low, high, t = (np.asarray(a, dtype=float) for a in (low, high, true_losses))
+    ok = np.isfinite(low) & np.isfinite(high) & np.isfinite(t)
+    if not ok.any():
+        return float("nan")
+    return float(100 * np.mean((low[ok] <= t[ok]) & (t[ok] <= high[ok])))
 
 
 def _pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
