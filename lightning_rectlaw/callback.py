@@ -37,10 +37,10 @@ from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from typing_extensions import override
 
+from lightning_rectlaw.curve import predict_curve
 from lightning_rectlaw.datamodule import NestedSubsetDataModule
-from lightning_rectlaw.law import fit_law
-from lightning_rectlaw.selection import DEFAULT_METHOD, METHODS, ats_stopped, select
-from lightning_rectlaw.table import LossTable, atomic_write_text
+from lightning_rectlaw.selection import DEFAULT_METHOD, METHODS, ats_stopped
+from lightning_rectlaw.table import atomic_write_text
 
 __all__ = ["RectifiedLawCallback", "RectifiedLawResult"]
 
@@ -57,11 +57,15 @@ class RectifiedLawResult:
             excluded; see ``failed``).
         zero_shot_loss: loss before fine-tuning, when measured.
         failed: subset size → reason, for runs that diverged (non-finite loss).
-        method: the selector used for the prediction.
+        outliers: subset size → reason, for finished runs the method left out as diverged
+            (far above the zero-shot loss) or far off the curve; they stay in ``sizes``/``losses``.
+        method, options: the selector used for the prediction and its options.
         target_size: the full fine-tuning set size predicted for.
         predicted_loss, interval: predicted test loss at ``target_size`` and its interval.
-        law: fitted rectified-law parameters (``None`` with too few points).
-        vanilla_law: fitted vanilla-law parameters (``None`` with too few points).
+        prediction_curve: the method's own curve (``sizes``, ``losses``) up to the target: the
+            prediction is its last point. ``None`` for methods without a curve.
+        law: rectified law fitted to the clean points, for reference (``None`` with too few).
+        vanilla_law: vanilla law fitted to the clean points, for reference.
         examples_processed: training examples seen across subset runs (size × epochs).
         seconds: wall time of the subset runs.
         status: ``"ok"`` or why no prediction could be made.
@@ -71,11 +75,14 @@ class RectifiedLawResult:
     losses: list[float] = field(default_factory=list)
     zero_shot_loss: float | None = None
     failed: dict[int, str] = field(default_factory=dict)
+    outliers: dict[int, str] = field(default_factory=dict)
     method: str = DEFAULT_METHOD
+    options: dict[str, Any] = field(default_factory=dict)
     target_size: int = 0
     predicted_loss: float | None = None
     interval: tuple[float, float] | None = None
     interval_level: float = 0.95
+    prediction_curve: dict[str, list[float]] | None = None
     law: dict[str, float] | None = None
     vanilla_law: dict[str, float] | None = None
     examples_processed: int = 0
@@ -86,12 +93,14 @@ class RectifiedLawResult:
     def to_json(self) -> str:
         d = asdict(self)
         d["failed"] = {str(k): v for k, v in self.failed.items()}
+        d["outliers"] = {str(k): v for k, v in self.outliers.items()}
         return json.dumps(d, indent=2, allow_nan=False, default=float)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RectifiedLawResult:
         d = dict(d)
         d["failed"] = {int(k): v for k, v in d.get("failed", {}).items()}
+        d["outliers"] = {int(float(k)): v for k, v in d.get("outliers", {}).items()}
         if d.get("interval") is not None:
             d["interval"] = tuple(d["interval"])
         return cls(**d)
@@ -101,14 +110,16 @@ class RectifiedLawCallback(Callback):
     """Run a candidate on nested subsets, fit the rectified law and predict its full-data loss.
 
     Args:
-        method: selector for the prediction (default ``"pooled"``; any of ``rectlaw methods``).
-            With one candidate per Trainer, ``pooled`` backtests the shared exponent on this
-            candidate's own curve; ``rectlaw summarize`` re-ranks a sweep's candidates jointly.
-        k, delta: points per local line (both methods) and AtS's stop threshold (default 3 and 5,
-            as in the paper).
-        holdouts: ``pooled``'s backtest depth (default 3).
-        schedule: the subsets run, largest first. ``"auto"`` (default): the ``k + holdouts``
-            largest for ``pooled``, AtS's stop rule for ``ats``, every size otherwise;
+        method: selector for the prediction (default ``"robust_ats"``: AtS on screened points
+            with calibrated intervals; any of ``rectlaw methods``). With one candidate per
+            Trainer the calibration uses this candidate's own backtests; ``rectlaw summarize``
+            re-ranks a sweep's candidates jointly and gives each its probability of being best.
+        k, delta: points AtS starts from and its stop threshold (default 3 and 5, as in the
+            paper); ``k`` is also ``pooled``'s local line.
+        holdouts: backtest depth of ``robust_ats`` and ``pooled`` (default 3).
+        schedule: the subsets run, largest first. ``"auto"`` (default): every size for
+            ``robust_ats`` (screening and backtests read them all), the ``k + holdouts`` largest
+            for ``pooled`` (``"pooled"``), AtS's stop rule for ``ats``, every size otherwise;
             ``"ats"``: stop when AtS detects the phase transition; ``"all"``: every size down
             to ``min_size``.
         monitor: the metric the module logs during validation whose value is the test loss
@@ -164,6 +175,8 @@ class RectifiedLawCallback(Callback):
         self.holdouts = int(holdouts)
         self.monitor, self.zero_shot, self.continue_fit = monitor, zero_shot, continue_fit
         self.results_dir = Path(results_dir) if results_dir is not None else None
+        if not 0 < level < 1:
+            raise ValueError(f"`level` must be in (0, 1), got {level!r}")
         self.level = level
         self.result: RectifiedLawResult | None = None
 
@@ -196,7 +209,11 @@ class RectifiedLawCallback(Callback):
         snapshot = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()}
         device = trainer.strategy.root_device
         result = RectifiedLawResult(
-            method=self.method, target_size=dm.target, interval_level=self.level, device=str(device)
+            method=self.method,
+            options=self._method_options(),
+            target_size=dm.target,
+            interval_level=self.level,
+            device=str(device),
         )
         key = _fingerprint(pl_module, dm, trainer, self.monitor, snapshot)
         t0 = time.perf_counter()
@@ -366,43 +383,28 @@ class RectifiedLawCallback(Callback):
         return loss
 
     def _finish(self, result: RectifiedLawResult) -> None:
-        sizes = np.array(result.sizes[::-1], dtype=float)
-        losses = np.array(result.losses[::-1], dtype=float)
-        zero = None if result.zero_shot_loss is None else np.array([result.zero_shot_loss])
-        if sizes.size < 2:
-            result.status = f"only {sizes.size} finished subset(s); need at least 2"
-            return
-        table = LossTable(("candidate",), sizes, losses[None], zero_shot=zero)
-        try:
-            sel = select(
-                table,
-                self.method,
-                budget=float(sizes[-1]),
-                target=result.target_size,
-                level=self.level,
-                **self._method_options(),
-            )
-        except ValueError as err:
-            result.status = f"no prediction: {err}"
-            return
-        c = sel.candidates[0]
-        if not c.rankable:
-            result.status = f"no prediction: {c.reason}"
-        else:
-            result.predicted_loss = c.predicted_loss if c.predicted_loss is not None else c.score
-            bounded = c.interval is not None and all(map(math.isfinite, c.interval))
-            result.interval = c.interval if bounded else None  # None: too few points to bound it
-            result.status = "ok"
-        fit_sizes = sizes if zero is None else np.concatenate([[0.0], sizes])
-        fit_losses = losses if zero is None else np.concatenate([zero, losses])
-        if fit_sizes.size >= 4:
-            result.law = fit_law(fit_sizes, fit_losses).params
-        if sizes.size >= 3:
-            result.vanilla_law = fit_law(sizes, losses, "vanilla").params
+        pred = predict_curve(
+            result.sizes,
+            result.losses,
+            result.target_size,
+            zero_shot=result.zero_shot_loss,
+            method=self.method,
+            level=self.level,
+            **result.options,
+        )
+        result.status, result.predicted_loss, result.interval = (
+            pred.status,
+            pred.predicted_loss,
+            pred.interval,
+        )
+        result.outliers = {int(size): why for size, why in pred.outliers.items()}
+        result.prediction_curve, result.law, result.vanilla_law = pred.curve, pred.law, pred.vanilla_law
 
     def _method_options(self) -> dict[str, Any]:
         if self.method == "ats":
             return {"k": self.k, "delta": self.delta}
+        if self.method == "robust_ats":
+            return {"k": self.k, "delta": self.delta, "holdouts": self.holdouts}
         if self.method == "pooled":
             return {"k": self.k, "holdouts": self.holdouts}
         return {}

@@ -1,4 +1,25 @@
-"""The paper's benchmark protocol: score selectors by PearCorr and RelAcc at several budgets.
+"""Score selectors on a loss table: the paper's metrics, and what a user with a few candidates sees.
+
+The paper's Tables 1/2 report PearCorr and RelAcc over all candidates. A user has a handful of
+candidates and cares whether the tool picks the best of *those*, and how much loss a wrong pick
+costs; and whether its probabilities and intervals can be believed. Metrics (``value`` column):
+
+* ``PearCorr``, ``RelAcc``: the paper's, in percent (see :mod:`lightning_rectlaw.metrics`).
+* ``HitRate``: over random pools of ``pool_size`` candidates (default 5; 2,000 pools with a fixed
+  seed, the same pools for every method), the percentage in which the method's first choice has
+  the pool's lowest true target loss.
+* ``Regret``: over the same pools, the mean excess true loss of the choice over the pool's best,
+  in percent of the best's loss.
+* ``Brier``: of P(best) over all candidates, :math:`\\sum_i (p_i - [i \\text{ is best}])^2` (0 is
+  perfect; a uniform guess over n candidates scores :math:`1 - 1/n`); methods that report P(best).
+* ``Coverage80``: percentage of candidates whose true target loss lies inside the method's 80%
+  interval; methods that report intervals.
+* ``Compute``: examples fine-tuned by the runs the method needs, in percent of fine-tuning every
+  candidate once on the full target set.
+
+Pools are scored with the scores the method gave on the whole table, so a method whose
+predictions share information across candidates (``pooled``, ``robust_ats``'s calibration) sees
+the whole table's in-budget data, as it would with that many candidates.
 
 Pure numpy/scipy: no torch, Lightning or Hydra import here.
 """
@@ -11,32 +32,30 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lightning_rectlaw.metrics import pearcorr, relacc
+from lightning_rectlaw.metrics import brier, coverage, pearcorr, pool_choices, relacc
 from lightning_rectlaw.selection import METHODS, select
 from lightning_rectlaw.table import LossTable, TableError
 
-__all__ = ["EVAL_METHODS", "EVAL_RATIOS", "EvalRow", "evaluate"]
+__all__ = ["EVAL_METHODS", "EVAL_RATIOS", "METRICS", "EvalRow", "evaluate"]
 
 EVAL_RATIOS: tuple[int, ...] = (8, 16, 32, 64, 128, 256, 512)
 EVAL_METHODS: tuple[str, ...] = (
-    "pooled",
+    "robust_ats",
     "ats",
+    "pooled",
     "zeroshot",
     "subtuning",
     "modelsize",
     "ourfit",
     "vanillafit",
 )
+METRICS: tuple[str, ...] = ("PearCorr", "RelAcc", "HitRate", "Regret", "Brier", "Coverage80", "Compute")
+DEFAULT_METRICS: tuple[str, ...] = ("PearCorr", "RelAcc")
 
 
 @dataclass(frozen=True)
 class EvalRow:
-    """One cell of the paper's Tables 1/2: ``value`` in percent, budget = target / ``ratio``.
-
-    ``metric`` is ``PearCorr``, ``RelAcc`` or (with ``compute=True``) ``Compute``: the
-    fine-tuning examples the method's nested runs need, as a percentage of fine-tuning every
-    candidate once on the full ``target`` set.
-    """
+    """One cell: ``metric`` of ``method`` at budget = target / ``ratio`` (see the module docstring)."""
 
     method: str
     ratio: int
@@ -50,20 +69,41 @@ def evaluate(
     ratios: Sequence[int] = EVAL_RATIOS,
     target: float | None = None,
     compute: bool = False,
+    metrics: Sequence[str] | None = None,
+    pool_size: int = 5,
+    pools: int = 2000,
+    seed: int = 0,
     **options,
 ) -> list[EvalRow]:
-    """PearCorr and RelAcc of each method at each budget ratio, against true losses at ``target``.
+    """Score each method at each budget ratio against the true losses at ``target``.
+
+    Args:
+        table: the losses, with the true ones at ``target``.
+        methods, ratios: what to score; budget = ``target / ratio``.
+        target: the full size (default: the table's largest).
+        compute: add ``Compute`` (kept for ``metrics=None`` callers).
+        metrics: any of :data:`METRICS` (default ``PearCorr`` and ``RelAcc``). ``Brier`` and
+            ``Coverage80`` are skipped for methods without P(best) or intervals.
+        pool_size, pools, seed: the random pools of ``HitRate`` and ``Regret``.
 
     Candidates without a loss at ``target`` are left out (with a warning); a candidate a method
     cannot rank is left out of that method's PearCorr and cannot be chosen.
 
     Raises:
         TableError: ``target`` is not a column of the table, or a budget falls outside it.
-        ValueError: an unknown method.
+        ValueError: an unknown method or metric, or a pool size below 2.
     """
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; choose from {sorted(METHODS)}")
+    metrics = list(DEFAULT_METRICS if metrics is None else metrics)
+    if compute and "Compute" not in metrics:
+        metrics.append("Compute")
+    bad = [m for m in metrics if m not in METRICS]
+    if bad:
+        raise ValueError(f"unknown metric(s) {bad}; choose from {list(METRICS)}")
+    if pool_size < 2 or pools < 1:
+        raise ValueError(f"`pool_size` must be at least 2 and `pools` at least 1, got {pool_size}, {pools}")
     target = table.max_size if target is None else float(target)
     truth_all = table.column(target)
     have = np.isfinite(truth_all)
@@ -74,23 +114,58 @@ def evaluate(
         warnings.warn(f"left out of the evaluation, no loss at target {target:g}: {missing}", stacklevel=2)
         table = table.subset([n for n, h in zip(table.names, have) if h])
     truth = table.column(target)
+    draws = _pools(len(truth), pool_size, pools, seed)
     rows = []
     for method in methods:
         for r in ratios:
-            sel = select(table, method, budget=target / r, target=target, **options)
+            sel = select(table, method, budget=target / r, target=target, level=0.8, **options)
             scores = sel.scores_for(table.names)
-            if method == "modelsize":
-                scores = -scores  # the paper correlates log parameter count itself
             if not sel.ranking:
                 reasons = sorted(set(sel.unrankable.values()))
                 warnings.warn(
                     f"{method} at 1/{r}: no candidate is rankable ({'; '.join(reasons)})", stacklevel=2
                 )
-                chosen = np.nan
-            else:
-                chosen = truth[table.names.index(sel.best)]
-            rows.append(EvalRow(method, int(r), "PearCorr", pearcorr(scores, truth)))
-            rows.append(EvalRow(method, int(r), "RelAcc", relacc(chosen, truth)))
-            if compute:
-                rows.append(EvalRow(method, int(r), "Compute", 100 * sel.examples / (len(truth) * target)))
+            values = _metrics(sel, table, truth, scores, draws, target, metrics, method)
+            rows += [EvalRow(method, int(r), m, v) for m, v in values.items()]
     return rows
+
+
+def _metrics(sel, table, truth, scores, draws, target, metrics, method) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for m in metrics:
+        if m == "PearCorr":
+            # the paper correlates log parameter count itself for ModelSize
+            out[m] = pearcorr(-scores if method == "modelsize" else scores, truth)
+        elif m == "RelAcc":
+            out[m] = relacc(truth[table.names.index(sel.best)] if sel.ranking else np.nan, truth)
+        elif m in ("HitRate", "Regret"):
+            chosen = pool_choices(scores, draws)
+            best = truth[draws].min(axis=1)
+            picked = truth[chosen]
+            out[m] = (
+                float(100 * np.mean(picked <= best))
+                if m == "HitRate"
+                else float(100 * np.mean((picked - best) / best))
+            )
+        elif m == "Brier":
+            probs = sel.prob_best
+            if probs is not None:
+                p = np.array([probs.get(n, 0.0) for n in table.names])
+                out[m] = brier(p, truth)
+        elif m == "Coverage80":
+            by_name = {c.name: c.interval for c in sel.candidates if c.rankable and c.interval is not None}
+            if by_name:
+                low = np.array([by_name.get(n, (np.nan, np.nan))[0] for n in table.names])
+                high = np.array([by_name.get(n, (np.nan, np.nan))[1] for n in table.names])
+                out[m] = coverage(low, high, truth)
+        elif m == "Compute":
+            out[m] = 100 * sel.examples / (len(truth) * target)
+    return out
+
+
+def _pools(n: int, size: int, count: int, seed: int) -> np.ndarray:
+    """``count`` random pools (rows) of ``size`` distinct candidates; the one pool of all when n <= size."""
+    if n <= size:
+        return np.arange(n)[None, :]
+    rng = np.random.default_rng(seed)
+    return np.argsort(rng.random((count, n)), axis=1)[:, :size]

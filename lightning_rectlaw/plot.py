@@ -1,4 +1,4 @@
-"""Log-log figures of measured losses with the fitted rectified and vanilla laws."""
+"""Log-log figures of measured losses, each prediction drawn on the curve that made it."""
 
 from __future__ import annotations
 
@@ -13,31 +13,39 @@ __all__ = ["curve_figure"]
 
 
 def curve_figure(curves: Mapping[str, Any], title: str = "Fine-tuning scaling curves"):
-    """One log-log axes: each candidate's points, fitted rectified law (solid), vanilla (dotted),
-    and the predicted loss at the target size with its interval.
+    """One log-log axes: each candidate's points, the predicting method's curve (solid) ending in
+    the prediction at the target size (star, with its interval), runs left out as outliers
+    (crosses) and, for reference, the rectified law fitted to the points (dotted) when the
+    method's curve is another one.
 
-    ``curves`` maps a name to a ``RectifiedLawResult`` or a dict with the same fields.
+    ``curves`` maps a name to a ``RectifiedLawResult`` or a dict with the same fields. Built on a
+    bare Matplotlib ``Figure``: the caller's pyplot backend and state are left alone.
     """
     import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    any_reference = False
     for i, (name, c) in enumerate(curves.items()):
         c = c if isinstance(c, Mapping) else vars(c)
         color = colors[i % len(colors)]
         sizes, losses = np.asarray(c.get("sizes") or [], float), np.asarray(c.get("losses") or [], float)
         if sizes.size == 0:
             continue
-        ax.scatter(sizes, losses, color=color, s=18, zorder=3, label=name)
+        left_out = np.array([str(int(s)) in _keys(c.get("outliers")) for s in sizes], dtype=bool)
+        ax.scatter(sizes[~left_out], losses[~left_out], color=color, s=18, zorder=3, label=name)
+        if left_out.any():
+            ax.scatter(sizes[left_out], losses[left_out], color=color, marker="x", s=30, zorder=3)
         target = float(c.get("target_size") or sizes.max())
-        grid = np.geomspace(max(1.0, sizes.min() / 2), max(target, sizes.max()) * 1.2, 200)
-        if c.get("law"):
-            ax.plot(grid, law_value(grid, **c["law"]), color=color, lw=1.5)
-        if c.get("vanilla_law"):
-            ax.plot(grid, law_value(grid, **c["vanilla_law"]), color=color, lw=1, ls=":")
+        own = c.get("prediction_curve")
+        if own:
+            ax.plot(own["sizes"], own["losses"], color=color, lw=1.5)
+        if c.get("law") and c.get("method") != "ourfit":
+            grid = np.geomspace(max(1.0, sizes.min() / 2), max(target, sizes.max()) * 1.2, 200)
+            ax.plot(grid, law_value(grid, **c["law"]), color=color, lw=0.8, ls=":", alpha=0.7)
+            any_reference = True
         if c.get("zero_shot_loss"):
             ax.axhline(c["zero_shot_loss"], color=color, lw=0.6, ls="--", alpha=0.6)
         if c.get("predicted_loss") is not None:
@@ -53,9 +61,17 @@ def curve_figure(curves: Mapping[str, Any], title: str = "Fine-tuning scaling cu
     ax.set_yscale("log")
     ax.set_xlabel("fine-tuning examples D")
     ax.set_ylabel("test loss")
-    ax.set_title(
-        title + "\n(solid: rectified law, dotted: vanilla, dashed: zero-shot, *: prediction)", fontsize=9
+    methods = sorted(
+        {(c if isinstance(c, Mapping) else vars(c)).get("method") or "?" for c in curves.values()}
     )
+    legend = f"solid: {', '.join(methods)} prediction curve, *: prediction, x: run left out"
+    legend += ", dotted: rectified-law fit (reference)" if any_reference else ""
+    ax.set_title(f"{title}\n({legend}, dashed: zero-shot)", fontsize=8)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
+
+
+def _keys(outliers: Any) -> set[str]:
+    """Outlier sizes as strings of integers (JSON turns the dict's int keys into strings)."""
+    return {str(int(float(k))) for k in (outliers or {})}

@@ -33,7 +33,7 @@ def test_fit_json_has_parameters_and_rmse(table, capsys):
 def test_select_table_and_csv(table, capsys):
     assert main(["select", str(table), "--budget", "1/2", "--target", "6400"]) == 0
     out = capsys.readouterr().out
-    assert "method=pooled budget=3200" in out and "interval_low" in out and "prob_best" in out
+    assert "method=robust_ats budget=3200" in out and "interval_low" in out and "prob_best" in out
     assert main(["select", str(table), "--budget", "3200", "--method", "subtuning", "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [r["name"] for r in rows] == ["b", "a", "c"]  # ascending loss at 3200
@@ -88,4 +88,4 @@ def test_output_piped_into_a_reader_that_leaves_is_not_an_error(table):
         text=True,
         check=True,
     )
-    assert proc.stdout.startswith("method=pooled") and "Error" not in proc.stderr
+    assert proc.stdout.startswith("method=robust_ats") and "Error" not in proc.stderr

@@ -31,11 +31,11 @@ class Data(L.LightningDataModule):
 class Boring(L.LightningModule):
     """Records, at the start of every training run, its weights and optimizer identity."""
 
-    def __init__(self, key="val_loss", diverge_below=None):
+    def __init__(self, key="val_loss", diverge_below=None, blow_up_at=None):
         super().__init__()
         torch.manual_seed(0)
         self.layer = torch.nn.Linear(8, 1)
-        self.key, self.diverge_below = key, diverge_below
+        self.key, self.diverge_below, self.blow_up_at = key, diverge_below, blow_up_at
         self.starts, self.optimizers_seen = [], []
 
     def training_step(self, batch, _):
@@ -52,6 +52,8 @@ class Boring(L.LightningModule):
         n = len(self.trainer.datamodule.train_dataloader().dataset) if self.trainer.datamodule else 0
         if self.diverge_below is not None and 0 < n < self.diverge_below:
             loss = loss * float("nan")
+        if n == self.blow_up_at:  # a run that diverged but stayed finite
+            loss = loss * 1e21
         self.log(self.key, loss)
 
     def configure_optimizers(self):
@@ -161,8 +163,34 @@ def test_max_steps_runs_count_the_examples_they_process(tmp_path):
     assert law.result.examples_processed == 2 * 128 + 3 * 64 + 6 * 32
 
 
-def test_default_pooled_schedule_runs_only_the_subsets_it_needs(tmp_path):
-    law = RectifiedLawCallback(holdouts=2)  # method "pooled", schedule "auto": k + holdouts sizes
+def test_a_diverged_but_finite_run_is_left_out_and_reported(tmp_path):
+    law = RectifiedLawCallback(zero_shot=True)  # the default method, robust_ats
+    with pytest.warns(UserWarning, match="left out of the ranking as bad runs"):
+        _trainer(tmp_path, law).fit(
+            Boring(blow_up_at=128), datamodule=NestedSubsetDataModule(Data(2048), budget=1024, min_size=16)
+        )
+    r = law.result
+    assert r.method == "robust_ats" and r.status == "ok"
+    assert 128 in r.sizes and list(r.outliers) == [128] and "diverged" in r.outliers[128]
+    assert r.predicted_loss < 1.0  # the 1e21 run steers nothing
+    # the side fits and the drawn curve use the clean points only; the prediction ends the curve
+    assert r.law is not None and r.law["B"] < 1e6
+    assert r.prediction_curve["losses"][-1] == pytest.approx(r.predicted_loss)
+    assert r.prediction_curve["sizes"][-1] == r.target_size
+
+
+def test_a_curve_without_enough_clean_points_is_not_ok(tmp_path):
+    law = RectifiedLawCallback(zero_shot=True)
+    with pytest.warns(UserWarning, match="left out of the ranking"):
+        _trainer(tmp_path, law).fit(
+            Boring(blow_up_at=64), datamodule=NestedSubsetDataModule(Data(2048), budget=256, min_size=64)
+        )
+    assert law.result.status.startswith("no prediction: AtS needs k=3 points")
+    assert "bad run" in law.result.status and law.result.predicted_loss is None
+
+
+def test_pooled_schedule_runs_only_the_subsets_it_needs(tmp_path):
+    law = RectifiedLawCallback(method="pooled", holdouts=2)  # schedule "auto": k + holdouts sizes
     _trainer(tmp_path, law).fit(
         Boring(), datamodule=NestedSubsetDataModule(Data(2048), budget=1024, min_size=8)
     )

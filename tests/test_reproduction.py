@@ -13,7 +13,6 @@ DATASETS = {"flan": "FLAN", "wmt19": "WMT19"}
 LABELS = {"ats": "AtS", "zeroshot": "ZeroShot", "subtuning": "SubTuning", "modelsize": "ModelSize"}
 
 
-
 def _paper(benchmark_dir):
     with open(benchmark_dir / "paper_selection.csv") as f:
         return {
