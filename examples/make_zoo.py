@@ -133,7 +133,7 @@ ZOOS = {
     ),
 }
 ZOO = ZOOS["stdlib"].specs
-SELECTORS = ("pooled", "ats", "subtuning", "zeroshot")
+SELECTORS = ("robust_ats", "ats", "pooled", "subtuning", "zeroshot")
 
 
 def main(argv: list[str] | None = None) -> int:

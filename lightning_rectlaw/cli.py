@@ -4,7 +4,8 @@ Usage::
 
     rectlaw fit TABLE.csv [--law rectified|vanilla] [--free-alpha] [--format table|csv|json]
     rectlaw select TABLE.csv --budget 1/8 [--target SIZE] [--method NAME] [--format ...]
-    rectlaw evaluate TABLE.csv [--target SIZE] [--methods a,b] [--compute] [--format table|csv]
+    rectlaw evaluate TABLE.csv [--target SIZE] [--methods a,b] [--metrics m,n] [--pool-size N]
+                     [--compute] [--format table|csv]
     rectlaw methods
     rectlaw summarize SWEEP_DIR [--table LOSSES.csv]
 """
@@ -24,12 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from lightning_rectlaw.evaluate import EVAL_METHODS, EVAL_RATIOS, evaluate
+from lightning_rectlaw.evaluate import DEFAULT_METRICS, EVAL_METHODS, EVAL_RATIOS, METRICS, evaluate
 from lightning_rectlaw.law import fit_available, num_params
 from lightning_rectlaw.selection import DEFAULT_METHOD, METHODS, select
 from lightning_rectlaw.table import LossTable
 
 METHOD_LABELS = {
+    "robust_ats": "RobustAtS",
     "pooled": "Pooled",
     "ats": "AtS",
     "zeroshot": "ZeroShot",
@@ -90,11 +92,13 @@ def _parser() -> argparse.ArgumentParser:
         help="full fine-tuning set size (default: the table's largest size)",
     )
     s.add_argument("--method", default=DEFAULT_METHOD, choices=sorted(METHODS))
-    s.add_argument("--level", type=float, default=0.95, help="prediction interval coverage")
+    s.add_argument("--level", type=_level, default=0.95, help="prediction interval coverage, in (0, 1)")
     _format(s, ["table", "csv", "json"])
     s.set_defaults(run=_cmd_select)
 
-    e = sub.add_parser("evaluate", help="the paper's Tables 1/2: PearCorr and RelAcc per budget")
+    e = sub.add_parser(
+        "evaluate", help="score selectors per budget: the paper's PearCorr and RelAcc, and user-level metrics"
+    )
     e.add_argument("table")
     e.add_argument("--target", type=float, default=None)
     e.add_argument(
@@ -107,6 +111,13 @@ def _parser() -> argparse.ArgumentParser:
         default=",".join(map(str, EVAL_RATIOS)),
         help="comma-separated budget ratios r (budget = target / r)",
     )
+    e.add_argument(
+        "--metrics",
+        default=",".join(DEFAULT_METRICS),
+        help=f"comma-separated, from {','.join(METRICS)} (default: {','.join(DEFAULT_METRICS)}); "
+        "HitRate and Regret are over random pools of --pool-size candidates",
+    )
+    e.add_argument("--pool-size", type=int, default=5, help="candidates per random pool (default 5)")
     e.add_argument(
         "--compute",
         action="store_true",
@@ -193,6 +204,11 @@ def _cmd_select(args) -> int:
                 "interval_high": hi,
                 **({} if sel.prob_best is None else {"prob_best": c.prob_best}),
                 "points_used": len(c.sizes_used),
+                **(
+                    {}
+                    if not sel.outliers
+                    else {"left_out": "; ".join(f"{k:g}: {v}" for k, v in c.outliers.items())}
+                ),
                 "status": "ok" if c.rankable else f"unrankable: {c.reason}",
             }
         )
@@ -222,27 +238,62 @@ def _cmd_select(args) -> int:
 def _cmd_evaluate(args) -> int:
     table = LossTable.read_csv(args.table)
     methods = [m.strip().lower() for m in args.methods.split(",") if m.strip()]
+    metrics = [_metric_name(m) for m in args.metrics.split(",") if m.strip()]
     try:
         ratios = [int(r) for r in args.ratios.split(",") if r.strip()]
     except ValueError:
         raise ValueError(f"--ratios must be comma-separated integers, got {args.ratios!r}") from None
-    results = evaluate(table, methods, ratios, target=args.target, compute=args.compute)
+    if not ratios or any(r < 1 for r in ratios):
+        raise ValueError(f"--ratios must be positive integers (budget = target / r), got {args.ratios!r}")
+    results = evaluate(
+        table,
+        methods,
+        ratios,
+        target=args.target,
+        compute=args.compute,
+        metrics=metrics,
+        pool_size=args.pool_size,
+    )
     if args.format == "csv":
         w = csv.writer(sys.stdout, lineterminator="\n")
         w.writerow(["method", "ratio", "metric", "value"])
         for r in results:
-            w.writerow([METHOD_LABELS.get(r.method, r.method), r.ratio, r.metric, f"{r.value:.1f}"])
+            w.writerow(
+                [METHOD_LABELS.get(r.method, r.method), r.ratio, r.metric, f"{r.value:.{_digits(r.metric)}f}"]
+            )
         return 0
     rows = []
-    for metric in ("PearCorr", "RelAcc") + (("Compute",) if args.compute else ()):
+    for metric in dict.fromkeys(r.metric for r in results):
         for m in methods:
+            vals = {r.ratio: r.value for r in results if r.method == m and r.metric == metric}
+            if not vals:
+                continue  # e.g. Brier for a method without P(best)
             row: dict[str, Any] = {"metric": metric, "method": METHOD_LABELS.get(m, m)}
-            vals = [r.value for r in results if r.method == m and r.metric == metric]
-            row.update({f"1/{r}": v for r, v in zip(ratios, vals)})
-            row["mean"] = float(np.nanmean(vals))
+            row.update({f"1/{r}": vals.get(r) for r in ratios})
+            row["mean"] = float(np.nanmean(list(vals.values())))
             rows.append(row)
-    _emit(rows, "table", digits=1)
+    _emit(rows, "table", digits=2 if "Brier" in metrics else 1)
     return 0
+
+
+def _metric_name(text: str) -> str:
+    """Metric names are matched case-insensitively (``hitrate`` is ``HitRate``)."""
+    by_lower = {m.lower(): m for m in METRICS}
+    return by_lower.get(text.strip().lower(), text.strip())
+
+
+def _digits(metric: str) -> int:
+    return 3 if metric == "Brier" else 1
+
+
+def _level(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be a coverage in (0, 1) like 0.8 or 0.95, got {text!r}")
+    return value
 
 
 def _cmd_methods(args) -> int:

@@ -38,6 +38,7 @@ COLUMNS = [
     "examples_processed",
     "seconds",
     "device",
+    "left_out",
     "status",
 ]
 
@@ -112,27 +113,51 @@ def loss_table(records: list[dict[str, Any]], source: str = "<sweep>") -> LossTa
 
 
 def _joint(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Re-rank ``pooled`` candidates together, so the shared exponent is backtested on all of them.
+    """Re-rank the finished candidates together, with the method and options their jobs ran.
 
-    Each job only saw its own curve; here the sweep's curves form one loss table. Returns the new
-    ``predicted_loss``, ``interval`` and ``prob_best`` per candidate name (empty when the jobs used
-    another method or disagree on the target size).
+    Each job saw only its own curve; here the sweep's curves form one loss table, so screening,
+    calibration and P(best) (``robust_ats``, ``pooled``) see every candidate. Returns, per name,
+    the new ``predicted_loss``, ``interval``, ``prob_best``, ``outliers`` and
+    ``prediction_curve`` (a candidate the joint ranking cannot rank gets its reason as status).
+    Empty when the jobs disagree on the method, its options or the target size.
     """
     ok = [r for r in records if r["status"] == "ok" and len(r.get("sizes") or []) >= 2]
-    if not ok or any(r.get("method") != "pooled" for r in ok):
+    if not ok or len({r["name"] for r in ok}) != len(ok):
         return {}
-    if len({r.get("target_size") for r in ok}) != 1 or len({r["name"] for r in ok}) != len(ok):
+    agree = {
+        json.dumps([r.get("method"), r.get("options") or {}, r.get("target_size")], sort_keys=True)
+        for r in ok
+    }
+    if len(agree) != 1 or ok[0].get("method") is None:
         return {}
+    from lightning_rectlaw.curve import prediction_curve
     from lightning_rectlaw.selection import select
 
     table = loss_table(ok)
     target, level = float(ok[0]["target_size"]), float(ok[0].get("interval_level", 0.95))
-    sel = select(table, "pooled", budget=table.max_size, target=target, level=level)
-    return {
-        c.name: {"predicted_loss": c.predicted_loss, "interval": c.interval, "prob_best": c.prob_best}
-        for c in sel.candidates
-        if c.rankable
-    }
+    sel = select(
+        table,
+        ok[0]["method"],
+        budget=table.max_size,
+        target=target,
+        level=level,
+        **(ok[0].get("options") or {}),
+    )
+    joint = {}
+    for c in sel.candidates:
+        outliers = {str(int(size)): why for size, why in c.outliers.items()}
+        if not c.rankable:
+            joint[c.name] = {"status": f"failed: no prediction: {c.reason}", "outliers": outliers}
+            continue
+        bounded = c.interval is not None and all(map(math.isfinite, c.interval))
+        joint[c.name] = {
+            "predicted_loss": c.predicted_loss if c.predicted_loss is not None else c.score,
+            "interval": c.interval if bounded else None,
+            "prob_best": c.prob_best,
+            "outliers": outliers,
+            "prediction_curve": prediction_curve(c.fit, c.sizes_used, target) or None,
+        }
+    return joint
 
 
 def _rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -161,6 +186,8 @@ def _rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "seconds": r.get("seconds", r.get("job_seconds")),
                 "device": r.get("device"),
                 "status": r["status"] if "error" not in r else f"failed: {r['error']}",
+                "left_out": "; ".join(f"{k}: {v}" for k, v in (r.get("outliers") or {}).items()) or None,
+                "outliers": r.get("outliers") or {},
             }
         )
     return rows
@@ -194,8 +221,9 @@ def _markdown(rows: list[dict[str, Any]], sweep: Path) -> str:
         if best.get("prob_best") is not None:
             lines += [
                 f"Probability that `{best['candidate']}` is the best candidate: "
-                f"{best['prob_best']:.0%} (the intervals share the uncertainty about the common "
-                "exponent, which moves all candidates together; this probability accounts for it).",
+                f"{best['prob_best']:.0%} (it weighs each candidate's own extrapolation error; an "
+                "error common to all of them moves every prediction together and does not change "
+                "which is best).",
                 "",
             ]
             if best["prob_best"] < 0.9 and len(ranked) > 1:
@@ -219,6 +247,14 @@ def _markdown(rows: list[dict[str, Any]], sweep: Path) -> str:
         lines += ["**No candidate could be ranked**; see the status column.", ""]
     lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(_fmt(r[c]) for c in COLUMNS) + " |" for r in rows]
+    left_out = [(r["candidate"], size, why) for r in rows for size, why in (r.get("outliers") or {}).items()]
+    if left_out:
+        lines += [
+            "",
+            "**Runs left out as bad** (they do not enter the predictions; re-run them if in doubt):",
+            "",
+        ]
+        lines += [f"- `{name}`, {size} examples: {why}" for name, size, why in left_out]
     lines += ["", "![curves](selection_summary.png)", ""]
     return "\n".join(lines)
 
@@ -239,7 +275,7 @@ def write_summary(sweep_dir: str | os.PathLike) -> list[Path]:
     markdown = _markdown(rows, root)
     atomic_write_text(paths[0], markdown)
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n", extrasaction="ignore")
     w.writeheader()
     w.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
     atomic_write_text(paths[1], buf.getvalue())

@@ -100,7 +100,7 @@ def test_multirun_ranks_candidates_reports_failure_and_resumes(tmp_path):
         (r["candidate"] for r in ranked), key=lambda n: float(by_name[n]["predicted_loss"])
     )
     assert by_name[broken]["rank"] == "" and by_name[broken]["status"].startswith("failed: ")
-    probs = [float(r["prob_best"]) for r in ranked]  # pooled (the default) re-ranks jointly
+    probs = [float(r["prob_best"]) for r in ranked]  # robust_ats (the default) re-ranks jointly
     assert sum(probs) == pytest.approx(1.0, abs=1e-6) and probs[0] == max(probs)
     assert "nonexistent" in by_name[broken]["status"]
     md = (sweep / "selection_summary.md").read_text()
@@ -220,6 +220,41 @@ def test_summary_reranks_pooled_candidates_jointly(tmp_path):
     )
     assert sum(float(r["prob_best"]) for r in rows) == pytest.approx(1.0)
     assert "Probability that `b` is the best candidate" in (tmp_path / "selection_summary.md").read_text()
+
+
+def test_summary_reranks_robust_ats_jointly_and_lists_runs_left_out(tmp_path):
+    sizes = [6400, 3200, 1600, 800, 400, 200, 100]
+    for name, scale in (("a", 1.0), ("b", 0.9), ("c", 1.1)):
+        d = tmp_path / name
+        d.mkdir()
+        losses = [scale * 3.0 / (5 + s**0.3) for s in sizes]
+        if name == "c":
+            losses[2] *= 1.3  # one bad run at 1600
+        record = {
+            "name": name,
+            "status": "ok",
+            "method": "robust_ats",
+            "options": {"k": 3, "delta": 5.0, "holdouts": 3},
+            "predicted_loss": 9.9,
+            "interval": None,
+            "interval_level": 0.8,
+            "sizes": sizes,
+            "losses": losses,
+            "target_size": 102400,
+        }
+        (d / "candidate.json").write_text(json.dumps(record))
+    with pytest.warns(UserWarning, match="left out of the ranking as bad runs: c: 1600"):
+        write_summary(tmp_path)
+    rows = {r["candidate"]: r for r in csv.DictReader((tmp_path / "selection_summary.csv").open())}
+    assert [n for n, r in sorted(rows.items(), key=lambda kv: int(kv[1]["rank"]))] == ["b", "a", "c"]
+    assert sum(float(r["prob_best"]) for r in rows.values()) == pytest.approx(1.0)
+    assert "1600: off the curve" in rows["c"]["left_out"] and rows["a"]["left_out"] == ""
+    md = (tmp_path / "selection_summary.md").read_text()
+    assert "**Runs left out as bad**" in md and "- `c`, 1600 examples: off the curve" in md
+    # the plotted curve is the method's: each prediction is the last point of its curve
+    results = json.loads((tmp_path / "selection_summary.json").read_text())["results"]
+    for r in results:
+        assert r["prediction_curve"]["losses"][-1] == pytest.approx(r["predicted_loss"])
 
 
 @pytest.mark.slow

@@ -62,7 +62,7 @@ def test_miniature_zoo_end_to_end(tmp_path, capsys):
                 "evaluate",
                 str(out / "zoo_losses.csv"),
                 "--methods",
-                "pooled,ats,subtuning,zeroshot",
+                "robust_ats,ats,pooled,subtuning,zeroshot",
                 "--ratios",
                 "2,4",
                 "--compute",
@@ -76,7 +76,7 @@ def test_miniature_zoo_end_to_end(tmp_path, capsys):
     written = (out / "zoo_selection.csv").read_text().strip().splitlines()
     assert sorted(evaluated) == sorted(written)
     assert (out / "zoo_curves.png").stat().st_size > 1000
-    assert "| Pooled | RelAcc |" in (out / "zoo_selection.md").read_text()
+    assert "| RobustAtS | RelAcc |" in (out / "zoo_selection.md").read_text()
 
     # a second run reuses the built models and the finished fine-tuning runs
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=900)
