@@ -192,17 +192,20 @@ def test_summary_from_result_files_via_cli(tmp_path):
     assert losses.column(400).tolist() == pytest.approx([2.2, 1.7])
 
 
-def test_summary_reranks_pooled_candidates_jointly(tmp_path):
-    """Each job saw only its own curve; the summary backtests the shared exponent on all of them."""
-    sizes = [6400, 3200, 1600, 800, 400, 200]
-    for name, scale in (("a", 1.0), ("b", 0.8), ("c", 1.2)):
-        d = tmp_path / name
+def _job_records(root, method, sizes, scales, options=None, bad=None):
+    """One candidate.json per (name, scale): the curve ``scale * 3 / (5 + D^0.3)``, as a job
+    would write it; ``bad`` = (name, index) multiplies that one loss by 1.3."""
+    for name, scale in scales:
+        d = root / name
         d.mkdir()
         losses = [scale * 3.0 / (5 + s**0.3) for s in sizes]
+        if bad is not None and bad[0] == name:
+            losses[bad[1]] *= 1.3
         record = {
             "name": name,
             "status": "ok",
-            "method": "pooled",
+            "method": method,
+            "options": options or {},
             "predicted_loss": 9.9,  # per-job predictions, replaced by the joint ones
             "interval": None,
             "interval_level": 0.8,
@@ -211,6 +214,11 @@ def test_summary_reranks_pooled_candidates_jointly(tmp_path):
             "target_size": 102400,
         }
         (d / "candidate.json").write_text(json.dumps(record))
+
+
+def test_summary_reranks_pooled_candidates_jointly(tmp_path):
+    """Each job saw only its own curve; the summary backtests the shared exponent on all of them."""
+    _job_records(tmp_path, "pooled", [6400, 3200, 1600, 800, 400, 200], (("a", 1.0), ("b", 0.8), ("c", 1.2)))
     write_summary(tmp_path)
     rows = list(csv.DictReader((tmp_path / "selection_summary.csv").open()))
     assert [r["candidate"] for r in rows] == ["b", "a", "c"]
@@ -224,25 +232,9 @@ def test_summary_reranks_pooled_candidates_jointly(tmp_path):
 
 def test_summary_reranks_robust_ats_jointly_and_lists_runs_left_out(tmp_path):
     sizes = [6400, 3200, 1600, 800, 400, 200, 100]
-    for name, scale in (("a", 1.0), ("b", 0.9), ("c", 1.1)):
-        d = tmp_path / name
-        d.mkdir()
-        losses = [scale * 3.0 / (5 + s**0.3) for s in sizes]
-        if name == "c":
-            losses[2] *= 1.3  # one bad run at 1600
-        record = {
-            "name": name,
-            "status": "ok",
-            "method": "robust_ats",
-            "options": {"k": 3, "delta": 5.0, "holdouts": 3},
-            "predicted_loss": 9.9,
-            "interval": None,
-            "interval_level": 0.8,
-            "sizes": sizes,
-            "losses": losses,
-            "target_size": 102400,
-        }
-        (d / "candidate.json").write_text(json.dumps(record))
+    options = {"k": 3, "delta": 5.0, "holdouts": 3}
+    scales = (("a", 1.0), ("b", 0.9), ("c", 1.1))
+    _job_records(tmp_path, "robust_ats", sizes, scales, options, bad=("c", 2))  # c's run at 1600
     with pytest.warns(UserWarning, match="left out of the ranking as bad runs: c: 1600"):
         write_summary(tmp_path)
     rows = {r["candidate"]: r for r in csv.DictReader((tmp_path / "selection_summary.csv").open())}
