@@ -169,6 +169,13 @@ class RectifiedLawCallback(Callback):
             raise ValueError(f"`k` must be at least 2, got {k}")
         if not delta > 0:
             raise ValueError(f"`delta` must be positive, got {delta}")
+        if method == "modelsize":
+            raise ValueError(
+                "`method='modelsize'` ranks by parameter count and predicts no loss from one "
+                "candidate's curve; use it offline (`rectlaw select TABLE --method modelsize`)"
+            )
+        if method == "zeroshot" and not zero_shot:
+            raise ValueError("`method='zeroshot'` needs the zero-shot loss: set `zero_shot=True`")
         if schedule == "auto":
             schedule = {"pooled": "pooled", "ats": "ats"}.get(method, "all")
         self.method, self.k, self.delta, self.schedule = method, int(k), float(delta), schedule
@@ -182,11 +189,30 @@ class RectifiedLawCallback(Callback):
 
     # --- hooks ---------------------------------------------------------------------------------
 
+    @property
+    @override
+    def state_key(self) -> str:
+        return self._generate_state_key(method=self.method, schedule=self.schedule, monitor=self.monitor)
+
     @override
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        mine = [cb for cb in trainer.callbacks if isinstance(cb, RectifiedLawCallback)]
+        if len(mine) > 1:
+            raise ValueError(
+                f"RectifiedLawCallback was given {len(mine)} times to one Trainer; give it once "
+                "(one candidate, one schedule per Trainer; sweep methods offline with `rectlaw "
+                "select` on the recorded losses)"
+            )
+        if stage != "fit":
+            fn = getattr(stage, "value", stage)
+            rank_zero_warn(
+                f"RectifiedLawCallback measures only in `trainer.fit`; it does nothing in `trainer.{fn}`",
+                category=UserWarning,
+            )
+            return
         # Under DDP the subset runs happen here: the process group exists but the module is not
         # wrapped in DistributedDataParallel yet, so the subset Trainers can wrap it themselves.
-        if stage == "fit" and trainer.world_size > 1:
+        if trainer.world_size > 1:
             self._measure(trainer, pl_module)
 
     @override

@@ -77,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--law", choices=["rectified", "vanilla"], default="rectified")
     f.add_argument("--free-alpha", action="store_true", help="fit the exponent alpha too")
     f.add_argument(
+        "--max-iter", type=_positive_int, default=1000, help="Levenberg-Marquardt iterations per start"
+    )
+    f.add_argument(
         "--with-zero-shot", action="store_true", help="also fit the zero-shot point (rectified law only)"
     )
     _format(f, ["table", "csv", "json"])
@@ -117,7 +120,9 @@ def _parser() -> argparse.ArgumentParser:
         help=f"comma-separated, from {','.join(METRICS)} (default: {','.join(DEFAULT_METRICS)}); "
         "HitRate and Regret are over random pools of --pool-size candidates",
     )
-    e.add_argument("--pool-size", type=int, default=5, help="candidates per random pool (default 5)")
+    e.add_argument(
+        "--pool-size", type=_positive_int, default=5, help="candidates per random pool (default 5)"
+    )
     e.add_argument(
         "--compute",
         action="store_true",
@@ -157,7 +162,9 @@ def _cmd_fit(args) -> int:
         losses = np.column_stack([table.zero_shot, losses])
     need = num_params(args.law, args.free_alpha)
     counts = np.isfinite(losses).sum(axis=1)
-    fits = fit_available(sizes, losses, args.law, free_alpha=args.free_alpha, names=table.names)
+    fits = fit_available(
+        sizes, losses, args.law, free_alpha=args.free_alpha, names=table.names, max_iter=args.max_iter
+    )
     rows = []
     for i, (name, f) in enumerate(zip(table.names, fits)):
         if f is None:
@@ -284,6 +291,16 @@ def _metric_name(text: str) -> str:
 
 def _digits(metric: str) -> int:
     return 3 if metric == "Brier" else 1
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
 
 
 def _level(text: str) -> float:

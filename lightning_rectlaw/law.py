@@ -238,7 +238,8 @@ def fit_laws(
         warnings.warn(
             f"{len(bad)} of {len(results)} {law}-law fits did not converge within {max_iter} "
             f"iterations ({', '.join(bad)}); their results are flagged `converged=False`. "
-            "Check those curves for outliers or raise `max_iter`.",
+            "Check those curves for outliers or allow more iterations (`max_iter=` in Python, "
+            "`--max-iter` on `rectlaw fit`).",
             FitConvergenceWarning,
             stacklevel=2,
         )

@@ -165,6 +165,13 @@ class LossTable:
             text = path.read_text()
         except OSError as err:
             raise TableError(f"cannot read loss table {str(path)!r}: {err.strerror}") from err
+        except UnicodeDecodeError:
+            raise TableError(
+                f"{str(path)!r} is not a text CSV file (it is binary or not UTF-8): give the loss "
+                f"table in the paper's format, '{NAME_COLUMN},0,200,...,size,family'"
+            ) from None
+        if "\x00" in text:
+            raise TableError(f"{str(path)!r} is a binary file, not a loss table CSV")
         return cls.from_csv_text(text, source=str(path))
 
     @classmethod
@@ -175,6 +182,11 @@ class LossTable:
                 f"{source} is empty: expected a header row '{NAME_COLUMN},0,200,...,size,family'"
             )
         header = [h.strip() for h in rows[0]]
+        if _is_number(header[0]) or header[0] in ("size", "family"):
+            raise TableError(
+                f"{source}: the first column must hold the candidate names (header "
+                f"'{NAME_COLUMN}'), but its header is {header[0]!r}; add the name column first"
+            )
         size_cols, zero_col, size_col, fam_col = [], None, None, None
         for j, h in enumerate(header[1:], start=1):
             if h == "size":
@@ -286,6 +298,14 @@ def _cell(row: list[str], j: int, header: list[str], i: int, source: str) -> flo
             f"{source}, row {i} ({row[0].strip()!r}), column {header[j]!r}: "
             f"{text!r} is not a number; leave the cell empty for a missing run"
         ) from None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _fmt_size(s: float) -> str:

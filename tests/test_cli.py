@@ -67,11 +67,48 @@ def test_methods_marks_the_default(capsys):
         (["evaluate", "{t}", "--methods", "nope"], "unknown method"),
         (["fit", "{t}", "--law", "vanilla", "--with-zero-shot"], "needs --law rectified"),
         (["fit", "missing.csv"], "cannot read loss table"),
+        (["evaluate", "{t}", "--ratios", "0"], "--ratios must be positive integers"),
+        (["evaluate", "{t}", "--ratios", "2,x"], "--ratios must be comma-separated integers"),
+        (["evaluate", "{t}", "--metrics", "Accuracy"], "unknown metric(s) ['Accuracy']"),
     ],
 )
 def test_bad_input_exits_2_with_message(table, capsys, args, match):
     assert main([a.format(t=table) for a in args]) == 2
+    err = capsys.readouterr().err
+    assert match in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["select", "{t}", "--budget", "1/2", "--level", "1.5"], "--level: must be a coverage in (0, 1)"),
+        (["select", "{t}", "--budget", "1/2", "--level", "-1"], "--level: must be a coverage in (0, 1)"),
+        (["evaluate", "{t}", "--pool-size", "0"], "--pool-size: must be a positive integer"),
+        (["fit", "{t}", "--max-iter", "0"], "--max-iter: must be a positive integer"),
+    ],
+)
+def test_bad_option_values_exit_2_naming_the_option(table, capsys, args, match):
+    with pytest.raises(SystemExit) as exit_info:
+        main([a.format(t=table) for a in args])
+    assert exit_info.value.code == 2
     assert match in capsys.readouterr().err
+
+
+def test_evaluate_user_level_metrics_in_the_csv_layout(table, capsys):
+    args = ["evaluate", str(table), "--methods", "robust_ats,subtuning", "--ratios", "2"]
+    assert (
+        main([*args, "--metrics", "HitRate,regret,Brier,Coverage80", "--pool-size", "2", "--format", "csv"])
+        == 0
+    )
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert {(r["method"], r["metric"]) for r in rows} == {
+        ("RobustAtS", "HitRate"),
+        ("RobustAtS", "Regret"),
+        ("RobustAtS", "Brier"),
+        ("RobustAtS", "Coverage80"),
+        ("SubTuning", "HitRate"),
+        ("SubTuning", "Regret"),
+    }
 
 
 def test_console_script_and_module_entry_point(table):

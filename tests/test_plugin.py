@@ -369,8 +369,30 @@ def test_text_datamodule_from_a_hugging_face_dataset(monkeypatch):
         (lambda: RectifiedLawCallback(schedule="some"), "`schedule` should be"),
         (lambda: RectifiedLawCallback(holdouts=0), "`holdouts` must be at least 1"),
         (lambda: RectifiedLawCallback(method="best"), "`method` should be one of"),
+        (lambda: RectifiedLawCallback(level=1.5), r"`level` must be in \(0, 1\)"),
+        (lambda: RectifiedLawCallback(level=-1), r"`level` must be in \(0, 1\)"),
+        (lambda: RectifiedLawCallback(method="modelsize"), "predicts no loss from one candidate"),
+        (lambda: RectifiedLawCallback(method="zeroshot"), "set `zero_shot=True`"),
     ],
 )
 def test_bad_module_and_callback_options(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_the_callback_given_twice_is_refused(tmp_path):
+    a, b = RectifiedLawCallback(), RectifiedLawCallback(method="ats")
+    assert a.state_key != b.state_key  # distinct in a checkpoint
+    dm = NestedSubsetDataModule(Data(), budget=128, min_size=32)
+    with pytest.raises(ValueError, match="given 2 times to one Trainer; give it once"):
+        _trainer(tmp_path, a, extra=[b]).fit(Boring(), datamodule=dm)
+
+
+def test_validate_with_the_callback_warns_that_it_measures_only_in_fit(tmp_path):
+    law = RectifiedLawCallback()
+    dm = NestedSubsetDataModule(Data(), budget=128, min_size=32)
+    with pytest.warns(
+        UserWarning, match=r"measures only in `trainer.fit`; it does nothing in `trainer.validate`"
+    ):
+        _trainer(tmp_path, law).validate(Boring(), datamodule=dm)
+    assert law.result is None

@@ -42,6 +42,7 @@ def test_reads_the_paper_tables(benchmark_dir):
         ("config name,0,200,400\na,4,3,inf\n", "finite and positive"),
         ("config name,0,200,400\na,4,3,2\na,4,3,2\n", "unique"),
         ("config name,0,size\na,4,10\n", "no subset-size columns"),
+        ("0,200,400\n4.0,3.0,2.9\n", r"first column must hold the candidate names .* its header is '0'"),
     ],
 )
 def test_bad_csv_names_the_problem(text, match):
@@ -52,6 +53,19 @@ def test_bad_csv_names_the_problem(text, match):
 def test_unreadable_file_names_the_path(tmp_path):
     with pytest.raises(TableError, match="cannot read loss table"):
         LossTable.read_csv(tmp_path / "missing.csv")
+    binary = tmp_path / "model.bin"
+    binary.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(TableError, match=r"'.*model\.bin' is not a text CSV file"):
+        LossTable.read_csv(binary)
+    nul = tmp_path / "zeros.csv"
+    nul.write_bytes(b"config name,200\x00\x00\n")
+    with pytest.raises(TableError, match="zeros.csv' is a binary file"):
+        LossTable.read_csv(nul)
+
+
+def test_nan_cells_are_missing_runs_like_empty_cells():
+    t = LossTable.from_csv_text("config name,200,400\na,3.0,nan\nb,3.1,\n")
+    assert np.isnan(t.losses[:, 1]).all()
 
 
 def test_budget_resolution():
