@@ -40,7 +40,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import log_ndtr, ndtri
 
-__all__ = ["Calibration", "PredictiveLine", "backtest_rates", "calibrate", "prob_best"]
+__all__ = ["SCHEMES", "Calibration", "PredictiveLine", "backtest_rates", "calibrate", "inflate", "prob_best"]
+
+#: How a prior error rate θ widens a backtest rate τ: ``floor`` max(τ, θ), ``prior`` sqrt(τ² + θ²),
+#: ``scale`` θ·τ. A missing τ (no backtest) is θ for ``floor``/``prior`` and stays missing for ``scale``.
+SCHEMES: tuple[str, ...] = ("floor", "prior", "scale")
 
 #: Extrapolator: (ascending sizes, losses) of one curve → a predictor of loss at given sizes, or
 #: ``None`` when the curve is too short.
@@ -54,12 +58,16 @@ class Calibration:
     Attributes:
         tau_all: per candidate, the rate of its total error (``nan`` where no backtest ran).
         tau_own: per candidate, the rate of its own error, the common shift removed.
+        bias: the table's mean error rate (positive: the extrapolator predicts too high).
+        tau_centred: per candidate, the rate of its total error around ``bias``.
         observations: backtests that entered (0: no interval and no P(best) can be given).
     """
 
     tau_all: np.ndarray = field(repr=False)
     tau_own: np.ndarray = field(repr=False)
     observations: int
+    bias: float = 0.0
+    tau_centred: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -69,17 +77,21 @@ class PredictiveLine:
     ``predict`` is the point prediction (the median); ``interval`` and ``quantile`` widen with
     the log distance beyond ``anchor_size``, the largest point the prediction used, at ``tau``
     per unit (its total error rate); ``tau_own`` is the rate of its own error, the part that
-    enters P(best).
+    enters P(best); ``bias`` is a correction common to the table (0: none).
     """
 
     curve: Callable[[np.ndarray], np.ndarray] = field(repr=False)
     anchor_size: float
     tau: float
     tau_own: float = float("nan")
+    bias: float = 0.0
 
     def predict(self, sizes) -> np.ndarray:
-        """Predicted test loss at ``sizes`` (the predictive median)."""
-        return np.asarray(self.curve(np.atleast_1d(np.asarray(sizes, dtype=float))), dtype=float)
+        """Predicted test loss at ``sizes`` (the predictive median): the extrapolator's curve,
+        corrected beyond ``anchor_size`` by the backtests' mean error rate ``bias``."""
+        d = np.atleast_1d(np.asarray(sizes, dtype=float))
+        dist = np.maximum(np.log(d / self.anchor_size), 0.0)
+        return np.asarray(self.curve(d), dtype=float) * np.exp(-self.bias * dist)
 
     def sd_log(self, sizes) -> np.ndarray:
         """Standard deviation of the predicted log loss at ``sizes`` (0 inside the measured range)."""
@@ -97,6 +109,18 @@ class PredictiveLine:
         if not np.isfinite(self.tau):
             return 0.0, float("inf")
         return float(self.quantile(size, 0.5 - level / 2)[0]), float(self.quantile(size, 0.5 + level / 2)[0])
+
+
+def inflate(tau, theta: float, scheme: str) -> np.ndarray:
+    """Widen backtest error rates ``tau`` by the prior rate ``theta`` (see :data:`SCHEMES`)."""
+    tau = np.asarray(tau, dtype=float)
+    if scheme == "floor":
+        return np.where(np.isfinite(tau), np.maximum(tau, theta), theta if theta > 0 else np.nan)
+    if scheme == "prior":
+        return np.sqrt(np.where(np.isfinite(tau), tau**2, 0.0) + theta**2) if theta > 0 else tau
+    if scheme == "scale":
+        return theta * tau
+    raise ValueError(f"`scheme` should be one of {SCHEMES}, got {scheme!r}")
 
 
 def backtest_rates(
@@ -129,7 +153,7 @@ def calibrate(rates: np.ndarray) -> Calibration:
     n_obs = int(have.sum())
     nan = np.full(rates.shape[0], np.nan)
     if n_obs == 0:
-        return Calibration(nan, nan.copy(), 0)
+        return Calibration(nan, nan.copy(), 0, 0.0, nan.copy())
     kappa = rates.shape[1]
     per_depth = have.sum(axis=0)
     common = np.where(per_depth > 0, np.nansum(rates, axis=0) / np.maximum(per_depth, 1), 0.0)
@@ -141,7 +165,15 @@ def calibrate(rates: np.ndarray) -> Calibration:
     counts = have.sum(axis=1)
     shrink = lambda x2, t2: (kappa * t2 + np.nansum(x2, axis=1)) / (kappa + counts)  # noqa: E731
     own_sq = own**2 if dof > 0 else rates**2
-    return Calibration(np.sqrt(shrink(rates**2, tau2_all)), np.sqrt(shrink(own_sq, tau2_own)), n_obs)
+    bias = float(np.nanmean(rates))
+    centred = (rates - bias) ** 2
+    return Calibration(
+        np.sqrt(shrink(rates**2, tau2_all)),
+        np.sqrt(shrink(own_sq, tau2_own)),
+        n_obs,
+        bias,
+        np.sqrt(shrink(centred, float(np.nanmean(centred)))),
+    )
 
 
 def prob_best(means: np.ndarray, sds: np.ndarray, grid: int = 4001) -> np.ndarray:

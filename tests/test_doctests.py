@@ -7,13 +7,20 @@ import pytest
 import lightning_rectlaw.law
 import lightning_rectlaw.metrics
 import lightning_rectlaw.pooled
-import lightning_rectlaw.table
+import lightning_rectlaw.predictive
+import lightning_rectlaw.robust
+
+MODULES = [
+    lightning_rectlaw.law,
+    lightning_rectlaw.metrics,
+    lightning_rectlaw.pooled,
+    lightning_rectlaw.predictive,
+    lightning_rectlaw.robust,
+]
 
 
-@pytest.mark.parametrize(
-    "module",
-    [lightning_rectlaw.law, lightning_rectlaw.metrics, lightning_rectlaw.pooled, lightning_rectlaw.table],
-)
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0, f"{module.__name__} has no docstring example"
     assert result.failed == 0
