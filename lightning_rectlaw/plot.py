@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 from typing import Any
 
@@ -64,9 +65,10 @@ def curve_figure(curves: Mapping[str, Any], title: str = "Fine-tuning scaling cu
     methods = sorted(
         {(c if isinstance(c, Mapping) else vars(c)).get("method") or "?" for c in curves.values()}
     )
-    legend = f"solid: {', '.join(methods)} prediction curve, *: prediction, x: run left out"
-    legend += ", dotted: rectified-law fit (reference)" if any_reference else ""
-    ax.set_title(f"{title}\n({legend}, dashed: zero-shot)", fontsize=8)
+    legend = f"solid: {', '.join(methods)} prediction curve, *: prediction, x: run left out, "
+    legend += "dotted: rectified-law fit (reference), " if any_reference else ""
+    legend += "dashed: zero-shot"
+    ax.set_title("\n".join([title, *textwrap.wrap(f"({legend})", 100)]), fontsize=8)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig

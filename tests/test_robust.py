@@ -1,6 +1,7 @@
 """The default selector `robust_ats`: exact AtS on screened points, with calibrated uncertainty."""
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -171,3 +172,20 @@ def test_evaluate_rejects_unknown_metrics_and_tiny_pools():
         evaluate(_table(), ["ats"], [8], metrics=["Accuracy"])
     with pytest.raises(ValueError, match="`pool_size` must be at least 2"):
         evaluate(_table(), ["ats"], [8], metrics=["HitRate"], pool_size=1)
+
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def test_committed_zoo_tables_have_crossing_curves_and_no_false_flags():
+    cross = LossTable.read_csv(DATA / "zoo_cross.csv")
+    assert len(cross) >= 8 and set(cross.families) == {"gpt2", "llama"}
+    early, final = cross.column(64), cross.column(cross.max_size)
+    assert np.argmin(early) != np.argmin(final)  # the best early is not the best after full fine-tuning
+    assert np.argmax(early) == np.argmin(final)  # the untrained large Llama goes from worst to best
+    for table in (cross, LossTable.read_csv(DATA / "zoo_stdlib.csv")):
+        for r in (4, 8, 16, 32):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", OutlierWarning)
+                robust = select(table, budget=f"1/{r}")
+            assert robust.ranking == select(table, "ats", budget=f"1/{r}").ranking
