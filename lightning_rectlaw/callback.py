@@ -20,7 +20,6 @@ metric) so it is the loss over the whole validation set.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -35,8 +34,10 @@ from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities.seed import isolate_rng
 from typing_extensions import override
 
+from lightning_rectlaw.cache import RunCache, fingerprint_parts, trainer_settings
 from lightning_rectlaw.curve import predict_curve
 from lightning_rectlaw.datamodule import NestedSubsetDataModule
 from lightning_rectlaw.selection import DEFAULT_METHOD, METHODS, ats_stopped
@@ -221,6 +222,9 @@ class RectifiedLawCallback(Callback):
             self._measure(trainer, pl_module)
         if not self.continue_fit:
             trainer.should_stop = True
+            # Lightning trains on until min_epochs/min_steps even when asked to stop.
+            trainer.fit_loop.min_epochs = 0
+            trainer.fit_loop.epoch_loop.min_steps = None
 
     def _measure(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         dm = trainer.datamodule
@@ -241,20 +245,23 @@ class RectifiedLawCallback(Callback):
             interval_level=self.level,
             device=str(device),
         )
-        key = _fingerprint(pl_module, dm, trainer, self.monitor, snapshot)
-        t0 = time.perf_counter()
-        try:
-            if self.zero_shot:
-                result.zero_shot_loss = self._cached_or_run(
-                    trainer, out_dir, key, 0, lambda: self._validate(trainer, pl_module, dm)
-                )
-            self._run_subsets(trainer, pl_module, dm, result, out_dir, key, snapshot)
-        finally:
-            pl_module.load_state_dict(snapshot)
-            pl_module.to(device)
-            pl_module.trainer = trainer
-            dm.use_subset(None)
-        result.seconds += time.perf_counter() - t0
+        # The RNG is isolated around the measurement and each run seeded from (seed, size): a
+        # subset's loss does not depend on which others ran or were reused, and the user's own
+        # fit (continue_fit=True) draws the same random numbers as without the callback.
+        with isolate_rng():  # (hashing the validation batches draws from it too)
+            cache = RunCache(
+                self.results_dir, fingerprint_parts(pl_module, dm, trainer, self.monitor, snapshot)
+            )
+            try:
+                if self.zero_shot:
+                    run = lambda: self._validate(trainer, pl_module, dm)  # noqa: E731
+                    result.zero_shot_loss = self._cached_or_run(trainer, cache, dm.seed, 0, result, run)
+                self._run_subsets(trainer, pl_module, dm, result, cache, snapshot)
+            finally:
+                pl_module.load_state_dict(snapshot)
+                pl_module.to(device)
+                pl_module.trainer = trainer
+                dm.use_subset(None)
         self._finish(result)
         self.result = result
         if trainer.is_global_zero:
@@ -277,7 +284,7 @@ class RectifiedLawCallback(Callback):
 
     # --- subset runs ---------------------------------------------------------------------------
 
-    def _run_subsets(self, trainer, pl_module, dm, result, out_dir, key, snapshot) -> None:
+    def _run_subsets(self, trainer, pl_module, dm, result, cache, snapshot) -> None:
         sizes = dm.sizes
         if self.schedule == "pooled":
             sizes = sizes[: self.k + self.holdouts]
@@ -287,9 +294,8 @@ class RectifiedLawCallback(Callback):
             rank_zero_info(f"[rectlaw] subset {i}/{len(sizes)}: {size} examples{eta}")
             t0 = time.perf_counter()
             pl_module.load_state_dict(snapshot)
-            loss = self._cached_or_run(
-                trainer, out_dir, key, size, lambda s=size: self._fit_subset(trainer, pl_module, dm, s)
-            )
+            run = lambda s=size: self._fit_subset(trainer, pl_module, dm, s)  # noqa: E731
+            loss = self._cached_or_run(trainer, cache, dm.seed, size, result, run)
             per_example = (time.perf_counter() - t0) / size
             result.examples_processed += size * _epochs(trainer, size, dm)
             if not math.isfinite(loss):
@@ -349,17 +355,7 @@ class RectifiedLawCallback(Callback):
         return L.Trainer(
             accelerator=root.type,
             **placement,
-            precision=trainer.precision,
-            max_epochs=trainer.max_epochs,
-            min_epochs=trainer.min_epochs,
-            max_steps=trainer.max_steps,
-            gradient_clip_val=trainer.gradient_clip_val,
-            gradient_clip_algorithm=trainer.gradient_clip_algorithm,
-            accumulate_grad_batches=trainer.accumulate_grad_batches,
-            limit_train_batches=trainer.limit_train_batches,
-            limit_val_batches=trainer.limit_val_batches,
-            check_val_every_n_epoch=trainer.check_val_every_n_epoch,
-            log_every_n_steps=trainer.log_every_n_steps,
+            **trainer_settings(trainer),  # the same list the resume fingerprint hashes
             num_sanity_val_steps=0,
             inference_mode=False,  # metric states must stay usable across validate and fit
             enable_checkpointing=False,
@@ -376,36 +372,28 @@ class RectifiedLawCallback(Callback):
             return self.results_dir
         return Path(trainer.log_dir or trainer.default_root_dir)
 
-    def _cached_or_run(self, trainer: L.Trainer, out_dir: Path, key: str, size: int, run) -> float:
-        """Run, or with ``results_dir`` set reuse a finished run with the same fingerprint.
+    def _cached_or_run(self, trainer: L.Trainer, cache: RunCache, seed: int, size: int, result, run) -> float:
+        """Reuse the finished run of ``size`` when its fingerprint matches, else run it seeded
+        from ``(seed, size)``; its original wall time is added to ``result.seconds`` either way.
 
         Under DDP every rank trains, and rank 0's loss and cache decision are broadcast so all
         ranks follow the same schedule; only rank 0 writes.
         """
-        saved = None
-        if self.results_dir is not None and trainer.is_global_zero:
-            path = self.results_dir / "rectlaw_runs" / f"size_{size}.json"
-            if path.exists():
-                try:
-                    data = json.loads(path.read_text())
-                except json.JSONDecodeError:
-                    rank_zero_warn(f"[rectlaw] ignoring unreadable {path}; re-running that subset")
-                    data = {}
-                if data.get("key") == key:
-                    rank_zero_info(f"[rectlaw] size {size}: reusing finished run from {path}")
-                    saved = float(data["loss"])
+        saved = cache.get(size) if trainer.is_global_zero else None
         if trainer.world_size > 1:
             saved = trainer.strategy.broadcast(saved, src=0)
-        if saved is not None:
-            return saved
-        loss = float(run())
-        if trainer.world_size > 1:
-            loss = trainer.strategy.broadcast(loss, src=0)
-        if self.results_dir is not None and trainer.is_global_zero:
-            atomic_write_text(
-                self.results_dir / "rectlaw_runs" / f"size_{size}.json",
-                json.dumps({"key": key, "size": size, "loss": loss if math.isfinite(loss) else str(loss)}),
-            )
+        if saved is None:
+            _seed_run(seed, size)
+            t0 = time.perf_counter()
+            loss = float(run())
+            seconds = time.perf_counter() - t0
+            if trainer.world_size > 1:
+                loss = trainer.strategy.broadcast(loss, src=0)
+            if trainer.is_global_zero:
+                cache.put(size, loss, seconds)
+        else:
+            loss, seconds = saved
+        result.seconds += seconds
         return loss
 
     def _finish(self, result: RectifiedLawResult) -> None:
@@ -486,31 +474,11 @@ def _epochs(trainer: L.Trainer, size: int, dm: NestedSubsetDataModule) -> int:
     return int(trainer.max_epochs or 1)
 
 
-def _fingerprint(pl_module, dm, trainer, monitor, snapshot) -> str:
-    """Hash of what determines a subset's loss: model, initial weights, data, seed, settings."""
-    h = hashlib.sha256()
-    h.update(type(pl_module).__qualname__.encode())
-    h.update(repr(sorted(dict(getattr(pl_module, "hparams", {})).items())).encode())
-    with torch.no_grad():
-        for name, t in snapshot.items():
-            h.update(name.encode())
-            h.update(
-                repr(float(t.double().sum())).encode()
-                if t.is_floating_point()
-                else repr(int(t.sum())).encode()
-            )
-    settings = (
-        dm.full_size,
-        dm.seed,
-        trainer.max_epochs,
-        trainer.max_steps,
-        str(trainer.precision),
-        trainer.gradient_clip_val,
-        trainer.accumulate_grad_batches,
-        trainer.limit_train_batches,
-        trainer.limit_val_batches,
-        monitor,
-        type(dm.datamodule).__qualname__,
-    )
-    h.update(repr(settings).encode())
-    return h.hexdigest()[:16]
+def _seed_run(seed: int, size: int) -> None:
+    """Seed Python, numpy and torch (all devices) for the run of ``size`` from ``(seed, size)``."""
+    import random
+
+    value = (int(seed) * 1_000_003 + int(size)) % 2**32
+    random.seed(value)
+    np.random.seed(value)
+    torch.manual_seed(value)

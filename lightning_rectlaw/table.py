@@ -18,14 +18,15 @@ import csv
 import io
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["LossTable", "TableError", "atomic_write_text"]
+from .files import atomic_write_text
+
+__all__ = ["LossTable", "TableError", "atomic_write_text"]  # atomic_write_text: from .files
 
 NAME_COLUMN = "config name"
 _MISSING = {"", "nan", "na", "none"}
@@ -269,22 +270,6 @@ def parse_budget(budget: float | str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise TableError(f"budget must be positive, got {budget!r}")
     return value
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same directory and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _cell(row: list[str], j: int, header: list[str], i: int, source: str) -> float:

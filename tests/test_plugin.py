@@ -1,6 +1,7 @@
 """The Lightning plugin on CPU with a tiny "boring" model and a tiny config-built LM."""
 
 import json
+import logging
 
 import lightning as L
 import numpy as np
@@ -14,15 +15,16 @@ from lightning_rectlaw import CausalLMModule, NestedSubsetDataModule, RectifiedL
 
 
 class Data(L.LightningDataModule):
-    def __init__(self, n=512):
+    def __init__(self, n=512, scale=1.0, batch_size=32):
         super().__init__()
         g = torch.Generator().manual_seed(0)
         x = torch.randn(n + 128, 8, generator=g)
-        y = x @ torch.linspace(-1, 1, 8) + 0.3 * torch.randn(n + 128, generator=g)
+        y = scale * (x @ torch.linspace(-1, 1, 8) + 0.3 * torch.randn(n + 128, generator=g))
         self.train, self.val = TensorDataset(x[:n], y[:n]), TensorDataset(x[n:], y[n:])
+        self.batch_size = batch_size
 
     def train_dataloader(self):
-        return DataLoader(self.train, batch_size=32, shuffle=True)
+        return DataLoader(self.train, batch_size=self.batch_size, shuffle=True)
 
     def val_dataloader(self):
         return DataLoader(self.val, batch_size=64)
@@ -249,6 +251,69 @@ def test_resume_skips_finished_subsets(tmp_path):
     _trainer(tmp_path, law2).fit(model, datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32))
     assert len(model.starts) == 1  # only the missing subset was trained again
     assert law2.result.losses == pytest.approx(first)
+
+
+def _resumed(tmp_path, caplog, data, **trainer_kw):
+    """Fit with the resume cache of ``tmp_path/res``; the result and the cache's log lines."""
+    law = RectifiedLawCallback(schedule="all", results_dir=tmp_path / "res")
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        _trainer(tmp_path, law, **trainer_kw).fit(
+            Boring(), datamodule=NestedSubsetDataModule(data, budget=128, min_size=32)
+        )
+    return law.result, [r.getMessage() for r in caplog.records if "[rectlaw] size" in r.getMessage()]
+
+
+def test_resume_reuses_a_run_only_for_the_same_computation(tmp_path, caplog):
+    first, _ = _resumed(tmp_path, caplog, Data())
+    again, log = _resumed(tmp_path, caplog, Data())
+    assert again.losses == first.losses and len(log) == 3 and all("reusing" in m for m in log)
+    assert again.seconds == pytest.approx(first.seconds)  # cached runs keep their original time
+
+    # the data regenerated in place: same size, targets x10
+    changed, log = _resumed(tmp_path, caplog, Data(scale=10.0))
+    assert all("retraining" in m and "train data" in m and "validation data" in m for m in log)
+    assert changed.losses[0] > 10 * first.losses[0]
+
+    # the datamodule's batch size, then a Trainer setting the subset runs inherit
+    _resumed(tmp_path, caplog, Data())
+    _, log = _resumed(tmp_path, caplog, Data(batch_size=16))
+    assert all("retraining" in m and "datamodule settings" in m for m in log)
+    _resumed(tmp_path, caplog, Data())
+    _, log = _resumed(tmp_path, caplog, Data(), accumulate_grad_batches=2)
+    assert all("retraining" in m and "trainer settings" in m for m in log)
+
+
+def test_a_resumed_subset_is_bit_identical_to_an_uninterrupted_one(tmp_path, caplog):
+    full, _ = _resumed(tmp_path, caplog, Data())
+    (tmp_path / "res" / "rectlaw_runs" / "size_64.json").unlink()  # interrupted in that run
+    torch.manual_seed(1234)  # and the process's RNG elsewhere: it must not matter
+    resumed, log = _resumed(tmp_path, caplog, Data())
+    assert resumed.losses == full.losses  # exactly, not approximately
+    assert sum("retraining" in m for m in log) == 0 and sum("reusing" in m for m in log) == 2
+
+
+def test_min_epochs_and_min_steps_do_not_defeat_the_stop(tmp_path):
+    law = RectifiedLawCallback()
+    trainer = _trainer(tmp_path, law, min_epochs=3, min_steps=50)
+    trainer.fit(Boring(), datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32))
+    assert law.result.status == "ok" and trainer.global_step == 0  # the user's fit did not train
+
+
+def test_continue_fit_trains_exactly_as_without_the_callback(tmp_path):
+    torch.manual_seed(7)
+    plain = Boring()
+    _trainer(tmp_path / "a", RectifiedLawCallback.__base__()).fit(
+        plain, datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32)
+    )
+    torch.manual_seed(7)
+    measured = Boring()
+    law = RectifiedLawCallback(continue_fit=True)
+    _trainer(tmp_path / "b", law).fit(
+        measured, datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32)
+    )
+    assert law.result.status == "ok"
+    assert torch.equal(plain.layer.weight, measured.layer.weight)
 
 
 def test_diverged_run_is_recorded_and_excluded(tmp_path):

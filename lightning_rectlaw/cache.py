@@ -1,0 +1,169 @@
+"""The resume cache of finished subset runs, and the fingerprint that decides when one is reusable.
+
+A cached loss is reused only when everything that determines it is the same: the model class and
+hyperparameters, the initial weights (their bytes), the train examples in the budget and the
+validation batches (their contents), the wrapped datamodule's plain settings, the seed and the
+Trainer settings in :data:`TRAINER_SETTINGS` (the same list builds the subset Trainers). Each
+part is hashed separately, so a re-run can say which one changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+
+from lightning_rectlaw.files import atomic_write_text
+
+__all__ = ["TRAINER_SETTINGS", "RunCache", "fingerprint_parts", "trainer_settings"]
+
+#: The user's Trainer settings a subset run inherits, and that the fingerprint hashes.
+TRAINER_SETTINGS: tuple[str, ...] = (
+    "precision",
+    "max_epochs",
+    "min_epochs",
+    "max_steps",
+    "min_steps",
+    "gradient_clip_val",
+    "gradient_clip_algorithm",
+    "accumulate_grad_batches",
+    "limit_train_batches",
+    "limit_val_batches",
+    "check_val_every_n_epoch",
+    "log_every_n_steps",
+)
+
+
+def trainer_settings(trainer) -> dict[str, Any]:
+    """The values of :data:`TRAINER_SETTINGS` on ``trainer``, as ``L.Trainer`` takes them."""
+    out = {name: getattr(trainer, name) for name in TRAINER_SETTINGS}
+    algo = out["gradient_clip_algorithm"]
+    out["gradient_clip_algorithm"] = getattr(algo, "value", algo)
+    if out["min_steps"] is not None and out["min_steps"] < 0:
+        out["min_steps"] = None
+    return out
+
+
+def fingerprint_parts(
+    pl_module, dm, trainer, monitor: str, snapshot: Mapping[str, torch.Tensor]
+) -> dict[str, str]:
+    """Hashes of everything that determines a subset's loss, one per part (see the module doc)."""
+    hparams = sorted(dict(getattr(pl_module, "hparams", {})).items())
+    parts = {
+        "model": _digest((type(pl_module).__qualname__, hparams)),
+        "weights": _digest(dict(snapshot)),
+        "train data": _digest([dm.train_dataset[int(i)] for i in dm.indices(dm.sizes[0])]),
+        "validation data": _digest(list(_batches(dm.val_dataloader()))),
+        "datamodule settings": _digest(
+            (type(dm.datamodule).__qualname__, _plain_settings(dm.datamodule), dm.batch_size, dm.full_size)
+        ),
+        "seed": _digest(dm.seed),
+        "trainer settings": _digest((sorted(trainer_settings(trainer).items()), monitor)),
+    }
+    return parts
+
+
+class RunCache:
+    """Finished subset runs under ``directory/rectlaw_runs/size_<n>.json`` (no cache when ``None``)."""
+
+    def __init__(self, directory: Path | None, parts: dict[str, str]) -> None:
+        self.directory = None if directory is None else Path(directory) / "rectlaw_runs"
+        self.parts = parts
+        self.key = _digest(sorted(parts.items()))[:16]
+
+    def _path(self, size: int) -> Path:
+        return self.directory / f"size_{size}.json"
+
+    def get(self, size: int) -> tuple[float, float] | None:
+        """``(loss, seconds)`` of the finished run of ``size``, or ``None``; says why it retrains."""
+        if self.directory is None or not self._path(size).exists():
+            return None
+        path = self._path(size)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            rank_zero_warn(f"[rectlaw] ignoring unreadable {path}; re-running that subset")
+            return None
+        if data.get("key") == self.key:
+            rank_zero_info(f"[rectlaw] size {size}: reusing the finished run in {path} (same fingerprint)")
+            return float(data["loss"]), float(data.get("seconds", 0.0))
+        old = data.get("parts") or {}
+        changed = [name for name, h in self.parts.items() if old.get(name) != h] or ["fingerprint format"]
+        rank_zero_info(
+            f"[rectlaw] size {size}: retraining, the cached run had a different {', '.join(changed)}"
+        )
+        return None
+
+    def put(self, size: int, loss: float, seconds: float) -> None:
+        if self.directory is None:
+            return
+        record = {
+            "key": self.key,
+            "parts": self.parts,
+            "size": size,
+            "loss": loss if math.isfinite(loss) else str(loss),
+            "seconds": seconds,
+        }
+        atomic_write_text(self._path(size), json.dumps(record, indent=1))
+
+
+def _batches(loaders):
+    """Every batch of a validation loader, or of each loader in a list/dict of them."""
+    if isinstance(loaders, Mapping):
+        loaders = list(loaders.values())
+    if not isinstance(loaders, (list, tuple)):
+        loaders = [loaders]
+    for loader in loaders:
+        yield from loader
+
+
+def _plain_settings(obj) -> dict[str, Any]:
+    """Public attributes of plain types (numbers, strings, flags, paths, lists of them)."""
+    plain = (int, float, str, bool, type(None), Path)
+    out = {}
+    for name, value in sorted(vars(obj).items()):
+        if name.startswith("_"):
+            continue
+        if isinstance(value, plain) or (
+            isinstance(value, (list, tuple)) and all(isinstance(v, plain) for v in value)
+        ):
+            out[name] = value
+        elif isinstance(value, Mapping) and all(isinstance(v, plain) for v in value.values()):
+            out[name] = dict(value)
+    return out
+
+
+def _digest(obj) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    _update(h, obj)
+    return h.hexdigest()
+
+
+def _update(h, obj) -> None:
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"tensor{t.dtype}{tuple(t.shape)}".encode())
+        h.update((t.float() if t.dtype == torch.bfloat16 else t).numpy().tobytes())
+    elif isinstance(obj, np.ndarray):
+        h.update(f"array{obj.dtype}{obj.shape}".encode())
+        h.update(np.ascontiguousarray(obj).tobytes())
+    elif isinstance(obj, Mapping):
+        h.update(b"{")
+        for k in sorted(obj, key=str):
+            h.update(repr(k).encode())
+            _update(h, obj[k])
+        h.update(b"}")
+    elif isinstance(obj, (list, tuple)):
+        h.update(b"[")
+        for x in obj:
+            _update(h, x)
+        h.update(b"]")
+    else:
+        h.update(repr(obj).encode())
