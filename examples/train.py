@@ -5,11 +5,14 @@ python examples/train.py -m model=tiny_gpt2,small_gpt2 trainer=gpu
 python examples/train.py -m hydra/launcher=local_parallel
 """
 
+import sys
+
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from lightning_rectlaw.app import run_candidate, validate_config
+from lightning_rectlaw.app import exit_code, mark_failed, run_candidate, validate_config
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
@@ -17,8 +20,12 @@ def main(cfg: DictConfig) -> dict:
     validate_config(cfg)
     hc = HydraConfig.get()
     name = cfg.model.get("model_name_or_path") or hc.runtime.choices["model"]
-    return run_candidate(cfg, hc.runtime.output_dir, name)
+    record = run_candidate(cfg, hc.runtime.output_dir, name)
+    if hc.mode != RunMode.MULTIRUN and record["status"] != "ok":
+        mark_failed()  # a sweep decides at its end, from all its candidates
+    return record
 
 
 if __name__ == "__main__":
     main()
+    sys.exit(exit_code())

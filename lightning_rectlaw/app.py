@@ -14,12 +14,25 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from lightning_rectlaw.table import atomic_write_text, parse_budget
+from lightning_rectlaw.files import atomic_write_text
+from lightning_rectlaw.summary import CANDIDATE_FILE
+from lightning_rectlaw.table import parse_budget
 
-__all__ = ["CANDIDATE_FILE", "run_candidate", "validate_config"]
+__all__ = ["CANDIDATE_FILE", "exit_code", "mark_failed", "run_candidate", "validate_config"]
 
 log = logging.getLogger(__name__)
-CANDIDATE_FILE = "candidate.json"
+_EXIT = {"code": 0}
+
+
+def mark_failed() -> None:
+    """Make the process exit non-zero (:func:`exit_code`): a single run that failed, or a sweep
+    in which no candidate could be ranked. A sweep with some failures still exits 0."""
+    _EXIT["code"] = 1
+
+
+def exit_code() -> int:
+    """The exit status the app's process should end with."""
+    return _EXIT["code"]
 
 
 def is_rank_zero() -> bool:

@@ -7,7 +7,7 @@ Usage::
     rectlaw evaluate TABLE.csv [--target SIZE] [--methods a,b] [--metrics m,n] [--pool-size N]
                      [--compute] [--format table|csv]
     rectlaw methods
-    rectlaw summarize SWEEP_DIR [--table LOSSES.csv]
+    rectlaw summarize SWEEP_DIR [--table LOSSES.csv] [--out DIR]
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.simplefilter("default")
             warnings.showwarning = _show_warning
             return args.run(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, OSError) as err:
         print(f"rectlaw {args.command}: error: {err}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `rectlaw select ... | head`: the reader left, not an error
@@ -139,6 +139,7 @@ def _parser() -> argparse.ArgumentParser:
     z.add_argument(
         "--table", metavar="CSV", help="also write the candidates' losses as a loss table (paper format)"
     )
+    z.add_argument("--out", metavar="DIR", help="write the summary here instead of into SWEEP_DIR")
     z.set_defaults(run=_cmd_summarize)
     return p
 
@@ -325,7 +326,7 @@ def _cmd_methods(args) -> int:
 def _cmd_summarize(args) -> int:
     from lightning_rectlaw.summary import collect_results, loss_table, write_summary
 
-    paths = write_summary(args.sweep_dir)
+    paths = write_summary(args.sweep_dir, out_dir=args.out)
     if args.table:
         loss_table(collect_results(args.sweep_dir), source=args.table).write_csv(args.table)
         paths.append(args.table)

@@ -8,8 +8,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from lightning_rectlaw.app import is_rank_zero
-from lightning_rectlaw.summary import write_summary
+from lightning_rectlaw.app import is_rank_zero, mark_failed
+from lightning_rectlaw.summary import NothingRankedError, write_summary
 
 __all__ = ["SelectionSummaryCallback"]
 
@@ -17,10 +17,19 @@ log = logging.getLogger(__name__)
 
 
 class SelectionSummaryCallback(Callback):
-    """On ``on_multirun_end``, rank every candidate of the sweep directory (``rectlaw summarize``)."""
+    """On ``on_multirun_end``, rank every candidate of the sweep directory (``rectlaw summarize``).
+
+    When no candidate could be ranked the summary is still written, the error logged, and the
+    process marked to exit non-zero (``examples/train.py`` exits with it).
+    """
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if not is_rank_zero():  # a DDP rank Lightning relaunched: rank 0 writes the summary
             return
-        paths = write_summary(config.hydra.sweep.dir)
+        try:
+            paths = write_summary(config.hydra.sweep.dir)
+        except NothingRankedError as err:
+            log.error(str(err))
+            mark_failed()
+            return
         log.info("Selection summary: " + ", ".join(str(p) for p in paths))

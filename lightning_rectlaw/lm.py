@@ -90,6 +90,7 @@ class CausalLMModule(L.LightningModule):
         from transformers import AutoConfig, AutoModelForCausalLM
 
         if model_name_or_path is not None:
+            _check_local_path(model_name_or_path)
             self.model = AutoModelForCausalLM.from_pretrained(model_name_or_path)
         else:
             cfg = dict(config)
@@ -130,6 +131,18 @@ class CausalLMModule(L.LightningModule):
         warm = self.hparams.warmup_steps
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def _check_local_path(name: str) -> None:
+    """A name that can only be a local path (absolute, ``./``, ``~``, or more than one ``/``)
+    must exist; a hub id is ``name`` or ``org/name``."""
+    path = Path(name).expanduser()
+    looks_local = name.startswith(("/", "./", "../", "~")) or name.count("/") > 1
+    if looks_local and not path.exists():
+        raise FileNotFoundError(
+            f"model path {name!r} does not exist; give a directory saved with save_pretrained, "
+            "or a hub name like 'gpt2' or 'org/name'"
+        )
 
 
 def builtin_text(name: str = "pydoc_topics") -> list[str]:

@@ -3,7 +3,10 @@
 Reads every ``candidate.json`` below a sweep directory (one per Hydra job) and writes, atomically:
 ``selection_summary.md``, ``.csv``, ``.json`` and ``selection_summary.png`` (all candidates'
 points and fitted curves on one log-log plot), and logs the table and figure to TensorBoard under
-``<sweep>/tb_summary``. Failed candidates are listed with their error; the rest are ranked.
+``<sweep>/tb_summary``. Every job the sweep started is listed: failed candidates with their
+error, jobs that never finished (killed, or still running) as ``incomplete`` with what they had
+measured; the rest are ranked. Two jobs with the same candidate name are told apart by the
+overrides in which they differ.
 """
 
 from __future__ import annotations
@@ -13,16 +16,23 @@ import io
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lightning_rectlaw.app import CANDIDATE_FILE
-from lightning_rectlaw.table import LossTable, atomic_write_text
+from lightning_rectlaw.files import atomic_write_bytes, atomic_write_text
+from lightning_rectlaw.table import LossTable
 
-__all__ = ["collect_results", "loss_table", "write_summary"]
+__all__ = ["CANDIDATE_FILE", "NothingRankedError", "collect_results", "loss_table", "write_summary"]
+
+#: Each job's result file, written by the app also when the job fails.
+CANDIDATE_FILE = "candidate.json"
+
+
+class NothingRankedError(ValueError):
+    """The summary was written, but no candidate of the sweep could be ranked."""
+
 
 COLUMNS = [
     "rank",
@@ -44,17 +54,24 @@ COLUMNS = [
 
 
 def collect_results(sweep_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """Load every candidate result below ``sweep_dir``.
+    """Load every candidate result below ``sweep_dir``, one record per job the sweep started.
+
+    A Hydra job directory (it has ``.hydra/overrides.yaml``) without a result file gives an
+    ``incomplete`` record with the subsets its resume cache had finished. Each record carries
+    the job's ``overrides``; names shared by several jobs get the overrides that tell them apart.
 
     Raises:
         FileNotFoundError: the directory does not exist.
-        ValueError: no result file was found, or some are corrupt (the message lists them and why).
+        ValueError: no job and no result file was found, or some are corrupt (the message lists
+            them and why).
     """
     root = Path(sweep_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"sweep directory {str(root)!r} does not exist")
     files = sorted(root.rglob(CANDIDATE_FILE))
-    if not files:
+    jobs = sorted(p.parent.parent for p in root.rglob(".hydra/overrides.yaml"))
+    unfinished = [j for j in jobs if not (j / CANDIDATE_FILE).exists()]
+    if not files and not unfinished:
         raise ValueError(
             f"no {CANDIDATE_FILE} found below {str(root)!r}: is it a sweep directory "
             "of examples/train.py, and did any job start?"
@@ -65,6 +82,7 @@ def collect_results(sweep_dir: str | os.PathLike) -> list[dict[str, Any]]:
             rec = json.loads(f.read_text())
             if not isinstance(rec, dict) or "name" not in rec or "status" not in rec:
                 raise ValueError("missing 'name' or 'status'")
+            rec.setdefault("overrides", _job_overrides(f.parent))
             records.append(rec)
         except (OSError, ValueError) as err:
             bad.append(f"{f}: {err}")
@@ -73,6 +91,64 @@ def collect_results(sweep_dir: str | os.PathLike) -> list[dict[str, Any]]:
             "corrupt result file(s); delete them and re-run those jobs (finished "
             "subsets are reused):\n  " + "\n  ".join(bad)
         )
+    records += [_incomplete(job) for job in unfinished]
+    return _distinct_names(records)
+
+
+def _job_overrides(job_dir: Path) -> list[str]:
+    path = job_dir / ".hydra" / "overrides.yaml"
+    if not path.exists():
+        return []
+    import yaml
+
+    return [str(o) for o in (yaml.safe_load(path.read_text()) or [])]
+
+
+def _incomplete(job_dir: Path) -> dict[str, Any]:
+    """The record of a job that never wrote its result: named as the app names it, with the
+    subsets its resume cache had finished."""
+    import yaml
+
+    config_file = job_dir / ".hydra" / "config.yaml"
+    config = (yaml.safe_load(config_file.read_text()) or {}) if config_file.exists() else {}
+    hydra = job_dir / ".hydra" / "hydra.yaml"
+    choices = (
+        (yaml.safe_load(hydra.read_text()) or {}).get("hydra", {}).get("runtime", {}).get("choices", {})
+        if hydra.exists()
+        else {}
+    )
+    name = (config.get("model") or {}).get("model_name_or_path") or choices.get("model") or job_dir.name
+    done = {}
+    for f in (job_dir / "rectlaw" / "rectlaw_runs").glob("size_*.json"):
+        try:
+            run = json.loads(f.read_text())
+            done[int(run["size"])] = float(run["loss"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    sizes = sorted((s for s in done if s > 0), reverse=True)
+    return {
+        "name": str(name),
+        "status": f"incomplete: the job did not finish (killed, or still running); "
+        f"{len(sizes)} subset(s) measured",
+        "sizes": sizes,
+        "losses": [done[s] for s in sizes],
+        "zero_shot_loss": done.get(0),
+        "overrides": _job_overrides(job_dir),
+    }
+
+
+def _distinct_names(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records sharing a name get ``name [overrides in which they differ]``."""
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_name.setdefault(r["name"], []).append(r)
+    for name, group in by_name.items():
+        if len(group) < 2:
+            continue
+        common = set.intersection(*(set(r.get("overrides") or []) for r in group))
+        for i, r in enumerate(group):
+            differing = [o for o in (r.get("overrides") or []) if o not in common]
+            r["name"] = f"{name} [{', '.join(differing) or f'job {i + 1}'}]"
     return records
 
 
@@ -259,47 +335,57 @@ def _markdown(rows: list[dict[str, Any]], sweep: Path) -> str:
     return "\n".join(lines)
 
 
-def write_summary(sweep_dir: str | os.PathLike) -> list[Path]:
-    """Write the summary files into ``sweep_dir`` and return their paths."""
+def write_summary(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Write the summary files of ``sweep_dir`` into ``out_dir`` (default: the sweep directory).
+
+    Raises:
+        NothingRankedError: after writing them, when no candidate could be ranked.
+        OSError: the output directory cannot be written (the message names it and the fix).
+    """
     root = Path(sweep_dir)
+    out = root if out_dir is None else Path(out_dir)
     records = collect_results(root)
     joint = _joint(records)
     records = [{**r, **joint.get(r["name"], {})} for r in records]
     rows = _rows(records)
-    paths = [
-        root / "selection_summary.md",
-        root / "selection_summary.csv",
-        root / "selection_summary.json",
-        root / "selection_summary.png",
-    ]
+    paths = [out / f"selection_summary.{ext}" for ext in ("md", "csv", "json", "png")]
     markdown = _markdown(rows, root)
-    atomic_write_text(paths[0], markdown)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n", extrasaction="ignore")
     w.writeheader()
     w.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
-    atomic_write_text(paths[1], buf.getvalue())
-    atomic_write_text(
-        paths[2],
-        json.dumps({"sweep_dir": str(root), "candidates": rows, "results": records}, indent=2, default=str),
-    )
     from lightning_rectlaw.plot import curve_figure
 
     fig = curve_figure({r["name"]: r for r in records if r.get("sizes")}, title=f"Candidates of {root.name}")
-    fd, tmp = tempfile.mkstemp(dir=root, suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, paths[3])
-    _log_tensorboard(root, fig, markdown)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=120)
+    try:
+        atomic_write_text(paths[0], markdown)
+        atomic_write_text(paths[1], buf.getvalue())
+        atomic_write_text(
+            paths[2],
+            json.dumps(
+                {"sweep_dir": str(root), "candidates": rows, "results": records}, indent=2, default=str
+            ),
+        )
+        atomic_write_bytes(paths[3], png.getvalue())
+        _log_tensorboard(out, fig, markdown)
+    except OSError as err:
+        raise OSError(
+            f"cannot write the selection summary into {str(out)!r} ({err.strerror or err}); "
+            "write it elsewhere with `rectlaw summarize SWEEP_DIR --out DIR`"
+        ) from None
+    if not any(r["rank"] is not None for r in rows):
+        reasons = "; ".join(f"{r['candidate']}: {r['status']}" for r in rows)
+        raise NothingRankedError(
+            f"no candidate of {str(root)!r} could be ranked ({reasons}); the summary is in {paths[0]}"
+        )
     return paths
 
 
 def _log_tensorboard(root: Path, fig, text: str) -> None:
     from torch.utils.tensorboard import SummaryWriter
 
-    with SummaryWriter(str(root / "tb_summary")) as w:
+    with SummaryWriter(str(root / "tb_summary")) as w:  # root: where the summary is written
         w.add_figure("rectlaw/selection", fig, close=False)
         w.add_text("rectlaw/selection_summary", text)

@@ -197,7 +197,7 @@ def _job_records(root, method, sizes, scales, options=None, bad=None):
     would write it; ``bad`` = (name, index) multiplies that one loss by 1.3."""
     for name, scale in scales:
         d = root / name
-        d.mkdir()
+        d.mkdir(parents=True)
         losses = [scale * 3.0 / (5 + s**0.3) for s in sizes]
         if bad is not None and bad[0] == name:
             losses[bad[1]] *= 1.3
@@ -272,3 +272,102 @@ def test_sweep_runs_on_existing_launchers(tmp_path, launcher, plugin):
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = list(csv.DictReader((tmp_path / "sweep" / "selection_summary.csv").open()))
     assert sorted(r["candidate"] for r in rows if r["rank"]) == ["tiny_gpt2", "tiny_llama"]
+
+
+def _hydra_job(job_dir, overrides, model_name=None, choice="tiny_gpt2"):
+    """The .hydra/ files Hydra writes when a job starts."""
+    (job_dir / ".hydra").mkdir(parents=True)
+    (job_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    model = {"model_name_or_path": model_name} if model_name else {"_target_": "x"}
+    (job_dir / ".hydra" / "config.yaml").write_text(json.dumps({"model": model}))
+    (job_dir / ".hydra" / "hydra.yaml").write_text(
+        json.dumps({"hydra": {"runtime": {"choices": {"model": choice}}}})
+    )
+
+
+def test_a_killed_job_is_listed_as_incomplete_with_what_it_measured(tmp_path):
+    _job_records(tmp_path, "robust_ats", [6400, 3200, 1600, 800, 400, 200], (("a", 1.0),), {"k": 3})
+    _hydra_job(tmp_path / "a", ["model=a"])
+    killed = tmp_path / "b"
+    _hydra_job(killed, ["model=tiny_llama"], choice="tiny_llama")
+    runs = killed / "rectlaw" / "rectlaw_runs"
+    runs.mkdir(parents=True)
+    for size, loss in ((6400, 1.9), (3200, 2.1)):
+        (runs / f"size_{size}.json").write_text(json.dumps({"key": "k", "size": size, "loss": loss}))
+    write_summary(tmp_path)
+    rows = {r["candidate"]: r for r in csv.DictReader((tmp_path / "selection_summary.csv").open())}
+    assert set(rows) == {"a", "tiny_llama"}
+    assert rows["tiny_llama"]["rank"] == "" and rows["tiny_llama"]["status"].startswith("incomplete:")
+    assert "2 subset(s) measured" in rows["tiny_llama"]["status"]
+    assert rows["tiny_llama"]["losses_measured"] == "6400:1.9, 3200:2.1"
+    assert "incomplete" in (tmp_path / "selection_summary.md").read_text()
+
+
+def test_same_candidate_name_with_different_settings_gets_two_names(tmp_path):
+    sizes = [6400, 3200, 1600, 800, 400, 200]
+    for job, lr in (("j1", "1e-3"), ("j2", "1e-4")):
+        _job_records(tmp_path / job, "robust_ats", sizes, (("gpt2", 1.0 if job == "j1" else 1.1),), {"k": 3})
+        _hydra_job(tmp_path / job / "gpt2", ["model=hf", "model.model_name_or_path=gpt2", f"model.lr={lr}"])
+    write_summary(tmp_path)
+    names = {r["candidate"] for r in csv.DictReader((tmp_path / "selection_summary.csv").open())}
+    assert names == {"gpt2 [model.lr=1e-3]", "gpt2 [model.lr=1e-4]"}
+
+
+def test_a_sweep_with_nothing_ranked_still_writes_the_summary_and_fails(tmp_path, capsys):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "candidate.json").write_text(
+            json.dumps({"name": name, "status": "failed", "error": "boom"})
+        )
+    from lightning_rectlaw.cli import main as rectlaw
+    from lightning_rectlaw.summary import NothingRankedError
+
+    with pytest.raises(NothingRankedError, match=r"no candidate of .* could be ranked \(a: failed: boom"):
+        write_summary(tmp_path)
+    assert (tmp_path / "selection_summary.md").exists()
+    assert rectlaw(["summarize", str(tmp_path)]) == 2
+    assert "could be ranked" in capsys.readouterr().err
+
+
+def test_summarize_out_writes_elsewhere_and_an_unwritable_directory_names_the_fix(tmp_path, capsys):
+    _job_records(tmp_path / "sweep", "robust_ats", [6400, 3200, 1600, 800], (("a", 1.0), ("b", 1.1)))
+    from lightning_rectlaw.cli import main as rectlaw
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert rectlaw(["summarize", str(tmp_path / "sweep"), "--out", str(blocker / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write the selection summary into" in err and "--out DIR" in err
+    assert rectlaw(["summarize", str(tmp_path / "sweep"), "--out", str(tmp_path / "elsewhere")]) == 0
+    assert (tmp_path / "elsewhere" / "selection_summary.md").exists()
+    assert not (tmp_path / "sweep" / "selection_summary.md").exists()
+
+
+def test_a_missing_model_path_says_the_path_does_not_exist():
+    from lightning_rectlaw.lm import CausalLMModule
+
+    with pytest.raises(FileNotFoundError, match="model path '/nonexistent/model' does not exist"):
+        CausalLMModule("/nonexistent/model")
+
+
+@pytest.mark.slow
+def test_a_single_failed_run_and_a_sweep_with_nothing_ranked_exit_non_zero(tmp_path):
+    base = [
+        sys.executable,
+        str(ROOT / "examples" / "train.py"),
+        "model=hf",
+        "model.model_name_or_path=/nonexistent/m",
+    ]
+    single = subprocess.run(
+        [*base, f"hydra.run.dir={tmp_path / 'run'}"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert single.returncode == 1
+    assert "does not exist" in json.loads((tmp_path / "run" / "candidate.json").read_text())["error"]
+    sweep = subprocess.run(
+        [base[0], base[1], "-m", *base[2:], f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert sweep.returncode == 1 and "could be ranked" in sweep.stderr + sweep.stdout
+    assert (tmp_path / "sweep" / "selection_summary.md").exists()
