@@ -14,9 +14,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from lightning_rectlaw.budget import parse_budget
 from lightning_rectlaw.files import atomic_write_text
 from lightning_rectlaw.summary import CANDIDATE_FILE
-from lightning_rectlaw.table import parse_budget
 
 __all__ = ["CANDIDATE_FILE", "exit_code", "mark_failed", "run_candidate", "validate_config"]
 

@@ -187,6 +187,7 @@ class RectifiedLawCallback(Callback):
             raise ValueError(f"`level` must be in (0, 1), got {level!r}")
         self.level = level
         self.result: RectifiedLawResult | None = None
+        self._restored = False  # the result came from a checkpoint: keep it, do not re-measure
 
     # --- hooks ---------------------------------------------------------------------------------
 
@@ -227,6 +228,12 @@ class RectifiedLawCallback(Callback):
             trainer.fit_loop.epoch_loop.min_steps = None
 
     def _measure(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._restored:
+            # Resuming a fit from a checkpoint: the module holds fine-tuned weights now, and
+            # measuring from them would overwrite the result with a meaningless one.
+            self._restored = False
+            rank_zero_info("[rectlaw] keeping the result restored from the checkpoint; no subset is re-run")
+            return
         dm = trainer.datamodule
         if not isinstance(dm, NestedSubsetDataModule):
             raise TypeError(
@@ -281,6 +288,7 @@ class RectifiedLawCallback(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         r = state_dict.get("result")
         self.result = None if r is None else RectifiedLawResult.from_dict(r)
+        self._restored = self.result is not None
 
     # --- subset runs ---------------------------------------------------------------------------
 

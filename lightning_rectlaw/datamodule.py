@@ -7,9 +7,9 @@ import math
 import lightning as L
 import numpy as np
 from lightning.pytorch.utilities.model_helpers import is_overridden
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset, Subset
 
-from lightning_rectlaw.table import parse_budget
+from lightning_rectlaw.budget import budget_size, parse_budget
 
 __all__ = ["NestedSubsetDataModule", "subset_sizes"]
 
@@ -32,10 +32,19 @@ class NestedSubsetDataModule(L.LightningDataModule):
     subset is scored on the same held-out set. Outside the callback's subset runs the wrapper
     serves the full train set, so the user's normal fit still works.
 
+    The wrapper is faithful to the wrapped datamodule: its ``setup`` sees the Trainer, its
+    batch-transfer hooks (``on_before_batch_transfer``, ``transfer_batch_to_device``,
+    ``on_after_batch_transfer``) run on every batch, its state goes into checkpoints, and a subset
+    loader keeps the train loader's settings (batch size, collate function, workers and their
+    init function, pinning, prefetching, persistence, ``drop_last``); a custom sampler or batch
+    sampler is replaced by seeded shuffling of the subset, in batches of the same size.
+
     Args:
-        datamodule: the user's DataModule (must provide ``train_dataloader``).
-        budget: largest subset: a fraction of the full train set (``0.125``, ``"1/8"``) or an
-            absolute number of examples (``> 1``). Default ``"1/8"``.
+        datamodule: the user's DataModule (must provide ``train_dataloader`` over a map-style
+            dataset, and ``val_dataloader``).
+        budget: largest subset: a fraction of the target size (``0.125``, ``"1/8"``) or an
+            absolute number of examples (``> 1``); see :mod:`lightning_rectlaw.budget`.
+            Default ``"1/8"``.
         min_size: smallest subset size (default 16).
         target_size: the full fine-tuning set size to predict for (default: the train set length).
         seed: seed of the permutation (default 0).
@@ -47,8 +56,9 @@ class NestedSubsetDataModule(L.LightningDataModule):
         trainer.fit(model, datamodule=dm)
 
     Raises:
-        ValueError: budget above the data or below ``min_size``, or a train set too small for two
-            subsets; TypeError: a datamodule without a train set.
+        ValueError: budget above the data or below ``min_size``, a train set too small for two
+            subsets, or no validation loader; TypeError: a datamodule without a train set, or an
+            iterable (not indexable) train dataset. All before any training.
     """
 
     def __init__(
@@ -85,13 +95,28 @@ class NestedSubsetDataModule(L.LightningDataModule):
         self.datamodule.prepare_data()
 
     def setup(self, stage: str) -> None:
+        self.datamodule.trainer = self.trainer  # a wrapped setup may read self.trainer
         self.datamodule.setup(stage)
         if stage == "fit" and self._train_loader is None:
+            name = type(self.datamodule).__name__
             loader = self.datamodule.train_dataloader()
             if not isinstance(loader, DataLoader):
                 raise TypeError(
-                    f"{type(self.datamodule).__name__}.train_dataloader() must return "
+                    f"{name}.train_dataloader() must return "
                     f"a torch DataLoader to be subsampled, got {type(loader).__name__}"
+                )
+            if isinstance(loader.dataset, IterableDataset):
+                raise TypeError(
+                    f"{name}.train_dataloader() serves an IterableDataset, which has no indices to "
+                    "draw nested subsets from; give it a map-style dataset (with __len__ and "
+                    "__getitem__), e.g. materialise the examples you would fine-tune on"
+                )
+            if isinstance(self.datamodule, L.LightningDataModule) and not is_overridden(
+                "val_dataloader", self.datamodule
+            ):
+                raise ValueError(
+                    f"{name} has no val_dataloader: every subset is scored on the validation set, "
+                    "so the wrapped datamodule must provide one"
                 )
             self._train_loader = loader
             self._check_sizes()
@@ -109,9 +134,10 @@ class NestedSubsetDataModule(L.LightningDataModule):
 
     @property
     def batch_size(self) -> int:
-        """Batch size of the wrapped train loader (1 when it has none)."""
+        """Batch size of the wrapped train loader (or of its batch sampler; 1 when it has none)."""
         self.train_dataset  # noqa: B018 - sets up the wrapped loader on first use
-        return self._train_loader.batch_size or 1
+        base = self._train_loader
+        return base.batch_size or getattr(base.batch_sampler, "batch_size", None) or 1
 
     @property
     def full_size(self) -> int:
@@ -119,8 +145,8 @@ class NestedSubsetDataModule(L.LightningDataModule):
 
     @property
     def max_size(self) -> int:
-        value = parse_budget(self.budget)
-        return int(math.floor(value * self.full_size)) if value <= 1 else int(value)
+        """The budget in examples: a fraction of :attr:`target`, or a number of examples."""
+        return int(math.floor(budget_size(self.budget, self.target) + 1e-9))
 
     @property
     def sizes(self) -> list[int]:
@@ -170,14 +196,22 @@ class NestedSubsetDataModule(L.LightningDataModule):
         import torch
 
         data = Subset(base.dataset, self.indices(self._active_size).tolist())
+        own = base.batch_sampler if type(base.batch_sampler) is not BatchSampler else None
+        workers = base.num_workers > 0
         return DataLoader(
             data,
-            batch_size=base.batch_size,
+            batch_size=self.batch_size,
             shuffle=True,
             collate_fn=base.collate_fn,
             num_workers=base.num_workers,
             pin_memory=base.pin_memory,
-            drop_last=False,
+            drop_last=base.drop_last or bool(getattr(own, "drop_last", False)),
+            timeout=base.timeout,
+            worker_init_fn=base.worker_init_fn,
+            multiprocessing_context=base.multiprocessing_context if workers else None,
+            prefetch_factor=base.prefetch_factor if workers else None,
+            persistent_workers=base.persistent_workers if workers else False,
+            pin_memory_device=base.pin_memory_device,
             generator=torch.Generator().manual_seed(self.seed),
         )
 
@@ -186,3 +220,20 @@ class NestedSubsetDataModule(L.LightningDataModule):
 
     def test_dataloader(self):
         return self.datamodule.test_dataloader()
+
+    # --- the wrapped module's own hooks and state ----------------------------------------------
+
+    def on_before_batch_transfer(self, batch, dataloader_idx: int):
+        return self.datamodule.on_before_batch_transfer(batch, dataloader_idx)
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx: int):
+        return self.datamodule.transfer_batch_to_device(batch, device, dataloader_idx)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        return self.datamodule.on_after_batch_transfer(batch, dataloader_idx)
+
+    def state_dict(self):
+        return self.datamodule.state_dict()
+
+    def load_state_dict(self, state_dict) -> None:
+        self.datamodule.load_state_dict(state_dict)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .budget import budget_size
 from .files import atomic_write_text
 
 __all__ = ["LossTable", "TableError", "atomic_write_text"]  # atomic_write_text: from .files
@@ -119,14 +120,13 @@ class LossTable:
         return self.losses[:, idx[0]]
 
     def resolve_budget(self, budget: float | str, target: float | None = None) -> float:
-        """Turn a budget (``"1/8"``, ``0.125`` or an absolute size like ``204800``) into a size.
+        """Turn a budget into a size (:func:`~lightning_rectlaw.budget.budget_size`).
 
         A ratio is taken relative to ``target`` (default: the largest size). The budget must lie
         between the smallest and the largest subset size of the table.
         """
         target = self.max_size if target is None else float(target)
-        value = parse_budget(budget)
-        size = value * target if value <= 1 else value
+        size = budget_size(budget, target)
         if size > self.max_size * (1 + 1e-9):
             raise TableError(
                 f"budget {budget!r} ({_fmt_size(size)} examples) is larger than the "
@@ -254,22 +254,6 @@ class LossTable:
     def write_csv(self, path: str | os.PathLike) -> None:
         """Write the table in the paper's format, atomically (a temp file renamed into place)."""
         atomic_write_text(path, self.to_csv_text())
-
-
-def parse_budget(budget: float | str) -> float:
-    """``"1/8"`` → 0.125, ``"0.125"`` → 0.125, ``"204800"`` → 204800.0; positive or an error."""
-    text = str(budget).strip()
-    try:
-        if "/" in text:
-            num, den = text.split("/", 1)
-            value = float(num) / float(den)
-        else:
-            value = float(text)
-    except (ValueError, ZeroDivisionError):
-        raise TableError(f"budget {budget!r} is not a ratio like '1/8' or a size like '204800'") from None
-    if not math.isfinite(value) or value <= 0:
-        raise TableError(f"budget must be positive, got {budget!r}")
-    return value
 
 
 def _cell(row: list[str], j: int, header: list[str], i: int, source: str) -> float:

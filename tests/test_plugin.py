@@ -12,6 +12,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_rectlaw import CausalLMModule, NestedSubsetDataModule, RectifiedLawCallback, TextDataModule
+from lightning_rectlaw.table import LossTable
 
 
 class Data(L.LightningDataModule):
@@ -64,7 +65,7 @@ class Boring(L.LightningModule):
 
 def _trainer(tmp_path, cb, **kw):
     return L.Trainer(
-        max_epochs=2,
+        max_epochs=kw.pop("max_epochs", 2),
         callbacks=[cb, *kw.pop("extra", [])],
         enable_progress_bar=False,
         logger=TensorBoardLogger(tmp_path / "tb"),
@@ -316,6 +317,28 @@ def test_continue_fit_trains_exactly_as_without_the_callback(tmp_path):
     assert torch.equal(plain.layer.weight, measured.layer.weight)
 
 
+def test_resuming_a_fit_from_a_checkpoint_keeps_the_measured_result(tmp_path):
+    law = RectifiedLawCallback(continue_fit=True)
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    dm = NestedSubsetDataModule(Data(), budget=128, min_size=32)
+    _trainer(tmp_path, law, extra=[ckpt]).fit(Boring(), datamodule=dm)
+    measured = law.result.to_json()
+
+    resumed_law = RectifiedLawCallback(continue_fit=True)
+    model = Boring()
+    trainer = _trainer(
+        tmp_path, resumed_law, extra=[ModelCheckpoint(dirpath=tmp_path / "ckpt2")], max_epochs=3
+    )
+    trainer.fit(
+        model,
+        datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32),
+        ckpt_path=tmp_path / "ckpt" / "last.ckpt",
+    )
+    assert resumed_law.result.to_json() == measured  # restored, not re-measured from fine-tuned weights
+    assert len(model.starts) == 1  # only the user's own fit trained (its third epoch)
+    assert trainer.current_epoch == 3
+
+
 def test_diverged_run_is_recorded_and_excluded(tmp_path):
     law = RectifiedLawCallback(schedule="all")
     with pytest.warns(UserWarning, match="diverged"):
@@ -461,3 +484,99 @@ def test_validate_with_the_callback_warns_that_it_measures_only_in_fit(tmp_path)
     ):
         _trainer(tmp_path, law).validate(Boring(), datamodule=dm)
     assert law.result is None
+
+
+class Faithful(Data):
+    """A user datamodule that relies on what Lightning gives it: the trainer in setup, its
+    batch-transfer hooks, and a batch sampler."""
+
+    def setup(self, stage):
+        self.max_epochs_seen = self.trainer.max_epochs  # fails if the wrapper hides the trainer
+
+    def train_dataloader(self):
+        sampler = torch.utils.data.BatchSampler(
+            torch.utils.data.RandomSampler(self.train), 32, drop_last=False
+        )
+        return DataLoader(self.train, batch_sampler=sampler)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx):
+        x, y = batch
+        return x, y + 100.0  # a target shift only this hook knows about
+
+
+class SeesTargets(Boring):
+    def training_step(self, batch, i):
+        self.mean_target = float(batch[1].mean())
+        return super().training_step(batch, i)
+
+
+def test_the_wrapper_is_faithful_to_the_users_datamodule(tmp_path):
+    data, model = Faithful(), SeesTargets()
+    law = RectifiedLawCallback()
+    _trainer(tmp_path, law).fit(model, datamodule=NestedSubsetDataModule(data, budget=128, min_size=32))
+    assert law.result.status == "ok"
+    assert data.max_epochs_seen == 2  # the wrapped setup saw the trainer
+    assert model.mean_target > 50  # the wrapped on_after_batch_transfer ran on subset batches
+    assert min(law.result.losses) > 100  # and on validation batches (about 0.1 without the hook)
+
+
+def test_subset_loaders_keep_the_users_loader_settings():
+    def init_fn(worker_id):
+        return None
+
+    class Workers(Data):
+        def train_dataloader(self):
+            return DataLoader(
+                self.train,
+                batch_size=16,
+                shuffle=True,
+                num_workers=2,
+                persistent_workers=True,
+                prefetch_factor=3,
+                worker_init_fn=init_fn,
+                drop_last=True,
+            )
+
+    dm = NestedSubsetDataModule(Workers(), budget=128, min_size=32)
+    dm.setup("fit")
+    dm.use_subset(64)
+    loader = dm.train_dataloader()
+    assert len(loader.dataset) == 64 and loader.batch_size == 16 and loader.drop_last
+    assert loader.num_workers == 2 and loader.persistent_workers and loader.prefetch_factor == 3
+    assert loader.worker_init_fn is init_fn
+
+
+def test_iterable_datasets_and_missing_validation_loaders_fail_before_training(tmp_path):
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            yield from (torch.zeros(8), torch.zeros(()))
+
+    class Streaming(Data):
+        def train_dataloader(self):
+            return DataLoader(Stream(), batch_size=4)
+
+    class NoValidation(L.LightningDataModule):
+        def __init__(self):
+            super().__init__()
+            self.inner = Data()
+
+        def train_dataloader(self):
+            return self.inner.train_dataloader()
+
+    model = Boring()
+    with pytest.raises(TypeError, match="serves an IterableDataset.*map-style dataset"):
+        _trainer(tmp_path, RectifiedLawCallback()).fit(model, datamodule=NestedSubsetDataModule(Streaming()))
+    with pytest.raises(ValueError, match="NoValidation has no val_dataloader"):
+        _trainer(tmp_path, RectifiedLawCallback()).fit(
+            model, datamodule=NestedSubsetDataModule(NoValidation())
+        )
+    assert model.starts == []  # nothing trained
+
+
+def test_a_budget_ratio_is_a_fraction_of_the_target_size_everywhere():
+    dm = NestedSubsetDataModule(Data(2048), budget="1/8", min_size=16, target_size=1024)
+    dm.setup("fit")
+    assert dm.max_size == 128  # 1024 / 8: the target, as in LossTable.resolve_budget and the paper
+    table = LossTable.from_csv_text("config name,64,128,256,512,1024\na,5,4,3,2,1\n")
+    assert table.resolve_budget("1/8", target=1024) == dm.max_size
+    assert NestedSubsetDataModule(Data(2048), budget="1/8", min_size=16).max_size == 256  # target: all 2048

@@ -1,0 +1,43 @@
+"""What a data budget means, in one place.
+
+A budget is the largest fine-tuning subset a selector may look at. It is given either as a
+**fraction of the target size** (``"1/8"``, ``0.125``: any value up to 1) or as a **number of
+examples** (``204800``: any value above 1). The target size is the full fine-tuning set the
+prediction is for: the table's largest size offline, and for the plugin
+``NestedSubsetDataModule(target_size=...)``, which defaults to the train set's length. This is
+the paper's convention: ratio r means a budget of target / r.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["budget_size", "parse_budget"]
+
+
+def parse_budget(budget: float | str) -> float:
+    """``"1/8"`` → 0.125, ``"0.125"`` → 0.125, ``"204800"`` → 204800.0; positive or an error.
+
+    Raises:
+        ValueError (a ``TableError``): not a ratio or a number, or not positive.
+    """
+    from .table import TableError
+
+    text = str(budget).strip()
+    try:
+        if "/" in text:
+            num, den = text.split("/", 1)
+            value = float(num) / float(den)
+        else:
+            value = float(text)
+    except (ValueError, ZeroDivisionError):
+        raise TableError(f"budget {budget!r} is not a ratio like '1/8' or a size like '204800'") from None
+    if not math.isfinite(value) or value <= 0:
+        raise TableError(f"budget must be positive, got {budget!r}")
+    return value
+
+
+def budget_size(budget: float | str, target: float) -> float:
+    """The budget in examples: a fraction (<= 1) of ``target``, or the number itself (> 1)."""
+    value = parse_budget(budget)
+    return value * float(target) if value <= 1 else value
