@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,12 @@ class RunCache:
         )
         return None
 
+    def partial_dir(self, size: int) -> Path | None:
+        """Where an unfinished run of ``size`` keeps its checkpoints (``None``: no cache)."""
+        return None if self.directory is None else self.directory / f"partial_{self.key}_size_{size}"
+
     def put(self, size: int, loss: float, seconds: float) -> None:
+        """Store a finished run and drop its mid-run checkpoints."""
         if self.directory is None:
             return
         record = {
@@ -112,6 +118,7 @@ class RunCache:
             "seconds": seconds,
         }
         atomic_write_text(self._path(size), json.dumps(record, indent=1))
+        shutil.rmtree(self.partial_dir(size), ignore_errors=True)
 
 
 def _batches(loaders):

@@ -24,13 +24,14 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, TQDMProgressBar
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
@@ -134,6 +135,10 @@ class RectifiedLawCallback(Callback):
             written there. Default ``None``: no resume; the result goes to the logger's directory
             (or the Trainer's ``default_root_dir``).
         level: coverage of the prediction interval (default 0.95).
+        checkpoint_every: with ``results_dir``, a subset run saves a Lightning checkpoint at
+            least this often (seconds of training, default 600), so a killed job or a Slurm
+            requeue resumes that subset where it was; ``None`` disables it. The checkpoint is
+            kept only until the subset finishes, under a name that includes the fingerprint.
 
     Example::
 
@@ -159,6 +164,7 @@ class RectifiedLawCallback(Callback):
         continue_fit: bool = False,
         results_dir: str | Path | None = None,
         level: float = 0.95,
+        checkpoint_every: float | None = 600.0,
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"`method` should be one of {sorted(METHODS)}, got {method!r}")
@@ -186,6 +192,7 @@ class RectifiedLawCallback(Callback):
         if not 0 < level < 1:
             raise ValueError(f"`level` must be in (0, 1), got {level!r}")
         self.level = level
+        self.checkpoint_every = checkpoint_every
         self.result: RectifiedLawResult | None = None
         self._restored = False  # the result came from a checkpoint: keep it, do not re-measure
 
@@ -302,7 +309,7 @@ class RectifiedLawCallback(Callback):
             rank_zero_info(f"[rectlaw] subset {i}/{len(sizes)}: {size} examples{eta}")
             t0 = time.perf_counter()
             pl_module.load_state_dict(snapshot)
-            run = lambda s=size: self._fit_subset(trainer, pl_module, dm, s)  # noqa: E731
+            run = lambda s=size: self._fit_subset(trainer, pl_module, dm, s, cache)  # noqa: E731
             loss = self._cached_or_run(trainer, cache, dm.seed, size, result, run)
             per_example = (time.perf_counter() - t0) / size
             result.examples_processed += size * _epochs(trainer, size, dm)
@@ -325,10 +332,14 @@ class RectifiedLawCallback(Callback):
         sizes = np.array(result.sizes[::-1], dtype=float)
         return ats_stopped(sizes, np.array(result.losses[::-1]), self.k, self.delta)
 
-    def _fit_subset(self, trainer, pl_module, dm, size: int) -> float:
+    def _fit_subset(self, trainer, pl_module, dm, size: int, cache: RunCache) -> float:
         dm.use_subset(size)
-        sub = self._subset_trainer(trainer, f"subset_{size}")
-        sub.fit(pl_module, datamodule=dm)
+        partial = cache.partial_dir(size) if self.checkpoint_every is not None else None
+        sub = self._subset_trainer(trainer, f"subset_{size}", partial)
+        resume = partial / "last.ckpt" if partial is not None and (partial / "last.ckpt").exists() else None
+        if resume is not None:
+            rank_zero_info(f"[rectlaw] size {size}: resuming the interrupted run from {resume}")
+        sub.fit(pl_module, datamodule=dm, ckpt_path=resume)
         pl_module.trainer = sub
         return self._validate(sub, pl_module, dm, reuse=True)
 
@@ -344,13 +355,23 @@ class RectifiedLawCallback(Callback):
             )
         return float(values[self.monitor])
 
-    def _subset_trainer(self, trainer: L.Trainer, name: str) -> L.Trainer:
+    def _subset_trainer(self, trainer: L.Trainer, name: str, checkpoints: Path | None = None) -> L.Trainer:
         logger = False
         if isinstance(trainer.logger, TensorBoardLogger):
             logger = TensorBoardLogger(
                 save_dir=trainer.logger.log_dir, name="subsets", version=name, default_hp_metric=False
             )
         callbacks = [TQDMProgressBar()] if trainer.progress_bar_callback is not None else []
+        if checkpoints is not None:  # resumable mid-subset; removed once the subset is cached
+            callbacks.append(
+                ModelCheckpoint(
+                    dirpath=checkpoints,
+                    save_last=True,
+                    save_top_k=0,
+                    train_time_interval=timedelta(seconds=self.checkpoint_every),
+                    enable_version_counter=False,
+                )
+            )
         root = trainer.strategy.root_device
         if trainer.world_size > 1:  # DDP: the same devices and nodes, the process group reused
             placement = {
@@ -366,7 +387,7 @@ class RectifiedLawCallback(Callback):
             **trainer_settings(trainer),  # the same list the resume fingerprint hashes
             num_sanity_val_steps=0,
             inference_mode=False,  # metric states must stay usable across validate and fit
-            enable_checkpointing=False,
+            enable_checkpointing=checkpoints is not None,
             enable_progress_bar=trainer.progress_bar_callback is not None,
             enable_model_summary=False,
             logger=logger,

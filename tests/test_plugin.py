@@ -580,3 +580,41 @@ def test_a_budget_ratio_is_a_fraction_of_the_target_size_everywhere():
     table = LossTable.from_csv_text("config name,64,128,256,512,1024\na,5,4,3,2,1\n")
     assert table.resolve_budget("1/8", target=1024) == dm.max_size
     assert NestedSubsetDataModule(Data(2048), budget="1/8", min_size=16).max_size == 256  # target: all 2048
+
+
+class KilledOnce(Boring):
+    """Dies after ``kill_after`` training steps of the 128-example subset, the first time only."""
+
+    def __init__(self, flag, kill_after=5):
+        super().__init__()
+        self.flag, self.kill_after, self.steps_128 = flag, kill_after, 0
+
+    def training_step(self, batch, i):
+        n = len(self.trainer.datamodule.train_dataloader().dataset)
+        if n == 128:
+            self.steps_128 += 1
+            if self.steps_128 > self.kill_after and not self.flag.exists():
+                self.flag.write_text("killed")
+                raise KeyboardInterrupt  # as a job killed by Slurm would be
+        return super().training_step(batch, i)
+
+
+def test_a_subset_interrupted_mid_run_resumes_from_its_checkpoint(tmp_path):
+    flag, res = tmp_path / "killed", tmp_path / "res"
+    dm = lambda: NestedSubsetDataModule(Data(), budget=128, min_size=32)  # noqa: E731
+    law = RectifiedLawCallback(schedule="all", results_dir=res, checkpoint_every=0)
+    with pytest.raises((KeyboardInterrupt, SystemExit)):
+        L.Trainer(max_epochs=2, callbacks=[law], enable_progress_bar=False, logger=False).fit(
+            KilledOnce(flag), datamodule=dm()
+        )
+    partial = list((res / "rectlaw_runs").glob("partial_*_size_128"))
+    assert len(partial) == 1 and (partial[0] / "last.ckpt").exists()
+
+    model = KilledOnce(flag)
+    law = RectifiedLawCallback(schedule="all", results_dir=res, checkpoint_every=0)
+    L.Trainer(max_epochs=2, callbacks=[law], enable_progress_bar=False, logger=False).fit(
+        model, datamodule=dm()
+    )
+    assert law.result.status == "ok" and law.result.sizes == [128, 64, 32]
+    assert model.steps_128 < 8  # 2 epochs x 4 batches: it went on from the checkpoint, not from 0
+    assert not list((res / "rectlaw_runs").glob("partial_*"))  # dropped once the subset finished
