@@ -287,9 +287,9 @@ def build(spec: Spec, out: Path, scale: float, accelerator: str, pretrain: str =
 def ground_truth(specs, out: Path, zoo: Zoo, target, min_size, epochs, ratios, accelerator) -> None:
     """Fine-tune every candidate on all nested subsets up to ``target`` with the Hydra app, then
     write the zoo's loss table and the selectors' scores."""
-    from lightning_rectlaw.cli import METHOD_LABELS
     from lightning_rectlaw.evaluate import evaluate
     from lightning_rectlaw.plot import curve_figure
+    from lightning_rectlaw.selection import METHODS
     from lightning_rectlaw.summary import collect_results, loss_table
     from lightning_rectlaw.table import atomic_write_text
 
@@ -328,7 +328,7 @@ def ground_truth(specs, out: Path, zoo: Zoo, target, min_size, epochs, ratios, a
     table.write_csv(out / "zoo_losses.csv")
     rows = evaluate(table, SELECTORS, ratios, target=float(target), compute=True)
     lines = ["method,ratio,metric,value"]
-    lines += [f"{METHOD_LABELS.get(r.method, r.method)},{r.ratio},{r.metric},{r.value:.1f}" for r in rows]
+    lines += [f"{METHODS[r.method].label},{r.ratio},{r.metric},{r.value:.1f}" for r in rows]
     atomic_write_text(out / "zoo_selection.csv", "\n".join(lines) + "\n")
     md = _markdown(rows, ratios, table, seconds)
     atomic_write_text(out / "zoo_selection.md", md)
@@ -355,7 +355,7 @@ def _target_data(zoo: Zoo, out: Path) -> list[str]:
 
 
 def _markdown(rows, ratios, table, seconds: float) -> str:
-    from lightning_rectlaw.cli import METHOD_LABELS
+    from lightning_rectlaw.selection import METHODS
 
     truth = table.column(table.max_size)
     order = sorted(range(len(table)), key=lambda i: truth[i])
@@ -372,7 +372,7 @@ def _markdown(rows, ratios, table, seconds: float) -> str:
     for method in SELECTORS:
         for metric in ("PearCorr", "RelAcc", "Compute"):
             vals = [r.value for r in rows if r.method == method and r.metric == metric]
-            label = METHOD_LABELS.get(method, method)
+            label = METHODS[method].label
             lines.append(f"| {label} | {metric} | " + " | ".join(f"{v:.1f}" for v in vals) + " |")
     lines += ["", f"Ground-truth sweep: {seconds:.0f} s wall."]
     return "\n".join(lines) + "\n"

@@ -65,19 +65,17 @@ def validate_config(cfg: Any) -> None:
         raise ValueError(f"rectlaw.min_size must be >= 1, got {r.min_size}")
     if budget > 1 and r.min_size > budget:
         raise ValueError(f"rectlaw.min_size ({r.min_size}) is above rectlaw.budget ({r.budget})")
-    if not r.delta > 0:
-        raise ValueError(f"rectlaw.delta must be > 0, got {r.delta}")
-    if r.k < 2:
-        raise ValueError(f"rectlaw.k must be >= 2, got {r.k}")
     from lightning_rectlaw.callback import SCHEDULES
-    from lightning_rectlaw.selection import METHODS
+    from lightning_rectlaw.selection import check_option, method_entry
 
     if r.schedule not in SCHEDULES:
         raise ValueError(f"rectlaw.schedule must be one of {SCHEDULES}, got {r.schedule!r}")
-    if r.get("holdouts", 3) < 1:
-        raise ValueError(f"rectlaw.holdouts must be >= 1, got {r.holdouts}")
-    if r.method not in METHODS:
-        raise ValueError(f"rectlaw.method must be one of {sorted(METHODS)}, got {r.method!r}")
+    try:
+        method_entry(r.method)
+        for key in ("k", "delta", "holdouts"):
+            check_option(key, r.get(key, 3))
+    except ValueError as err:
+        raise ValueError(f"rectlaw.{str(err).lstrip('`').split('`')[0]}: {err}") from None
 
 
 def run_candidate(cfg: Any, output_dir: str | Path, name: str) -> dict[str, Any]:

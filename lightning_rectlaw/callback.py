@@ -41,7 +41,7 @@ from typing_extensions import override
 from lightning_rectlaw.cache import RunCache, fingerprint_parts, trainer_settings
 from lightning_rectlaw.curve import predict_curve
 from lightning_rectlaw.datamodule import NestedSubsetDataModule
-from lightning_rectlaw.selection import DEFAULT_METHOD, METHODS, ats_stopped
+from lightning_rectlaw.selection import DEFAULT_METHOD, METHODS, ats_stopped, check_option, method_entry
 from lightning_rectlaw.table import atomic_write_text
 
 __all__ = ["RectifiedLawCallback", "RectifiedLawResult"]
@@ -166,25 +166,20 @@ class RectifiedLawCallback(Callback):
         level: float = 0.95,
         checkpoint_every: float | None = 600.0,
     ) -> None:
-        if method not in METHODS:
-            raise ValueError(f"`method` should be one of {sorted(METHODS)}, got {method!r}")
+        entry = method_entry(method)
         if schedule not in SCHEDULES:
             raise ValueError(f"`schedule` should be one of {SCHEDULES}, got {schedule!r}")
-        if holdouts < 1:
-            raise ValueError(f"`holdouts` must be at least 1, got {holdouts}")
-        if k < 2:
-            raise ValueError(f"`k` must be at least 2, got {k}")
-        if not delta > 0:
-            raise ValueError(f"`delta` must be positive, got {delta}")
-        if method == "modelsize":
+        for name, value in (("k", k), ("delta", delta), ("holdouts", holdouts)):
+            check_option(name, value)
+        if "num_params" in entry.needs:
             raise ValueError(
-                "`method='modelsize'` ranks by parameter count and predicts no loss from one "
-                "candidate's curve; use it offline (`rectlaw select TABLE --method modelsize`)"
+                f"`method={method!r}` needs every candidate's parameter count and predicts no loss "
+                f"from one curve; use it offline (`rectlaw select TABLE --method {method}`)"
             )
-        if method == "zeroshot" and not zero_shot:
-            raise ValueError("`method='zeroshot'` needs the zero-shot loss: set `zero_shot=True`")
+        if "zero_shot" in entry.needs and not zero_shot:
+            raise ValueError(f"`method={method!r}` needs the zero-shot loss: set `zero_shot=True`")
         if schedule == "auto":
-            schedule = {"pooled": "pooled", "ats": "ats"}.get(method, "all")
+            schedule = entry.schedule
         self.method, self.k, self.delta, self.schedule = method, int(k), float(delta), schedule
         self.holdouts = int(holdouts)
         self.monitor, self.zero_shot, self.continue_fit = monitor, zero_shot, continue_fit
@@ -249,6 +244,7 @@ class RectifiedLawCallback(Callback):
                 "NestedSubsetDataModule(your_datamodule, budget=1/8))"
             )
         _check_strategy(trainer)
+        self._check_enough_subsets(dm)
         out_dir = self._out_dir(trainer)
         snapshot = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()}
         device = trainer.strategy.root_device
@@ -325,6 +321,19 @@ class RectifiedLawCallback(Callback):
             if self.schedule == "ats" and self._transition_found(result):
                 rank_zero_info(f"[rectlaw] phase transition detected at {size} examples; stopping (AtS)")
                 break
+
+    def _check_enough_subsets(self, dm: NestedSubsetDataModule) -> None:
+        """Before any training: the subsets the budget allows can feed the method at all."""
+        need = METHODS[self.method].min_points(
+            METHODS[self.method].resolve(self.method, self._method_options())
+        )
+        have = len(dm.sizes) + int(self.zero_shot)
+        if have < need:
+            raise ValueError(
+                f"the budget {dm.budget!r} and min_size={dm.min_size} give {len(dm.sizes)} subset(s) "
+                f"{dm.sizes}, but `method={self.method!r}` needs {need} points: lower min_size or "
+                "raise the budget"
+            )
 
     def _transition_found(self, result: RectifiedLawResult) -> bool:
         if len(result.sizes) <= self.k:
@@ -444,13 +453,12 @@ class RectifiedLawCallback(Callback):
         result.prediction_curve, result.law, result.vanilla_law = pred.curve, pred.law, pred.vanilla_law
 
     def _method_options(self) -> dict[str, Any]:
-        if self.method == "ats":
-            return {"k": self.k, "delta": self.delta}
-        if self.method == "robust_ats":
-            return {"k": self.k, "delta": self.delta, "holdouts": self.holdouts}
-        if self.method == "pooled":
-            return {"k": self.k, "holdouts": self.holdouts}
-        return {}
+        """The callback's settings that the method takes as options (the registry says which)."""
+        return {
+            name: getattr(self, name)
+            for name in METHODS[self.method].options
+            if name in ("k", "delta", "holdouts")
+        }
 
     def _log(self, trainer: L.Trainer, result: RectifiedLawResult) -> None:
         logger = trainer.logger

@@ -30,17 +30,6 @@ from lightning_rectlaw.law import fit_available, num_params
 from lightning_rectlaw.selection import DEFAULT_METHOD, METHODS, select
 from lightning_rectlaw.table import LossTable
 
-METHOD_LABELS = {
-    "robust_ats": "RobustAtS",
-    "pooled": "Pooled",
-    "ats": "AtS",
-    "zeroshot": "ZeroShot",
-    "subtuning": "SubTuning",
-    "modelsize": "ModelSize",
-    "ourfit": "OurFit",
-    "vanillafit": "VanillaFit",
-}
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
@@ -266,9 +255,7 @@ def _cmd_evaluate(args) -> int:
         w = csv.writer(sys.stdout, lineterminator="\n")
         w.writerow(["method", "ratio", "metric", "value"])
         for r in results:
-            w.writerow(
-                [METHOD_LABELS.get(r.method, r.method), r.ratio, r.metric, f"{r.value:.{_digits(r.metric)}f}"]
-            )
+            w.writerow([_label(r.method), r.ratio, r.metric, f"{r.value:.{_digits(r.metric)}f}"])
         return 0
     rows = []
     for metric in dict.fromkeys(r.metric for r in results):
@@ -276,7 +263,7 @@ def _cmd_evaluate(args) -> int:
             vals = {r.ratio: r.value for r in results if r.method == m and r.metric == metric}
             if not vals:
                 continue  # e.g. Brier for a method without P(best)
-            row: dict[str, Any] = {"metric": metric, "method": METHOD_LABELS.get(m, m)}
+            row: dict[str, Any] = {"metric": metric, "method": _label(m)}
             row.update({f"1/{r}": vals.get(r) for r in ratios})
             row["mean"] = float(np.nanmean(list(vals.values())))
             rows.append(row)
@@ -316,11 +303,21 @@ def _level(text: str) -> float:
 
 def _cmd_methods(args) -> int:
     rows = [
-        {"method": name, "description": desc + (" (default)" if name == DEFAULT_METHOD else "")}
-        for name, (_, desc) in METHODS.items()
+        {
+            "method": name + (" (default)" if name == DEFAULT_METHOD else ""),
+            "label": entry.label,
+            "options": ", ".join(f"{k}={v}" for k, v in entry.options.items()) or "-",
+            "needs": ", ".join(entry.needs) or "-",
+            "description": entry.description,
+        }
+        for name, entry in METHODS.items()
     ]
     _emit(rows, "table")
     return 0
+
+
+def _label(method: str) -> str:
+    return METHODS[method].label if method in METHODS else method
 
 
 def _cmd_summarize(args) -> int:

@@ -11,6 +11,7 @@ Pure numpy/scipy: no torch, Lightning or Hydra import here.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,21 +21,24 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from .law import FitResult, fit_available, num_params
+from .law import DEFAULT_HUBER_DELTA, FitResult, fit_available, num_params
 from .pooled import PooledCurve, fit_pooled
-from .predictive import Calibration, PredictiveLine, backtest_rates, calibrate, inflate, prob_best
+from .predictive import SCHEMES, Calibration, PredictiveLine, backtest_rates, calibrate, inflate, prob_best
 from .robust import OutlierWarning, Screen, screen_outliers
 from .table import LossTable
 
 __all__ = [
     "DEFAULT_METHOD",
     "METHODS",
+    "Method",
     "CandidateScore",
     "LineFit",
     "Selection",
     "accept_then_stop",
     "ats_stopped",
     "calibrate_ats",
+    "check_option",
+    "method_entry",
     "select",
 ]
 
@@ -247,10 +251,6 @@ def _ats_walk(s: np.ndarray, y: np.ndarray, k: int, delta: float) -> tuple[int, 
 
 
 def _ats(table, budget, target, level, k: int = 3, delta: float = 5.0):
-    if k < 2:
-        raise ValueError(f"`k` must be at least 2 to fit a line, got {k}")
-    if delta <= 0:
-        raise ValueError(f"`delta` must be positive, got {delta}")
     sizes, losses = _in_budget(table, budget)
     out = []
     for name, row in zip(table.names, losses):
@@ -306,12 +306,6 @@ def _robust_ats(
     own_scheme: str = SPREAD["own_scheme"],
     tau_own: float = SPREAD["tau_own"],
 ):
-    if k < 2:
-        raise ValueError(f"`k` must be at least 2 to fit a line, got {k}")
-    if delta <= 0:
-        raise ValueError(f"`delta` must be positive, got {delta}")
-    if holdouts < 1:
-        raise ValueError(f"`holdouts` must be at least 1, got {holdouts}")
     sizes, losses = _in_budget(table, budget)
     screen, clean, cal = calibrate_ats(sizes, losses, table.zero_shot, k, delta, holdouts, threshold, floor)
     spread = inflate(cal.tau_centred if centre else cal.tau_all, tau_all, scheme)
@@ -418,7 +412,7 @@ def _modelsize(table, budget, target, level):
     ]
 
 
-def _lawfit(table, budget, target, level, law: str, with_zero_shot: bool, **fit_kw):
+def _lawfit(table, budget, target, level, law: str, with_zero_shot: bool, **fit_kw: Any):
     sizes, losses = _in_budget(table, budget)
     if with_zero_shot and table.zero_shot is not None:
         sizes = np.concatenate([[0.0], sizes])
@@ -444,31 +438,163 @@ def _lawfit(table, budget, target, level, law: str, with_zero_shot: bool, **fit_
     return out
 
 
-def _ourfit(table, budget, target, level, **fit_kw):
+def _ourfit(
+    table,
+    budget,
+    target,
+    level,
+    free_alpha: bool = False,
+    huber_delta: float = DEFAULT_HUBER_DELTA,
+    max_iter: int = 1000,
+):
+    fit_kw = {"free_alpha": free_alpha, "huber_delta": huber_delta, "max_iter": max_iter}
     return _lawfit(table, budget, target, level, "rectified", True, **fit_kw)
 
 
-def _vanillafit(table, budget, target, level, **fit_kw):
+def _vanillafit(
+    table,
+    budget,
+    target,
+    level,
+    free_alpha: bool = False,
+    huber_delta: float = DEFAULT_HUBER_DELTA,
+    max_iter: int = 1000,
+):
+    fit_kw = {"free_alpha": free_alpha, "huber_delta": huber_delta, "max_iter": max_iter}
     return _lawfit(table, budget, target, level, "vanilla", False, **fit_kw)
 
 
-METHODS: dict[str, tuple[Selector, str]] = {
-    "robust_ats": (
+@dataclass(frozen=True)
+class Method:
+    """One selector: the registry entry every entry point (``select``, the CLI, the callback, the
+    Hydra app, the zoo script) reads, so a new selector is added here and nowhere else.
+
+    Attributes:
+        scorer: ``scorer(table, budget, target, level, **options) -> list[CandidateScore]``; its
+            keyword parameters after those four are the method's options, with their defaults.
+        label: the name in tables and plots (the paper's, where it has one).
+        description: one line for ``rectlaw methods``.
+        schedule: the subsets the callback must run for it: ``"all"`` (down to ``min_size``),
+            ``"ats"`` (until AtS's walk stops) or ``"pooled"`` (the ``k + holdouts`` largest).
+        needs: table columns it cannot do without: ``"zero_shot"`` (column ``0``),
+            ``"num_params"`` (column ``size``).
+        min_points: in-budget points a candidate needs, given the options.
+    """
+
+    scorer: Selector
+    label: str
+    description: str
+    schedule: str = "all"
+    needs: tuple[str, ...] = ()
+    min_points: Callable[[dict[str, Any]], int] = field(default=lambda o: 1, repr=False)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """Accepted options and their defaults (from the scorer's signature)."""
+        params = list(inspect.signature(self.scorer).parameters.values())[4:]
+        return {p.name: p.default for p in params}
+
+    def resolve(self, name: str, options: dict[str, Any]) -> dict[str, Any]:
+        """The full options for a call: defaults, overridden by ``options`` after validation."""
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            raise ValueError(
+                f"`method={name!r}` has no option(s) {unknown}; its options are {sorted(self.options)}"
+            )
+        for key, value in options.items():
+            check_option(key, value)
+        return {**self.options, **options}
+
+
+#: Valid values of the options the methods share: name → (test, what it must be).
+OPTION_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "k": (lambda v: _is_int(v) and v >= 2, "an integer of at least 2 (a line needs two points)"),
+    "delta": (lambda v: _is_real(v) and v > 0, "a positive number"),
+    "holdouts": (lambda v: _is_int(v) and v >= 1, "an integer of at least 1"),
+    "threshold": (lambda v: _is_real(v) and v > 0, "a positive number"),
+    "floor": (lambda v: _is_real(v) and v >= 0, "a number >= 0"),
+    "tau_all": (lambda v: _is_real(v) and v >= 0, "a number >= 0"),
+    "tau_own": (lambda v: _is_real(v) and v >= 0, "a number >= 0"),
+    "scheme": (lambda v: v in SCHEMES, f"one of {list(SCHEMES)}"),
+    "own_scheme": (lambda v: v in SCHEMES, f"one of {list(SCHEMES)}"),
+    "centre": (lambda v: isinstance(v, bool), "True or False"),
+    "free_alpha": (lambda v: isinstance(v, bool), "True or False"),
+    "huber_delta": (lambda v: _is_real(v) and v > 0, "a positive number"),
+    "max_iter": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    "seed": (lambda v: _is_int(v), "an integer"),
+}
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and np.isfinite(v)
+
+
+def check_option(key: str, value: Any) -> None:
+    """Raise a ValueError naming ``key`` when ``value`` is not valid for it (:data:`OPTION_CHECKS`)."""
+    check = OPTION_CHECKS.get(key)
+    if check is not None and not check[0](value):
+        raise ValueError(f"`{key}` must be {check[1]}, got {value!r}")
+
+
+_LAW_OPTIONS = lambda law: lambda o: num_params(law, o.get("free_alpha", False))  # noqa: E731
+
+METHODS: dict[str, Method] = {
+    "robust_ats": Method(
         _robust_ats,
+        "RobustAtS",
         "AtS on screened points (diverged and off-curve runs left out), with intervals and "
         "P(best) calibrated by in-budget backtests",
+        min_points=lambda o: o["k"],
     ),
-    "pooled": (
+    "ats": Method(
+        _ats,
+        "AtS",
+        "Accept then Stop: log-log line on the power-phase points, extrapolated",
+        schedule="ats",
+        min_points=lambda o: o["k"],
+    ),
+    "pooled": Method(
         _pooled,
+        "Pooled",
         "local rectified-law extrapolation, exponent shared across candidates by in-budget backtest",
+        schedule="pooled",
+        min_points=lambda o: 2,
     ),
-    "ats": (_ats, "Accept then Stop: log-log line on the power-phase points, extrapolated"),
-    "ourfit": (_ourfit, "rectified law fitted to all in-budget points incl. zero-shot"),
-    "vanillafit": (_vanillafit, "vanilla law B/D^beta + E fitted to all in-budget points"),
-    "subtuning": (_subtuning, "loss after fine-tuning on the budget-size subset"),
-    "zeroshot": (_zeroshot, "loss without fine-tuning"),
-    "modelsize": (_modelsize, "largest model first (score = -log parameter count)"),
+    "ourfit": Method(
+        _ourfit,
+        "OurFit",
+        "rectified law fitted to all in-budget points incl. zero-shot",
+        min_points=_LAW_OPTIONS("rectified"),
+    ),
+    "vanillafit": Method(
+        _vanillafit,
+        "VanillaFit",
+        "vanilla law B/D^beta + E fitted to all in-budget points",
+        min_points=_LAW_OPTIONS("vanilla"),
+    ),
+    "subtuning": Method(_subtuning, "SubTuning", "loss after fine-tuning on the budget-size subset"),
+    "zeroshot": Method(
+        _zeroshot, "ZeroShot", "loss without fine-tuning", needs=("zero_shot",), min_points=lambda o: 0
+    ),
+    "modelsize": Method(
+        _modelsize,
+        "ModelSize",
+        "largest model first (score = -log parameter count)",
+        needs=("num_params",),
+        min_points=lambda o: 0,
+    ),
 }
+
+
+def method_entry(method: str) -> Method:
+    """The registry entry of ``method``, or a ValueError that lists the choices."""
+    if method not in METHODS:
+        raise ValueError(f"`method` should be one of {sorted(METHODS)}, got {method!r}")
+    return METHODS[method]
 
 
 def select(
@@ -497,13 +623,13 @@ def select(
         table = LossTable.read_csv("flan.csv")
         select(table, budget="1/8").ranking[:3]
     """
-    if method not in METHODS:
-        raise ValueError(f"`method` should be one of {sorted(METHODS)}, got {method!r}")
+    entry = method_entry(method)
+    options = entry.resolve(method, options)
     target = table.max_size if target is None else float(target)
     if not np.isfinite(target) or target <= 0:
         raise ValueError(f"`target` must be a positive size, got {target!r}")
     budget_size = table.resolve_budget(budget, target)
-    scored = METHODS[method][0](table, budget_size, target, level, **options)
+    scored = entry.scorer(table, budget_size, target, level, **options)
     ranked = sorted((c for c in scored if c.rankable), key=lambda c: c.score)
     return Selection(
         method, budget_size, target, tuple(ranked) + tuple(c for c in scored if not c.rankable), level

@@ -455,11 +455,11 @@ def test_text_datamodule_from_a_hugging_face_dataset(monkeypatch):
         (lambda: TextDataModule(val_fraction=1.0), "`val_fraction` must be in"),
         (lambda: TextDataModule(block_size=1), "`block_size` must be at least 2"),
         (lambda: RectifiedLawCallback(schedule="some"), "`schedule` should be"),
-        (lambda: RectifiedLawCallback(holdouts=0), "`holdouts` must be at least 1"),
+        (lambda: RectifiedLawCallback(holdouts=0), "`holdouts` must be an integer of at least 1, got 0"),
         (lambda: RectifiedLawCallback(method="best"), "`method` should be one of"),
         (lambda: RectifiedLawCallback(level=1.5), r"`level` must be in \(0, 1\)"),
         (lambda: RectifiedLawCallback(level=-1), r"`level` must be in \(0, 1\)"),
-        (lambda: RectifiedLawCallback(method="modelsize"), "predicts no loss from one candidate"),
+        (lambda: RectifiedLawCallback(method="modelsize"), "predicts no loss from one curve"),
         (lambda: RectifiedLawCallback(method="zeroshot"), "set `zero_shot=True`"),
     ],
 )
@@ -618,3 +618,11 @@ def test_a_subset_interrupted_mid_run_resumes_from_its_checkpoint(tmp_path):
     assert law.result.status == "ok" and law.result.sizes == [128, 64, 32]
     assert model.steps_128 < 8  # 2 epochs x 4 batches: it went on from the checkpoint, not from 0
     assert not list((res / "rectlaw_runs").glob("partial_*"))  # dropped once the subset finished
+
+
+def test_too_few_subsets_for_the_method_fail_before_training(tmp_path):
+    model = Boring()
+    dm = NestedSubsetDataModule(Data(), budget=64, min_size=32)  # 64 and 32: two subsets
+    with pytest.raises(ValueError, match=r"give 2 subset\(s\) \[64, 32\], but `method='ats'` needs 3 points"):
+        _trainer(tmp_path, RectifiedLawCallback(method="ats")).fit(model, datamodule=dm)
+    assert model.starts == []

@@ -90,8 +90,15 @@ def test_missing_cell_is_skipped_and_unfittable_candidate_is_unrankable():
 def test_select_rejects_bad_options():
     with pytest.raises(ValueError, match="`method` should be one of"):
         select(_table(), "magic")
-    with pytest.raises(ValueError, match="`delta` must be positive"):
+    with pytest.raises(ValueError, match="`delta` must be a positive number, got 0"):
         select(_table(), "ats", delta=0)
+    with pytest.raises(ValueError, match=r"`k` must be an integer of at least 2 .*got 'abc'"):
+        select(_table(), "robust_ats", k="abc")
+    with pytest.raises(
+        ValueError,
+        match=r"`method='ats'` has no option\(s\) \['holdouts'\]; its options are \['delta', 'k'\]",
+    ):
+        select(_table(), "ats", holdouts=2)
     with pytest.raises(ValueError, match="larger than the largest subset"):
         select(_table(), "ats", budget=1e9)
 
@@ -105,3 +112,22 @@ def test_metrics_against_reference_formulas():
     assert pearcorr(a, b) == pytest.approx(100 * ref)
     assert relacc(1.0, np.array([1.0, 2.0])) == 100.0
     assert relacc(2.0, np.array([1.0, 2.0])) == 0.0
+
+
+def test_every_method_is_one_registry_entry_that_entry_points_read():
+    from lightning_rectlaw.cli import main
+
+    for entry in METHODS.values():
+        assert entry.label and entry.description and entry.schedule in ("all", "ats", "pooled")
+        assert all(need in ("zero_shot", "num_params") for need in entry.needs)
+        assert entry.min_points(entry.options) >= 0
+    assert METHODS["ats"].options == {"k": 3, "delta": 5.0}
+    assert {"k", "delta", "holdouts", "threshold", "floor"} <= set(METHODS["robust_ats"].options)
+    import io
+    from contextlib import redirect_stdout
+
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["methods"]) == 0
+    for name, entry in METHODS.items():
+        assert name in out.getvalue() and entry.label in out.getvalue()
