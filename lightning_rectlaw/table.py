@@ -9,6 +9,14 @@ Column ``0`` is the zero-shot loss, numeric columns are subset sizes, ``size`` t
 count and ``family`` the model family; all but the name and at least one size are optional.
 An empty (or ``nan``) cell is a missing run; any other non-number is an error.
 
+Example:
+    >>> text = "config name,0,200,400,800\\na,4.0,3.1,,2.8\\nb,5.0,3.5,3.2,3.0\\n"
+    >>> table = LossTable.from_csv_text(text)
+    >>> table.names, table.sizes.tolist(), table.resolve_budget("1/2")
+    (('a', 'b'), [200.0, 400.0, 800.0], 400.0)
+    >>> table.column(400).tolist()  # a's run at 400 is missing
+    [nan, 3.2]
+
 Pure python/numpy: no torch, Lightning or Hydra import here.
 """
 

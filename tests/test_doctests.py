@@ -9,6 +9,7 @@ import lightning_rectlaw.metrics
 import lightning_rectlaw.pooled
 import lightning_rectlaw.predictive
 import lightning_rectlaw.robust
+import lightning_rectlaw.table
 
 MODULES = [
     lightning_rectlaw.law,
@@ -16,6 +17,7 @@ MODULES = [
     lightning_rectlaw.pooled,
     lightning_rectlaw.predictive,
     lightning_rectlaw.robust,
+    lightning_rectlaw.table,
 ]
 
 
