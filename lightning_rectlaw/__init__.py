@@ -10,10 +10,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from lightning_rectlaw.curve import CurvePrediction, predict_curve
 from lightning_rectlaw.evaluate import evaluate
 from lightning_rectlaw.law import FitConvergenceWarning, FitResult, fit_law, fit_laws
 from lightning_rectlaw.metrics import pearcorr, relacc
-from lightning_rectlaw.selection import METHODS, Selection, select
+from lightning_rectlaw.robust import OutlierWarning, screen_outliers
+from lightning_rectlaw.selection import DEFAULT_METHOD, METHODS, Method, Selection, select
 from lightning_rectlaw.table import LossTable, TableError
 
 __version__ = "0.1.0"
@@ -21,18 +23,24 @@ __version__ = "0.1.0"
 _LAZY = {
     "NestedSubsetDataModule": "lightning_rectlaw.datamodule",
     "RectifiedLawCallback": "lightning_rectlaw.callback",
+    "RectifiedLawResult": "lightning_rectlaw.callback",
     "CausalLMModule": "lightning_rectlaw.lm",
     "TextDataModule": "lightning_rectlaw.lm",
 }
 
 __all__ = [
+    "DEFAULT_METHOD",
     "METHODS",
     "CausalLMModule",
+    "CurvePrediction",
     "FitConvergenceWarning",
     "FitResult",
     "LossTable",
+    "Method",
     "NestedSubsetDataModule",
+    "OutlierWarning",
     "RectifiedLawCallback",
+    "RectifiedLawResult",
     "Selection",
     "TableError",
     "TextDataModule",
@@ -40,7 +48,9 @@ __all__ = [
     "fit_law",
     "fit_laws",
     "pearcorr",
+    "predict_curve",
     "relacc",
+    "screen_outliers",
     "select",
 ]
 
