@@ -438,30 +438,26 @@ def _lawfit(table, budget, target, level, law: str, with_zero_shot: bool, **fit_
     return out
 
 
-def _ourfit(
-    table,
-    budget,
-    target,
-    level,
-    free_alpha: bool = False,
-    huber_delta: float = DEFAULT_HUBER_DELTA,
-    max_iter: int = 1000,
-):
-    fit_kw = {"free_alpha": free_alpha, "huber_delta": huber_delta, "max_iter": max_iter}
-    return _lawfit(table, budget, target, level, "rectified", True, **fit_kw)
+def _law_scorer(law: str, with_zero_shot: bool) -> Selector:
+    """A selector that fits ``law`` to each candidate's in-budget points (OurFit, VanillaFit)."""
+
+    def scorer(
+        table,
+        budget,
+        target,
+        level,
+        free_alpha: bool = False,
+        huber_delta: float = DEFAULT_HUBER_DELTA,
+        max_iter: int = 1000,
+    ):
+        fit_kw = {"free_alpha": free_alpha, "huber_delta": huber_delta, "max_iter": max_iter}
+        return _lawfit(table, budget, target, level, law, with_zero_shot, **fit_kw)
+
+    return scorer
 
 
-def _vanillafit(
-    table,
-    budget,
-    target,
-    level,
-    free_alpha: bool = False,
-    huber_delta: float = DEFAULT_HUBER_DELTA,
-    max_iter: int = 1000,
-):
-    fit_kw = {"free_alpha": free_alpha, "huber_delta": huber_delta, "max_iter": max_iter}
-    return _lawfit(table, budget, target, level, "vanilla", False, **fit_kw)
+_ourfit = _law_scorer("rectified", with_zero_shot=True)
+_vanillafit = _law_scorer("vanilla", with_zero_shot=False)
 
 
 @dataclass(frozen=True)
