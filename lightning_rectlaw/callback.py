@@ -21,91 +21,26 @@ metric) so it is the loss over the whole validation set.
 from __future__ import annotations
 
 import json
-import math
-import time
-from dataclasses import asdict, dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
-import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
-from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.strategies import DDPStrategy
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.seed import isolate_rng
 from typing_extensions import override
 
-from lightning_rectlaw.cache import RunCache, fingerprint_parts, trainer_settings
+from lightning_rectlaw.cache import RunCache, fingerprint_parts
 from lightning_rectlaw.curve import predict_curve
 from lightning_rectlaw.datamodule import NestedSubsetDataModule
-from lightning_rectlaw.selection import DEFAULT_METHOD, METHODS, ats_stopped, check_option, method_entry
-from lightning_rectlaw.table import atomic_write_text
+from lightning_rectlaw.files import atomic_write_text
+from lightning_rectlaw.result import RESULT_FILE, RectifiedLawResult
+from lightning_rectlaw.selection import DEFAULT_METHOD, METHODS, check_option, method_entry
+from lightning_rectlaw.subsets import SubsetRuns, check_strategy, log_result
 
 __all__ = ["RectifiedLawCallback", "RectifiedLawResult"]
 
-RESULT_FILE = "rectlaw_result.json"
 SCHEDULES = ("auto", "ats", "all", "pooled")
-
-
-@dataclass
-class RectifiedLawResult:
-    """What the callback measured and predicted for one candidate.
-
-    Attributes:
-        sizes, losses: subset sizes run (largest first) and their test losses (failed runs
-            excluded; see ``failed``).
-        zero_shot_loss: loss before fine-tuning, when measured.
-        failed: subset size → reason, for runs that diverged (non-finite loss).
-        outliers: subset size → reason, for finished runs the method left out as diverged
-            (far above the zero-shot loss) or far off the curve; they stay in ``sizes``/``losses``.
-        method, options: the selector used for the prediction and its options.
-        target_size: the full fine-tuning set size predicted for.
-        predicted_loss, interval: predicted test loss at ``target_size`` and its interval.
-        prediction_curve: the method's own curve (``sizes``, ``losses``) up to the target: the
-            prediction is its last point. ``None`` for methods without a curve.
-        law: rectified law fitted to the clean points, for reference (``None`` with too few).
-        vanilla_law: vanilla law fitted to the clean points, for reference.
-        examples_processed: training examples seen across subset runs (size × epochs).
-        seconds: wall time of the subset runs.
-        status: ``"ok"`` or why no prediction could be made.
-    """
-
-    sizes: list[int] = field(default_factory=list)
-    losses: list[float] = field(default_factory=list)
-    zero_shot_loss: float | None = None
-    failed: dict[int, str] = field(default_factory=dict)
-    outliers: dict[int, str] = field(default_factory=dict)
-    method: str = DEFAULT_METHOD
-    options: dict[str, Any] = field(default_factory=dict)
-    target_size: int = 0
-    predicted_loss: float | None = None
-    interval: tuple[float, float] | None = None
-    interval_level: float = 0.95
-    prediction_curve: dict[str, list[float]] | None = None
-    law: dict[str, float] | None = None
-    vanilla_law: dict[str, float] | None = None
-    examples_processed: int = 0
-    seconds: float = 0.0
-    device: str = "cpu"
-    status: str = "pending"
-
-    def to_json(self) -> str:
-        d = asdict(self)
-        d["failed"] = {str(k): v for k, v in self.failed.items()}
-        d["outliers"] = {str(k): v for k, v in self.outliers.items()}
-        return json.dumps(d, indent=2, allow_nan=False, default=float)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RectifiedLawResult:
-        d = dict(d)
-        d["failed"] = {int(k): v for k, v in d.get("failed", {}).items()}
-        d["outliers"] = {int(float(k)): v for k, v in d.get("outliers", {}).items()}
-        if d.get("interval") is not None:
-            d["interval"] = tuple(d["interval"])
-        return cls(**d)
 
 
 class RectifiedLawCallback(Callback):
@@ -243,7 +178,7 @@ class RectifiedLawCallback(Callback):
                 "NestedSubsetDataModule: trainer.fit(model, datamodule="
                 "NestedSubsetDataModule(your_datamodule, budget=1/8))"
             )
-        _check_strategy(trainer)
+        check_strategy(trainer)
         self._check_enough_subsets(dm)
         out_dir = self._out_dir(trainer)
         snapshot = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()}
@@ -263,10 +198,21 @@ class RectifiedLawCallback(Callback):
                 self.results_dir, fingerprint_parts(pl_module, dm, trainer, self.monitor, snapshot)
             )
             try:
+                runs = SubsetRuns(
+                    trainer,
+                    pl_module,
+                    dm,
+                    cache,
+                    monitor=self.monitor,
+                    schedule=self.schedule,
+                    k=self.k,
+                    delta=self.delta,
+                    holdouts=self.holdouts,
+                    checkpoint_every=self.checkpoint_every,
+                )
                 if self.zero_shot:
-                    run = lambda: self._validate(trainer, pl_module, dm)  # noqa: E731
-                    result.zero_shot_loss = self._cached_or_run(trainer, cache, dm.seed, 0, result, run)
-                self._run_subsets(trainer, pl_module, dm, result, cache, snapshot)
+                    result.zero_shot_loss = runs.zero_shot(result)
+                runs.run(result, snapshot)
             finally:
                 pl_module.load_state_dict(snapshot)
                 pl_module.to(device)
@@ -276,7 +222,7 @@ class RectifiedLawCallback(Callback):
         self.result = result
         if trainer.is_global_zero:
             atomic_write_text(out_dir / RESULT_FILE, result.to_json())
-        self._log(trainer, result)
+        log_result(trainer, result)
         rank_zero_info(
             f"[rectlaw] predicted loss at {result.target_size} examples: "
             f"{result.predicted_loss} ({result.status}); written to "
@@ -293,35 +239,6 @@ class RectifiedLawCallback(Callback):
         self.result = None if r is None else RectifiedLawResult.from_dict(r)
         self._restored = self.result is not None
 
-    # --- subset runs ---------------------------------------------------------------------------
-
-    def _run_subsets(self, trainer, pl_module, dm, result, cache, snapshot) -> None:
-        sizes = dm.sizes
-        if self.schedule == "pooled":
-            sizes = sizes[: self.k + self.holdouts]
-        per_example: float | None = None
-        for i, size in enumerate(sizes, start=1):
-            eta = "" if per_example is None else f", about {per_example * sum(sizes[i - 1 :]):.0f}s left"
-            rank_zero_info(f"[rectlaw] subset {i}/{len(sizes)}: {size} examples{eta}")
-            t0 = time.perf_counter()
-            pl_module.load_state_dict(snapshot)
-            run = lambda s=size: self._fit_subset(trainer, pl_module, dm, s, cache)  # noqa: E731
-            loss = self._cached_or_run(trainer, cache, dm.seed, size, result, run)
-            per_example = (time.perf_counter() - t0) / size
-            result.examples_processed += size * _epochs(trainer, size, dm)
-            if not math.isfinite(loss):
-                result.failed[size] = f"diverged: {self.monitor}={loss}"
-                rank_zero_warn(
-                    f"[rectlaw] subset of {size} examples diverged ({self.monitor}="
-                    f"{loss}); it is excluded from the fit"
-                )
-                continue
-            result.sizes.append(size)
-            result.losses.append(loss)
-            if self.schedule == "ats" and self._transition_found(result):
-                rank_zero_info(f"[rectlaw] phase transition detected at {size} examples; stopping (AtS)")
-                break
-
     def _check_enough_subsets(self, dm: NestedSubsetDataModule) -> None:
         """Before any training: the subsets the budget allows can feed the method at all."""
         need = METHODS[self.method].min_points(
@@ -335,104 +252,10 @@ class RectifiedLawCallback(Callback):
                 "raise the budget"
             )
 
-    def _transition_found(self, result: RectifiedLawResult) -> bool:
-        if len(result.sizes) <= self.k:
-            return False
-        sizes = np.array(result.sizes[::-1], dtype=float)
-        return ats_stopped(sizes, np.array(result.losses[::-1]), self.k, self.delta)
-
-    def _fit_subset(self, trainer, pl_module, dm, size: int, cache: RunCache) -> float:
-        dm.use_subset(size)
-        partial = cache.partial_dir(size) if self.checkpoint_every is not None else None
-        sub = self._subset_trainer(trainer, f"subset_{size}", partial)
-        resume = partial / "last.ckpt" if partial is not None and (partial / "last.ckpt").exists() else None
-        if resume is not None:
-            rank_zero_info(f"[rectlaw] size {size}: resuming the interrupted run from {resume}")
-        sub.fit(pl_module, datamodule=dm, ckpt_path=resume)
-        pl_module.trainer = sub
-        return self._validate(sub, pl_module, dm, reuse=True)
-
-    def _validate(self, trainer, pl_module, dm, reuse: bool = False) -> float:
-        runner = trainer if reuse else self._subset_trainer(trainer, "zero_shot")
-        metrics = runner.validate(pl_module, dataloaders=dm.val_dataloader(), verbose=False)
-        values = metrics[0] if metrics else {}
-        if self.monitor not in values:
-            raise ValueError(
-                f"the metric {self.monitor!r} was never logged during validation "
-                f"(logged: {sorted(values)}); log it with self.log({self.monitor!r}, "
-                "...) in validation_step or set RectifiedLawCallback(monitor=...)"
-            )
-        return float(values[self.monitor])
-
-    def _subset_trainer(self, trainer: L.Trainer, name: str, checkpoints: Path | None = None) -> L.Trainer:
-        logger = False
-        if isinstance(trainer.logger, TensorBoardLogger):
-            logger = TensorBoardLogger(
-                save_dir=trainer.logger.log_dir, name="subsets", version=name, default_hp_metric=False
-            )
-        callbacks = [TQDMProgressBar()] if trainer.progress_bar_callback is not None else []
-        if checkpoints is not None:  # resumable mid-subset; removed once the subset is cached
-            callbacks.append(
-                ModelCheckpoint(
-                    dirpath=checkpoints,
-                    save_last=True,
-                    save_top_k=0,
-                    train_time_interval=timedelta(seconds=self.checkpoint_every),
-                    enable_version_counter=False,
-                )
-            )
-        root = trainer.strategy.root_device
-        if trainer.world_size > 1:  # DDP: the same devices and nodes, the process group reused
-            placement = {
-                "devices": trainer.num_devices if root.type == "cpu" else trainer.device_ids,
-                "num_nodes": trainer.num_nodes,
-                "strategy": "ddp",
-            }
-        else:  # the very device the user's Trainer chose (e.g. devices=[1] stays on cuda:1)
-            placement = {"devices": [root.index] if root.index is not None else 1}
-        return L.Trainer(
-            accelerator=root.type,
-            **placement,
-            **trainer_settings(trainer),  # the same list the resume fingerprint hashes
-            num_sanity_val_steps=0,
-            inference_mode=False,  # metric states must stay usable across validate and fit
-            enable_checkpointing=checkpoints is not None,
-            enable_progress_bar=trainer.progress_bar_callback is not None,
-            enable_model_summary=False,
-            logger=logger,
-            callbacks=callbacks,
-        )
-
-    # --- results -------------------------------------------------------------------------------
-
     def _out_dir(self, trainer: L.Trainer) -> Path:
         if self.results_dir is not None:
             return self.results_dir
         return Path(trainer.log_dir or trainer.default_root_dir)
-
-    def _cached_or_run(self, trainer: L.Trainer, cache: RunCache, seed: int, size: int, result, run) -> float:
-        """Reuse the finished run of ``size`` when its fingerprint matches, else run it seeded
-        from ``(seed, size)``; its original wall time is added to ``result.seconds`` either way.
-
-        Under DDP every rank trains, and rank 0's loss and cache decision are broadcast so all
-        ranks follow the same schedule; only rank 0 writes.
-        """
-        saved = cache.get(size) if trainer.is_global_zero else None
-        if trainer.world_size > 1:
-            saved = trainer.strategy.broadcast(saved, src=0)
-        if saved is None:
-            _seed_run(seed, size)
-            t0 = time.perf_counter()
-            loss = float(run())
-            seconds = time.perf_counter() - t0
-            if trainer.world_size > 1:
-                loss = trainer.strategy.broadcast(loss, src=0)
-            if trainer.is_global_zero:
-                cache.put(size, loss, seconds)
-        else:
-            loss, seconds = saved
-        result.seconds += seconds
-        return loss
 
     def _finish(self, result: RectifiedLawResult) -> None:
         pred = predict_curve(
@@ -459,63 +282,3 @@ class RectifiedLawCallback(Callback):
             for name in METHODS[self.method].options
             if name in ("k", "delta", "holdouts")
         }
-
-    def _log(self, trainer: L.Trainer, result: RectifiedLawResult) -> None:
-        logger = trainer.logger
-        if logger is None:
-            return
-        exp = getattr(logger, "experiment", None)
-        for size, loss in zip(result.sizes, result.losses):
-            if hasattr(exp, "add_scalar"):
-                exp.add_scalar("rectlaw/test_loss_vs_subset_size", loss, global_step=size)
-        metrics = {"rectlaw/predicted_loss": result.predicted_loss or float("nan")}
-        params = {
-            "rectlaw/method": result.method,
-            "rectlaw/target_size": result.target_size,
-            "rectlaw/status": result.status,
-        }
-        for prefix, law in (("law", result.law), ("vanilla", result.vanilla_law)):
-            for k, v in (law or {}).items():
-                params[f"rectlaw/{prefix}_{k}"] = v
-        if isinstance(logger, TensorBoardLogger):
-            logger.log_hyperparams(params, metrics)
-        else:
-            logger.log_hyperparams(params)
-            logger.log_metrics(metrics)
-        if hasattr(exp, "add_figure") and result.sizes:
-            from lightning_rectlaw.plot import curve_figure
-
-            exp.add_figure("rectlaw/fit", curve_figure({"candidate": result}))
-        logger.save()
-
-
-def _check_strategy(trainer: L.Trainer) -> None:
-    """Single device, or DDP whose processes already exist (``strategy="ddp"``, torchrun, Slurm):
-    the subset Trainers join that process group. Spawn-based DDP would spawn again from inside."""
-    strategy = trainer.strategy
-    if trainer.world_size == 1:
-        return
-    if isinstance(strategy, DDPStrategy) and strategy.cluster_environment.creates_processes_externally:
-        return
-    raise ValueError(
-        f"RectifiedLawCallback supports single-device and DDP training, not {type(strategy).__name__}"
-        f"{' with spawned processes' if isinstance(strategy, DDPStrategy) else ''}; use "
-        "strategy='ddp' (not 'ddp_spawn'/'ddp_notebook'), or one device per candidate "
-        "(Hydra's joblib/submitit launchers with devices=1)"
-    )
-
-
-def _epochs(trainer: L.Trainer, size: int, dm: NestedSubsetDataModule) -> int:
-    if trainer.max_steps and trainer.max_steps > 0:
-        return max(1, math.ceil(trainer.max_steps * dm.batch_size / size))
-    return int(trainer.max_epochs or 1)
-
-
-def _seed_run(seed: int, size: int) -> None:
-    """Seed Python, numpy and torch (all devices) for the run of ``size`` from ``(seed, size)``."""
-    import random
-
-    value = (int(seed) * 1_000_003 + int(size)) % 2**32
-    random.seed(value)
-    np.random.seed(value)
-    torch.manual_seed(value)

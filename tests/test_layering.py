@@ -18,6 +18,7 @@ CORE = (
     "evaluate",
     "curve",
     "files",
+    "result",
 )
 HEAVY = ("torch", "lightning", "hydra", "omegaconf", "transformers", "matplotlib", "tensorboard")
 

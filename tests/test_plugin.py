@@ -232,14 +232,14 @@ def test_unsupported_multi_device_strategies_are_refused_with_the_fix():
 
     from lightning.pytorch.strategies import DDPStrategy
 
-    from lightning_rectlaw.callback import _check_strategy
+    from lightning_rectlaw.subsets import check_strategy
 
     spawned = DDPStrategy(start_method="spawn")
     spawned.cluster_environment = SimpleNamespace(creates_processes_externally=False)
     for strategy, match in ((object(), "not object"), (spawned, "with spawned processes")):
         with pytest.raises(ValueError, match=rf"{match}.*use strategy='ddp'"):
-            _check_strategy(SimpleNamespace(world_size=2, strategy=strategy))
-    _check_strategy(SimpleNamespace(world_size=1, strategy=object()))  # single device: fine
+            check_strategy(SimpleNamespace(world_size=2, strategy=strategy))
+    check_strategy(SimpleNamespace(world_size=1, strategy=object()))  # single device: fine
 
 
 def test_resume_skips_finished_subsets(tmp_path):

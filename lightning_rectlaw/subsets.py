@@ -1,0 +1,239 @@
+"""The subset runs behind `RectifiedLawCallback`: fresh Trainers, the resume cache, logging."""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.strategies import DDPStrategy
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+
+from lightning_rectlaw.cache import RunCache, trainer_settings
+from lightning_rectlaw.datamodule import NestedSubsetDataModule
+from lightning_rectlaw.result import RectifiedLawResult
+from lightning_rectlaw.selection import ats_stopped
+
+__all__ = ["SubsetRuns", "check_strategy", "epochs", "log_result", "seed_run", "subset_trainer"]
+
+
+class SubsetRuns:
+    """The subset runs of one measurement: each from the module's original weights, in a fresh
+    Trainer built from the user's, reused from ``cache`` when provably the same computation.
+
+    Under DDP every rank trains, and rank 0's losses and cache decisions are broadcast so all
+    ranks follow the same schedule; only rank 0 writes.
+    """
+
+    def __init__(
+        self,
+        trainer,
+        pl_module,
+        dm,
+        cache: RunCache,
+        *,
+        monitor: str,
+        schedule: str,
+        k: int,
+        delta: float,
+        holdouts: int,
+        checkpoint_every: float | None,
+    ) -> None:
+        self.trainer, self.pl_module, self.dm, self.cache = trainer, pl_module, dm, cache
+        self.monitor, self.schedule = monitor, schedule
+        self.k, self.delta, self.holdouts = k, delta, holdouts
+        self.checkpoint_every = checkpoint_every
+
+    def zero_shot(self, result: RectifiedLawResult) -> float:
+        """The loss before fine-tuning (size 0 in the cache)."""
+        return self._cached_or_run(0, result, lambda: self._validate(self.trainer))
+
+    def run(self, result: RectifiedLawResult, snapshot: dict) -> None:
+        """Run the schedule's subsets, largest first, filling ``result``."""
+        trainer, pl_module, dm = self.trainer, self.pl_module, self.dm
+        sizes = dm.sizes
+        if self.schedule == "pooled":
+            sizes = sizes[: self.k + self.holdouts]
+        per_example: float | None = None
+        for i, size in enumerate(sizes, start=1):
+            eta = "" if per_example is None else f", about {per_example * sum(sizes[i - 1 :]):.0f}s left"
+            rank_zero_info(f"[rectlaw] subset {i}/{len(sizes)}: {size} examples{eta}")
+            t0 = time.perf_counter()
+            pl_module.load_state_dict(snapshot)
+            loss = self._cached_or_run(size, result, lambda s=size: self._fit_subset(s))
+            per_example = (time.perf_counter() - t0) / size
+            result.examples_processed += size * epochs(trainer, size, dm)
+            if not math.isfinite(loss):
+                result.failed[size] = f"diverged: {self.monitor}={loss}"
+                rank_zero_warn(
+                    f"[rectlaw] subset of {size} examples diverged ({self.monitor}="
+                    f"{loss}); it is excluded from the fit"
+                )
+                continue
+            result.sizes.append(size)
+            result.losses.append(loss)
+            if self.schedule == "ats" and self._transition_found(result):
+                rank_zero_info(f"[rectlaw] phase transition detected at {size} examples; stopping (AtS)")
+                break
+
+    def _transition_found(self, result: RectifiedLawResult) -> bool:
+        if len(result.sizes) <= self.k:
+            return False
+        sizes = np.array(result.sizes[::-1], dtype=float)
+        return ats_stopped(sizes, np.array(result.losses[::-1]), self.k, self.delta)
+
+    def _fit_subset(self, size: int) -> float:
+        self.dm.use_subset(size)
+        partial = self.cache.partial_dir(size) if self.checkpoint_every is not None else None
+        sub = subset_trainer(self.trainer, f"subset_{size}", partial, self.checkpoint_every)
+        resume = partial / "last.ckpt" if partial is not None and (partial / "last.ckpt").exists() else None
+        if resume is not None:
+            rank_zero_info(f"[rectlaw] size {size}: resuming the interrupted run from {resume}")
+        sub.fit(self.pl_module, datamodule=self.dm, ckpt_path=resume)
+        self.pl_module.trainer = sub
+        return self._validate(sub, reuse=True)
+
+    def _validate(self, trainer, reuse: bool = False) -> float:
+        runner = trainer if reuse else subset_trainer(trainer, "zero_shot")
+        metrics = runner.validate(self.pl_module, dataloaders=self.dm.val_dataloader(), verbose=False)
+        values = metrics[0] if metrics else {}
+        if self.monitor not in values:
+            raise ValueError(
+                f"the metric {self.monitor!r} was never logged during validation "
+                f"(logged: {sorted(values)}); log it with self.log({self.monitor!r}, "
+                "...) in validation_step or set RectifiedLawCallback(monitor=...)"
+            )
+        return float(values[self.monitor])
+
+    def _cached_or_run(self, size: int, result: RectifiedLawResult, run) -> float:
+        """Reuse the finished run of ``size`` when its fingerprint matches, else run it seeded
+        from ``(seed, size)``; its original wall time is added to ``result.seconds`` either way."""
+        trainer = self.trainer
+        saved = self.cache.get(size) if trainer.is_global_zero else None
+        if trainer.world_size > 1:
+            saved = trainer.strategy.broadcast(saved, src=0)
+        if saved is None:
+            seed_run(self.dm.seed, size)
+            t0 = time.perf_counter()
+            loss = float(run())
+            seconds = time.perf_counter() - t0
+            if trainer.world_size > 1:
+                loss = trainer.strategy.broadcast(loss, src=0)
+            if trainer.is_global_zero:
+                self.cache.put(size, loss, seconds)
+        else:
+            loss, seconds = saved
+        result.seconds += seconds
+        return loss
+
+
+def subset_trainer(
+    trainer: L.Trainer, name: str, checkpoints: Path | None = None, checkpoint_every: float | None = None
+) -> L.Trainer:
+    """A fresh Trainer for one subset run: the user's settings (``cache.TRAINER_SETTINGS``), the
+    very devices it chose, a logger of its own under ``subsets/``, and no user callbacks."""
+    logger = False
+    if isinstance(trainer.logger, TensorBoardLogger):
+        logger = TensorBoardLogger(
+            save_dir=trainer.logger.log_dir, name="subsets", version=name, default_hp_metric=False
+        )
+    callbacks = [TQDMProgressBar()] if trainer.progress_bar_callback is not None else []
+    if checkpoints is not None:  # resumable mid-subset; removed once the subset is cached
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=checkpoints,
+                save_last=True,
+                save_top_k=0,
+                train_time_interval=timedelta(seconds=checkpoint_every or 0),
+                enable_version_counter=False,
+            )
+        )
+    root = trainer.strategy.root_device
+    if trainer.world_size > 1:  # DDP: the same devices and nodes, the process group reused
+        placement = {
+            "devices": trainer.num_devices if root.type == "cpu" else trainer.device_ids,
+            "num_nodes": trainer.num_nodes,
+            "strategy": "ddp",
+        }
+    else:  # the very device the user's Trainer chose (e.g. devices=[1] stays on cuda:1)
+        placement = {"devices": [root.index] if root.index is not None else 1}
+    return L.Trainer(
+        accelerator=root.type,
+        **placement,
+        **trainer_settings(trainer),  # the same list the resume fingerprint hashes
+        num_sanity_val_steps=0,
+        inference_mode=False,  # metric states must stay usable across validate and fit
+        enable_checkpointing=checkpoints is not None,
+        enable_progress_bar=trainer.progress_bar_callback is not None,
+        enable_model_summary=False,
+        logger=logger,
+        callbacks=callbacks,
+    )
+
+
+def log_result(trainer: L.Trainer, result: RectifiedLawResult) -> None:
+    """Log the curve, the prediction and the figure through the Trainer's logger."""
+    logger = trainer.logger
+    if logger is None:
+        return
+    exp = getattr(logger, "experiment", None)
+    for size, loss in zip(result.sizes, result.losses):
+        if hasattr(exp, "add_scalar"):
+            exp.add_scalar("rectlaw/test_loss_vs_subset_size", loss, global_step=size)
+    metrics = {"rectlaw/predicted_loss": result.predicted_loss or float("nan")}
+    params = {
+        "rectlaw/method": result.method,
+        "rectlaw/target_size": result.target_size,
+        "rectlaw/status": result.status,
+    }
+    for prefix, law in (("law", result.law), ("vanilla", result.vanilla_law)):
+        for k, v in (law or {}).items():
+            params[f"rectlaw/{prefix}_{k}"] = v
+    if isinstance(logger, TensorBoardLogger):
+        logger.log_hyperparams(params, metrics)
+    else:
+        logger.log_hyperparams(params)
+        logger.log_metrics(metrics)
+    if hasattr(exp, "add_figure") and result.sizes:
+        from lightning_rectlaw.plot import curve_figure
+
+        exp.add_figure("rectlaw/fit", curve_figure({"candidate": result}))
+    logger.save()
+
+
+def check_strategy(trainer: L.Trainer) -> None:
+    """Single device, or DDP whose processes already exist (``strategy="ddp"``, torchrun, Slurm):
+    the subset Trainers join that process group. Spawn-based DDP would spawn again from inside."""
+    strategy = trainer.strategy
+    if trainer.world_size == 1:
+        return
+    if isinstance(strategy, DDPStrategy) and strategy.cluster_environment.creates_processes_externally:
+        return
+    raise ValueError(
+        f"RectifiedLawCallback supports single-device and DDP training, not {type(strategy).__name__}"
+        f"{' with spawned processes' if isinstance(strategy, DDPStrategy) else ''}; use "
+        "strategy='ddp' (not 'ddp_spawn'/'ddp_notebook'), or one device per candidate "
+        "(Hydra's joblib/submitit launchers with devices=1)"
+    )
+
+
+def epochs(trainer: L.Trainer, size: int, dm: NestedSubsetDataModule) -> int:
+    if trainer.max_steps and trainer.max_steps > 0:
+        return max(1, math.ceil(trainer.max_steps * dm.batch_size / size))
+    return int(trainer.max_epochs or 1)
+
+
+def seed_run(seed: int, size: int) -> None:
+    """Seed Python, numpy and torch (all devices) for the run of ``size`` from ``(seed, size)``."""
+    import random
+
+    value = (int(seed) * 1_000_003 + int(size)) % 2**32
+    random.seed(value)
+    np.random.seed(value)
+    torch.manual_seed(value)
