@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import pickle
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -172,5 +173,10 @@ def _update(h, obj) -> None:
         for x in obj:
             _update(h, x)
         h.update(b"]")
-    else:
+    elif isinstance(obj, (str, bytes, int, float, bool, type(None), Path)):
         h.update(repr(obj).encode())
+    else:  # e.g. an image: its pickle holds the contents, its repr may hold only an address
+        try:
+            h.update(pickle.dumps(obj, protocol=4))
+        except (pickle.PicklingError, TypeError, AttributeError):
+            h.update(repr(obj).encode())

@@ -626,3 +626,18 @@ def test_too_few_subsets_for_the_method_fail_before_training(tmp_path):
     with pytest.raises(ValueError, match=r"give 2 subset\(s\) \[64, 32\], but `method='ats'` needs 3 points"):
         _trainer(tmp_path, RectifiedLawCallback(method="ats")).fit(model, datamodule=dm)
     assert model.starts == []
+
+
+class Image:
+    """Like a PIL image: its repr holds an address, its pickle the pixels."""
+
+    def __init__(self, pixels):
+        self.pixels = pixels
+
+
+def test_the_fingerprint_hashes_contents_not_addresses():
+    from lightning_rectlaw.cache import _digest
+
+    assert _digest([Image([1, 2, 3])]) == _digest([Image([1, 2, 3])])
+    assert _digest([Image([1, 2, 3])]) != _digest([Image([1, 2, 4])])
+    assert _digest({"input_ids": torch.arange(4)}) != _digest({"input_ids": torch.arange(1, 5)})
