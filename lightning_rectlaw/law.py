@@ -50,6 +50,15 @@ _B, _DL, _BETA, _E, _ALPHA = range(5)
 # Box bounds on the raw parameters keep exp() finite; beta beyond 3 is not a fine-tuning curve.
 _LOWER = np.array([-300.0, -300.0, 1e-3, np.log(1e-8), 0.05])
 _UPPER = np.array([300.0, 300.0, 3.0, 50.0, 20.0])
+_NAMES = ("B", "pre_learned_size", "beta", "E", "alpha")
+# Why the optimiser stopped, by the code _levenberg_marquardt returns.
+_REASONS = (
+    "stopped at the iteration limit",
+    "converged: relative improvement below tolerance",
+    "converged: no step improves the objective (a minimum)",
+    "converged: exact fit (objective zero)",
+    "not started: the starting point is not finite",
+)
 
 
 class FitConvergenceWarning(UserWarning):
@@ -91,6 +100,9 @@ class FitResult:
         converged: whether the optimiser met its tolerance; a ``False`` fit is still the best
             point found, but treat its numbers with suspicion.
         message: why the optimiser stopped.
+        iterations: Levenberg–Marquardt iterations of the best start.
+        at_bound: parameters pinned at a bound of the search (e.g. ``E`` at its floor of 1e-8:
+            the curve shows no floor). They are held fixed, not estimated, in :meth:`interval`.
     """
 
     law: str
@@ -105,6 +117,8 @@ class FitResult:
     objective: float
     converged: bool
     message: str
+    iterations: int
+    at_bound: tuple[str, ...]
     _theta: np.ndarray = field(repr=False)
     _free: np.ndarray = field(repr=False)
     _cov: np.ndarray = field(repr=False)
@@ -173,7 +187,8 @@ def fit_law(
         losses: test losses at those sizes, finite and positive.
         law: ``"rectified"`` (default) or ``"vanilla"``.
         free_alpha: fit the exponent α too instead of fixing it at 1.
-        huber_delta: Huber threshold on log-loss residuals (default ``1e-3``, as in the paper).
+        huber_delta: Huber threshold on log-loss residuals (default 0.1: quadratic for ordinary
+            run-to-run noise, linear for a broken run; the paper's 1e-3 makes the fit nearly L1).
         max_iter: Levenberg–Marquardt iterations per start.
 
     Returns:
@@ -185,15 +200,7 @@ def fit_law(
             sizes, non-finite or non-positive losses.
     """
     s, y = _validate_curve(sizes, losses, law, free_alpha)
-    return fit_laws(
-        s[None],
-        y[None],
-        law,
-        free_alpha=free_alpha,
-        huber_delta=huber_delta,
-        max_iter=max_iter,
-        _validated=True,
-    )[0]
+    return _fit_validated(s[None], y[None], law, free_alpha, huber_delta, max_iter, None)[0]
 
 
 def fit_laws(
@@ -205,7 +212,6 @@ def fit_laws(
     huber_delta: float = DEFAULT_HUBER_DELTA,
     max_iter: int = 1000,
     names: Sequence[str] | None = None,
-    _validated: bool = False,
 ) -> list[FitResult]:
     """Fit many curves at once (vectorised): the fast path behind selection and evaluation.
 
@@ -223,17 +229,23 @@ def fit_laws(
     y = np.atleast_2d(np.asarray(losses, dtype=float))
     s = np.broadcast_to(np.asarray(sizes, dtype=float), y.shape)
     mask = np.isfinite(y)
-    if not _validated:
-        for i in range(y.shape[0]):
-            _validate_curve(
-                s[i][mask[i]], y[i][mask[i]], law, free_alpha, name=None if names is None else names[i]
-            )
+    for i in range(y.shape[0]):
+        _validate_curve(
+            s[i][mask[i]], y[i][mask[i]], law, free_alpha, name=None if names is None else names[i]
+        )
+    return _fit_validated(s, y, law, free_alpha, huber_delta, max_iter, names)
+
+
+def _fit_validated(s, y, law, free_alpha, huber_delta, max_iter, names) -> list[FitResult]:
+    """:func:`fit_laws` on curves already validated."""
+    mask = np.isfinite(y)
     free = np.array([True, law == "rectified", True, True, free_alpha])
-    theta, obj, ok, msg = _multistart(s, y, mask, free, huber_delta, max_iter)
+    theta, obj, reason, iters = _multistart(s, y, mask, free, huber_delta, max_iter)
     results = [
-        _result(law, s[i], y[i], mask[i], theta[i], free, obj[i], ok[i], msg[i]) for i in range(y.shape[0])
+        _result(law, s[i], y[i], mask[i], theta[i], free, obj[i], reason[i], iters[i])
+        for i in range(y.shape[0])
     ]
-    bad = [names[i] if names is not None else str(i) for i in range(len(results)) if not ok[i]]
+    bad = [names[i] if names is not None else str(i) for i, f in enumerate(results) if not f.converged]
     if bad:
         warnings.warn(
             f"{len(bad)} of {len(results)} {law}-law fits did not converge within {max_iter} "
@@ -343,9 +355,11 @@ def _huber(r: np.ndarray, delta: float) -> np.ndarray:
 def _levenberg_marquardt(theta, logd, pos, y, w, free, delta, max_iter, ftol=1e-9):
     """Batched Levenberg–Marquardt on the Huber objective (IRLS weights).
 
-    Only still-running problems are computed each iteration. A problem has converged when an
-    accepted step improves its objective by less than ``ftol`` (relative), or when no step of any
-    damping improves it (it sits at a minimum). Returns theta, objective, converged.
+    Only still-running problems are computed each iteration. A problem stops when an accepted
+    step improves its objective by less than ``ftol`` (relative), when no step of any damping
+    improves it (it sits at a minimum), or when its objective is zero (an exact fit). Returns
+    theta, objective, the stop reason per problem (an index of :data:`_REASONS`; 0: it ran out
+    of iterations) and the iterations each used.
     """
     theta = theta.copy()
     n_free = int(free.sum())
@@ -353,11 +367,13 @@ def _levenberg_marquardt(theta, logd, pos, y, w, free, delta, max_iter, ftol=1e-
     lam = np.full(theta.shape[0], 1e-3)
     pred, jac = _model(theta, logd, pos)
     obj = np.sum(w * _huber(pred - y, delta), axis=1)
-    done = ~np.isfinite(obj)
+    reason = np.where(np.isfinite(obj), 0, 4)
+    iters = np.zeros(theta.shape[0], dtype=int)
     for _ in range(max_iter):
-        act = np.flatnonzero(~done)
+        act = np.flatnonzero(reason == 0)
         if act.size == 0:
             break
+        iters[act] += 1
         r = pred[act] - y[act]
         omega = w[act] * np.minimum(1.0, delta / np.maximum(np.abs(r), 1e-300))
         jf = jac[act][:, :, free]
@@ -380,8 +396,8 @@ def _levenberg_marquardt(theta, logd, pos, y, w, free, delta, max_iter, ftol=1e-
             t_obj[better],
         )
         lam[act] = np.where(better, lam[act] / 3.0, lam[act] * 4.0)
-        done[act] = small | (lam[act] > 1e12) | (obj[act] <= 1e-30)
-    return theta, obj, done
+        reason[act] = np.select([obj[act] <= 1e-30, small, lam[act] > 1e12], [3, 1, 2], 0)
+    return theta, obj, reason, iters
 
 
 def _grid_starts(s, y, mask, free, n_keep: int = 4) -> np.ndarray:
@@ -446,22 +462,26 @@ def _multistart(s, y, mask, free, delta, max_iter):
     w = rep(mask.astype(float))
     fit_free = free.copy()
     fit_free[_ALPHA] = False
-    theta, obj, ok = _levenberg_marquardt(flat, logd, pos, ly, w, fit_free, delta, max_iter)
+    theta, obj, reason, iters = _levenberg_marquardt(flat, logd, pos, ly, w, fit_free, delta, max_iter)
     if free[_ALPHA]:
-        theta, obj, ok = _levenberg_marquardt(theta, logd, pos, ly, w, free, delta, max_iter)
+        theta, obj, reason, more = _levenberg_marquardt(theta, logd, pos, ly, w, free, delta, max_iter)
+        iters = iters + more
     obj = np.where(np.isfinite(obj), obj, np.inf).reshape(P, K)
     best = np.argmin(obj, axis=1)
     idx = np.arange(P) * K + best
-    ok = ok[idx]
-    msg = np.where(ok, "converged", f"stopped after {max_iter} iterations")
-    return theta[idx], obj[np.arange(P), best], ok, msg
+    return theta[idx], obj[np.arange(P), best], reason[idx], iters[idx]
 
 
-def _result(law, s, y, mask, theta, free, obj, ok, msg) -> FitResult:
+def _result(law, s, y, mask, theta, free, obj, reason, iters) -> FitResult:
     s_fit, y_fit = s[mask], y[mask]
     logd, pos = _safe_log(s_fit)[None], (s_fit > 0)[None]
     pred, jac = _model(theta[None], logd, pos)
     r = pred[0] - np.log(y_fit)
+    # A parameter pinned at its bound is not estimated: it is held fixed in the interval.
+    pinned = free & (
+        np.isclose(theta, _LOWER, rtol=0, atol=1e-6) | np.isclose(theta, _UPPER, rtol=0, atol=1e-6)
+    )
+    free = free & ~pinned
     n, p = r.size, int(free.sum())
     dof = n - p
     sigma2 = float(r @ r / dof) if dof > 0 else float("inf")
@@ -478,8 +498,10 @@ def _result(law, s, y, mask, theta, free, obj, ok, msg) -> FitResult:
         losses=y_fit.copy(),
         rmse_log=float(np.sqrt(np.mean(r * r))),
         objective=float(obj),
-        converged=bool(ok),
-        message=str(msg),
+        converged=bool(reason in (1, 2, 3)),
+        message=_REASONS[int(reason)],
+        iterations=int(iters),
+        at_bound=tuple(name for name, pin in zip(_NAMES, pinned) if pin),
         _theta=theta.copy(),
         _free=free.copy(),
         _cov=cov,

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy.optimize import least_squares
 
-from lightning_rectlaw.law import FitResult, fit_law, fit_laws, law_value
+from lightning_rectlaw.law import FitConvergenceWarning, FitResult, fit_law, fit_laws, law_value
 
 SIZES = np.array([0, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 51200, 102400])
 
@@ -141,3 +141,18 @@ def test_law_module_imports_no_heavy_framework():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_fit_result_reports_iterations_stop_reason_and_pinned_parameters():
+    sizes = 200.0 * 2 ** np.arange(10)
+    no_floor = 30.0 / (50.0 + sizes**0.5)  # E = 0: the law's floor sits at its lower bound
+    fit = fit_law(sizes, no_floor)
+    assert fit.converged and fit.message.startswith("converged") and fit.iterations > 0
+    assert fit.at_bound == ("E",)
+    assert fit._dof == sizes.size - 3  # E held fixed: B, D_l and beta are estimated
+    lo, hi = fit.interval(sizes[-1] * 8, level=0.9)
+    assert lo < fit.predict(sizes[-1] * 8) < hi
+    with pytest.warns(FitConvergenceWarning, match="did not converge within 1 iterations"):
+        stopped = fit_law(sizes, no_floor * np.exp(0.01 * np.sin(sizes)), max_iter=1)
+    assert not stopped.converged and stopped.message == "stopped at the iteration limit"
+    assert stopped.iterations == 1
