@@ -1,6 +1,7 @@
 """`RectifiedLawCallback`: measure a candidate's fine-tuning scaling curve inside the user's Trainer.
 
-Mechanism (chosen deliberately, see ../shared/STYLE.md on the tuner callbacks): in
+Mechanism (chosen deliberately over the in-loop road of Lightning's tuner callbacks, which
+snapshot and restore private loop state and have a history of bugs there): in
 ``on_fit_start`` the callback snapshots the module's weights and runs every subset with a **fresh
 ``Trainer``** built from the user's Trainer settings (epochs/steps, precision, clipping,
 accumulation, accelerator, validation limits), then restores the snapshot. A fresh Trainer gives
@@ -83,7 +84,9 @@ class RectifiedLawCallback(Callback):
         law.result.predicted_loss
 
     Raises:
-        ValueError: bad options; the metric ``monitor`` never logged; a multi-device strategy.
+        ValueError: bad options; the metric ``monitor`` never logged; a multi-device strategy
+            other than DDP with externally created processes (FSDP, DeepSpeed, ``ddp_spawn``);
+            too few subsets for the method.
         TypeError: the Trainer's datamodule is not a :class:`NestedSubsetDataModule`.
     """
 
