@@ -12,15 +12,15 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from lightning_rectlaw.app import exit_code, mark_failed, run_candidate, validate_config
+from lightning_rectlaw.app import build_callback, exit_code, mark_failed, run_candidate
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> dict:
-    validate_config(cfg)
     hc = HydraConfig.get()
+    law = build_callback(cfg, f"{hc.runtime.output_dir}/rectlaw")  # bad values fail here, first
     name = cfg.model.get("model_name_or_path") or hc.runtime.choices["model"]
-    record = run_candidate(cfg, hc.runtime.output_dir, name)
+    record = run_candidate(cfg, hc.runtime.output_dir, name, law)
     if hc.mode != RunMode.MULTIRUN and record["status"] != "ok":
         mark_failed()  # a sweep decides at its end, from all its candidates
     return record

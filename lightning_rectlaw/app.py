@@ -14,14 +14,15 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from lightning_rectlaw.budget import parse_budget
+from lightning_rectlaw.config import register_configs
 from lightning_rectlaw.files import atomic_write_text
 from lightning_rectlaw.summary import CANDIDATE_FILE
 
-__all__ = ["CANDIDATE_FILE", "exit_code", "mark_failed", "run_candidate", "validate_config"]
+__all__ = ["CANDIDATE_FILE", "build_callback", "exit_code", "mark_failed", "run_candidate"]
 
 log = logging.getLogger(__name__)
 _EXIT = {"code": 0}
+register_configs()  # the typed `rectlaw` schema, before Hydra composes the app's config
 
 
 def mark_failed() -> None:
@@ -54,36 +55,28 @@ def _leave_process_group(synchronize: bool) -> None:
         dist.destroy_process_group()
 
 
-def validate_config(cfg: Any) -> None:
-    """Fail fast, before any training, on invalid ``rectlaw`` values; the message names the key."""
-    r = cfg.rectlaw
-    try:
-        budget = parse_budget(r.budget)
-    except ValueError as err:
-        raise ValueError(f"rectlaw.budget: {err}") from None
-    if r.min_size < 1:
-        raise ValueError(f"rectlaw.min_size must be >= 1, got {r.min_size}")
-    if budget > 1 and r.min_size > budget:
-        raise ValueError(f"rectlaw.min_size ({r.min_size}) is above rectlaw.budget ({r.budget})")
-    from lightning_rectlaw.callback import SCHEDULES
-    from lightning_rectlaw.selection import check_option, method_entry
-
-    if r.schedule not in SCHEDULES:
-        raise ValueError(f"rectlaw.schedule must be one of {SCHEDULES}, got {r.schedule!r}")
-    try:
-        method_entry(r.method)
-        for key in ("k", "delta", "holdouts"):
-            check_option(key, r.get(key, 3))
-    except ValueError as err:
-        raise ValueError(f"rectlaw.{str(err).lstrip('`').split('`')[0]}: {err}") from None
-
-
-def run_candidate(cfg: Any, output_dir: str | Path, name: str) -> dict[str, Any]:
-    """Run the plugin for one candidate and write ``candidate.json``; never raises for the job."""
+def build_callback(cfg: Any, results_dir: str | Path):
+    """The callback from ``cfg.rectlaw.callback``, its options and the budget checked: call it
+    before anything heavy, so a bad value fails before any model is loaded, naming the key."""
     from hydra.utils import instantiate
 
-    from lightning_rectlaw.callback import RectifiedLawCallback
-    from lightning_rectlaw.datamodule import NestedSubsetDataModule
+    from lightning_rectlaw.budget import check_budget
+
+    r = cfg.rectlaw
+    try:
+        check_budget(r.datamodule.budget, r.datamodule.min_size)
+    except ValueError as err:
+        raise ValueError(f"rectlaw.budget / rectlaw.min_size: {err}") from None
+    log.info(f"Instantiating callback <{r.callback._target_}>")
+    return instantiate(r.callback, results_dir=Path(results_dir))
+
+
+def run_candidate(cfg: Any, output_dir: str | Path, name: str, law=None) -> dict[str, Any]:
+    """Run the plugin for one candidate and write ``candidate.json``; never raises for the job.
+
+    ``law`` is the callback from :func:`build_callback` (built here when not given).
+    """
+    from hydra.utils import instantiate
 
     out = Path(output_dir)
     record: dict[str, Any] = {"name": name, "status": "failed"}
@@ -97,21 +90,15 @@ def run_candidate(cfg: Any, output_dir: str | Path, name: str) -> dict[str, Any]
         data = instantiate(cfg.data)
         log.info(f"Instantiating model <{cfg.model._target_}> for candidate {name!r}")
         model = instantiate(cfg.model)
-        r = cfg.rectlaw
-        dm = NestedSubsetDataModule(
-            data, budget=r.budget, min_size=r.min_size, target_size=r.target_size, seed=r.seed
-        )
-        law = RectifiedLawCallback(
-            method=r.method,
-            k=r.k,
-            delta=r.delta,
-            holdouts=r.get("holdouts", 3),
-            schedule=r.schedule,
-            zero_shot=r.zero_shot,
-            results_dir=out / "rectlaw",
-        )
+        law = law if law is not None else build_callback(cfg, out / "rectlaw")
+        log.info(f"Instantiating datamodule <{cfg.rectlaw.datamodule._target_}> around it")
+        dm = instantiate(cfg.rectlaw.datamodule, datamodule=data)
+        callbacks = [law]
+        for key, node in (cfg.get("callbacks") or {}).items():
+            log.info(f"Instantiating callback {key} <{node._target_}>")
+            callbacks.append(instantiate(node))
         log.info(f"Instantiating trainer <{cfg.trainer._target_}>")
-        trainer = instantiate(cfg.trainer, callbacks=[law], logger=instantiate(cfg.logger))
+        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=instantiate(cfg.logger))
         trainer.fit(model, datamodule=dm)
         res = law.result
         record.update(json.loads(res.to_json()))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["budget_size", "parse_budget"]
+__all__ = ["budget_size", "check_budget", "parse_budget"]
 
 
 def parse_budget(budget: float | str) -> float:
@@ -41,3 +41,14 @@ def budget_size(budget: float | str, target: float) -> float:
     """The budget in examples: a fraction (<= 1) of ``target``, or the number itself (> 1)."""
     value = parse_budget(budget)
     return value * float(target) if value <= 1 else value
+
+
+def check_budget(budget: float | str, min_size: int) -> None:
+    """A well-formed budget and a smallest subset that fits under it (an absolute budget)."""
+    value = parse_budget(budget)
+    if min_size < 1:
+        raise ValueError(f"`min_size` must be at least 1, got {min_size}")
+    if value > 1 and min_size > value:
+        raise ValueError(
+            f"`min_size` ({min_size}) is above the budget ({budget}); lower it or raise the budget"
+        )

@@ -9,7 +9,7 @@ import numpy as np
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset, Subset
 
-from lightning_rectlaw.budget import budget_size, parse_budget
+from lightning_rectlaw.budget import budget_size, check_budget
 
 __all__ = ["NestedSubsetDataModule", "subset_sizes"]
 
@@ -78,8 +78,7 @@ class NestedSubsetDataModule(L.LightningDataModule):
                 f"{type(datamodule).__name__} has no `train_dataloader`: the wrapped "
                 "datamodule must provide a train set to subsample"
             )
-        if min_size < 1:
-            raise ValueError(f"`min_size` must be at least 1, got {min_size}")
+        check_budget(budget, min_size)
         self.datamodule = datamodule
         self.budget = budget
         self.min_size = int(min_size)
@@ -87,7 +86,6 @@ class NestedSubsetDataModule(L.LightningDataModule):
         self.seed = int(seed)
         self._active_size: int | None = None
         self._train_loader: DataLoader | None = None
-        parse_budget(budget)  # fail fast on a malformed budget
 
     # --- lifecycle -----------------------------------------------------------------------------
 

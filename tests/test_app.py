@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from lightning_rectlaw.app import validate_config
+from lightning_rectlaw.app import build_callback
 from lightning_rectlaw.summary import collect_results, write_summary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,29 +28,53 @@ def _compose(overrides=()):
         return compose("config", overrides=list(overrides), return_hydra_config=True)
 
 
-def test_default_config_composes_three_candidates_with_targets():
+def test_default_config_composes_three_candidates_with_targets(tmp_path):
     cfg = _compose()
     assert cfg.hydra.sweeper.params.model.split(",") == ["tiny_gpt2", "tiny_llama", "small_gpt2"]
-    for group in ("model", "data", "trainer", "logger"):
-        assert "_target_" in cfg[group]
-    validate_config(cfg)
+    for node in (cfg.model, cfg.data, cfg.trainer, cfg.logger, cfg.rectlaw.datamodule, cfg.rectlaw.callback):
+        assert "_target_" in node
+    law = build_callback(
+        _compose(["rectlaw.level=0.8", "rectlaw.monitor=my_loss", "rectlaw.continue_fit=true"]), tmp_path
+    )
+    assert (law.level, law.monitor, law.continue_fit, law.results_dir) == (0.8, "my_loss", True, tmp_path)
+
+
+def test_a_wrong_type_fails_at_composition_naming_the_key():
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException, match=r"(?s)rectlaw\.k.*abc"):
+        _compose(["rectlaw.k=abc"])
+    with pytest.raises(ConfigCompositionException, match=r"(?s)rectlaw\.zero_shot"):
+        _compose(["rectlaw.zero_shot=maybe"])
 
 
 @pytest.mark.parametrize(
     ("override", "match"),
     [
-        ("rectlaw.budget=0", "rectlaw.budget"),
-        ("rectlaw.budget=-3", "rectlaw.budget"),
-        ("rectlaw.delta=0", "rectlaw.delta"),
-        ("rectlaw.min_size=4096", "rectlaw.min_size"),
-        ("rectlaw.method=best", "rectlaw.method"),
-        ("rectlaw.holdouts=0", "rectlaw.holdouts"),
-        ("rectlaw.schedule=fast", "rectlaw.schedule"),
+        ("rectlaw.budget=0", r"rectlaw\.budget.*budget must be positive"),
+        ("rectlaw.budget=-3", r"rectlaw\.budget.*budget must be positive"),
+        (
+            "rectlaw.min_size=4096",
+            r"rectlaw\.budget / rectlaw\.min_size.*`min_size` \(4096\) is above the budget",
+        ),
+        ("rectlaw.delta=0", r"(?s)rectlaw\.callback.*`delta` must be a positive number"),
+        ("rectlaw.method=best", r"(?s)rectlaw\.callback.*`method` should be one of"),
+        ("rectlaw.holdouts=0", r"(?s)rectlaw\.callback.*`holdouts` must be an integer of at least 1"),
+        ("rectlaw.schedule=fast", r"(?s)rectlaw\.callback.*`schedule` should be one of"),
+        ("rectlaw.level=1.5", r"(?s)rectlaw\.callback.*`level` must be in \(0, 1\)"),
     ],
 )
-def test_invalid_values_fail_fast_naming_the_key(override, match):
-    with pytest.raises(ValueError, match=match):
-        validate_config(_compose([override]))
+def test_invalid_values_fail_fast_naming_the_key(tmp_path, override, match):
+    with pytest.raises(Exception, match=match):
+        build_callback(_compose([override]), tmp_path)
+
+
+def test_users_own_callbacks_are_instantiated_from_the_callbacks_group():
+    from hydra.utils import instantiate
+
+    cfg = _compose(["+callbacks.lr._target_=lightning.pytorch.callbacks.LearningRateMonitor"])
+    built = [instantiate(node) for node in cfg.callbacks.values()]
+    assert [type(cb).__name__ for cb in built] == ["LearningRateMonitor"]
 
 
 def test_hugging_face_dataset_entry_instantiates_the_text_datamodule():

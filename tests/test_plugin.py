@@ -361,14 +361,14 @@ def test_monitored_key_never_logged(tmp_path):
     ("kw", "match"),
     [
         ({"budget": 4096}, "larger than the train set"),
-        ({"budget": 8, "min_size": 16}, "below min_size"),
+        ({"budget": 8, "min_size": 16}, r"`min_size` \(16\) is above the budget \(8\)"),
+        ({"budget": "1/64", "min_size": 16}, "below min_size"),
         ({"budget": 16, "min_size": 16}, "too small for two nested subsets"),
     ],
 )
 def test_bad_budgets(kw, match):
-    dm = NestedSubsetDataModule(Data(), **kw)
-    with pytest.raises(ValueError, match=match):
-        dm.setup("fit")
+    with pytest.raises(ValueError, match=match):  # at construction when it can tell, else in setup
+        NestedSubsetDataModule(Data(), **kw).setup("fit")
 
 
 def test_datamodule_without_train_set_and_unwrapped_datamodule(tmp_path):
