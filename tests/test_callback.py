@@ -1,0 +1,247 @@
+"""RectifiedLawCallback on CPU with a tiny boring model: schedules, results, errors, DDP."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from boring import Boring, Data, trainer_with
+from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
+
+from lightning_rectlaw import NestedSubsetDataModule, RectifiedLawCallback
+
+
+def test_callback_runs_every_subset_from_identical_weights_with_fresh_optimizers(tmp_path):
+    model = Boring()
+    initial = model.layer.weight.detach().clone()
+    law = RectifiedLawCallback(schedule="all", zero_shot=True)
+    trainer = trainer_with(tmp_path, law)
+    trainer.fit(model, datamodule=NestedSubsetDataModule(Data(), budget="1/2", min_size=32))
+    r = law.result
+    assert r.sizes == [256, 128, 64, 32] and len(r.losses) == 4 and r.zero_shot_loss is not None
+    assert all(torch.equal(w, initial) for w in model.starts)
+    assert len(set(model.optimizers_seen)) == len(model.optimizers_seen) == 4
+    assert torch.equal(model.layer.weight, initial)  # the user's model is left at its pretrained weights
+    assert trainer.global_step == 0  # by default the full-data fit is skipped
+    assert r.status == "ok" and r.predicted_loss > 0 and r.target_size == 512
+    assert r.examples_processed == 2 * (256 + 128 + 64 + 32)
+    saved = json.loads((tmp_path / "tb" / "lightning_logs" / "version_0" / "rectlaw_result.json").read_text())
+    assert saved["predicted_loss"] == pytest.approx(r.predicted_loss)
+
+
+def test_continue_fit_trains_on_full_data_and_user_callbacks_fire(tmp_path):
+    fired = []
+
+    class Probe(Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            fired.append(trainer.current_epoch)
+
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor="val_loss")
+    extra = [ckpt, EarlyStopping("val_loss", patience=5), LearningRateMonitor(), Probe()]
+    model = Boring()
+    law = RectifiedLawCallback(schedule="all", continue_fit=True)
+    trainer = trainer_with(tmp_path, law, extra=extra)
+    trainer.fit(model, datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32))
+    assert fired == [0, 1]  # only the user's own fit, not the subset runs
+    assert trainer.global_step == 2 * 16  # 512 examples / 32 per batch, 2 epochs
+    assert ckpt.best_model_path and len(list((tmp_path / "ckpt").glob("*.ckpt"))) == 1
+    assert len(law.result.sizes) == 3
+
+
+def test_tensorboard_has_subset_runs_scalars_and_figure(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    law = RectifiedLawCallback(schedule="all")
+    trainer = trainer_with(tmp_path, law)
+    trainer.fit(Boring(), datamodule=NestedSubsetDataModule(Data(), budget="1/2", min_size=32))
+    ea = EventAccumulator(trainer.logger.log_dir, size_guidance={"images": 0, "scalars": 0})
+    ea.Reload()
+    steps = [e.step for e in ea.Scalars("rectlaw/test_loss_vs_subset_size")]
+    assert sorted(steps) == [32, 64, 128, 256]
+    assert "rectlaw/fit" in ea.Tags()["images"]
+    sub_runs = sorted(p.name for p in (tmp_path / "tb/lightning_logs/version_0/subsets").iterdir())
+    assert sub_runs == ["subset_128", "subset_256", "subset_32", "subset_64"]
+
+
+def test_ats_schedule_stops_at_the_phase_transition(tmp_path):
+    class Flat(Boring):
+        def validation_step(self, batch, _):
+            n = len(self.trainer.datamodule.train_dataloader().dataset)
+            wiggle = 1 + 0.002 * (-1) ** int(np.log2(n))
+            loss = (2.0 * n**-0.3 if n >= 64 else 2.0 * 64**-0.3) * wiggle
+            self.log("val_loss", torch.tensor(loss))
+
+    law = RectifiedLawCallback(schedule="ats")
+    trainer_with(tmp_path, law).fit(
+        Flat(), datamodule=NestedSubsetDataModule(Data(2048), budget=1024, min_size=8)
+    )
+    assert law.result.sizes[-1] == 32  # 1024 .. 64 accepted, 32 rejected: nothing smaller was run
+
+
+def test_max_steps_runs_count_the_examples_they_process(tmp_path):
+    law = RectifiedLawCallback(schedule="all")
+    trainer = trainer_with(tmp_path, law, max_steps=6)  # 6 batches of 32 = 192 examples per subset
+    trainer.fit(Boring(), datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32))
+    assert trainer.datamodule.batch_size == 32
+    # ceil(192 / size) passes over each subset: 2 × 128, 3 × 64, 6 × 32
+    assert law.result.examples_processed == 2 * 128 + 3 * 64 + 6 * 32
+
+
+def test_a_diverged_but_finite_run_is_left_out_and_reported(tmp_path):
+    law = RectifiedLawCallback(zero_shot=True)  # the default method, robust_ats
+    with pytest.warns(UserWarning, match="left out of the ranking as bad runs"):
+        trainer_with(tmp_path, law).fit(
+            Boring(blow_up_at=128), datamodule=NestedSubsetDataModule(Data(2048), budget=1024, min_size=16)
+        )
+    r = law.result
+    assert r.method == "robust_ats" and r.status == "ok"
+    assert 128 in r.sizes and list(r.outliers) == [128] and "diverged" in r.outliers[128]
+    assert r.predicted_loss < 1.0  # the 1e21 run steers nothing
+    # the side fits and the drawn curve use the clean points only; the prediction ends the curve
+    assert r.law is not None and r.law["B"] < 1e6
+    assert r.prediction_curve["losses"][-1] == pytest.approx(r.predicted_loss)
+    assert r.prediction_curve["sizes"][-1] == r.target_size
+
+
+def test_a_curve_without_enough_clean_points_is_not_ok(tmp_path):
+    law = RectifiedLawCallback(zero_shot=True)
+    with pytest.warns(UserWarning, match="left out of the ranking"):
+        trainer_with(tmp_path, law).fit(
+            Boring(blow_up_at=64), datamodule=NestedSubsetDataModule(Data(2048), budget=256, min_size=64)
+        )
+    assert law.result.status.startswith("no prediction: AtS needs k=3 points")
+    assert "bad run" in law.result.status and law.result.predicted_loss is None
+
+
+def test_pooled_schedule_runs_only_the_subsets_it_needs(tmp_path):
+    law = RectifiedLawCallback(method="pooled", holdouts=2)  # schedule "auto": k + holdouts sizes
+    trainer_with(tmp_path, law).fit(
+        Boring(), datamodule=NestedSubsetDataModule(Data(2048), budget=1024, min_size=8)
+    )
+    assert law.result.method == "pooled" and law.result.status == "ok"
+    assert law.result.sizes == [1024, 512, 256, 128, 64]
+    lo, hi = law.result.interval  # two hold-outs: a bounded interval around the prediction
+    assert lo < law.result.predicted_loss < hi
+
+
+@pytest.mark.slow
+def test_ddp_subset_runs_share_the_work_and_agree(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parent / "scripts" / "ddp_subsets.py"
+    for attempt in ("first", "resumed"):
+        proc = subprocess.run(
+            [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=600
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        r0, r1 = (json.loads((tmp_path / f"rank{i}.json").read_text()) for i in (0, 1))
+        assert r0["status"] == r1["status"] == "ok"
+        assert r0["sizes"] == r1["sizes"] == [256, 128, 64] and r0["losses"] == r1["losses"]
+        assert r0["global_step"] == 0  # the user's own fit was stopped after the subset runs
+        if attempt == "first":
+            # each rank trains on half of every subset: (256 + 128 + 64) / 2 / 16 per epoch, 2 epochs
+            assert r0["train_batches"] == r1["train_batches"] == 28
+        else:
+            assert r0["train_batches"] == r1["train_batches"] == 0  # all reused from rank 0's cache
+    assert json.loads((tmp_path / "res" / "rectlaw_result.json").read_text())["sizes"] == [256, 128, 64]
+
+
+def test_unsupported_multi_device_strategies_are_refused_with_the_fix():
+    from types import SimpleNamespace
+
+    from lightning.pytorch.strategies import DDPStrategy
+
+    from lightning_rectlaw.subsets import check_strategy
+
+    spawned = DDPStrategy(start_method="spawn")
+    spawned.cluster_environment = SimpleNamespace(creates_processes_externally=False)
+    for strategy, match in ((object(), "not object"), (spawned, "with spawned processes")):
+        with pytest.raises(ValueError, match=rf"{match}.*use strategy='ddp'"):
+            check_strategy(SimpleNamespace(world_size=2, strategy=strategy))
+    check_strategy(SimpleNamespace(world_size=1, strategy=object()))  # single device: fine
+
+
+def test_min_epochs_and_min_steps_do_not_defeat_the_stop(tmp_path):
+    law = RectifiedLawCallback()
+    trainer = trainer_with(tmp_path, law, min_epochs=3, min_steps=50)
+    trainer.fit(Boring(), datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32))
+    assert law.result.status == "ok" and trainer.global_step == 0  # the user's fit did not train
+
+
+def test_continue_fit_trains_exactly_as_without_the_callback(tmp_path):
+    torch.manual_seed(7)
+    plain = Boring()
+    trainer_with(tmp_path / "a", RectifiedLawCallback.__base__()).fit(
+        plain, datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32)
+    )
+    torch.manual_seed(7)
+    measured = Boring()
+    law = RectifiedLawCallback(continue_fit=True)
+    trainer_with(tmp_path / "b", law).fit(
+        measured, datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32)
+    )
+    assert law.result.status == "ok"
+    assert torch.equal(plain.layer.weight, measured.layer.weight)
+
+
+def test_diverged_run_is_recorded_and_excluded(tmp_path):
+    law = RectifiedLawCallback(schedule="all")
+    with pytest.warns(UserWarning, match="diverged"):
+        trainer_with(tmp_path, law).fit(
+            Boring(diverge_below=50), datamodule=NestedSubsetDataModule(Data(), budget=256, min_size=16)
+        )
+    assert set(law.result.failed) == {32, 16}
+    assert law.result.sizes == [256, 128, 64] and law.result.status == "ok"
+
+
+def test_monitored_key_never_logged(tmp_path):
+    law = RectifiedLawCallback(schedule="all")
+    with pytest.raises(ValueError, match="'val_loss' was never logged.*'other'"):
+        trainer_with(tmp_path, law).fit(
+            Boring(key="other"), datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32)
+        )
+
+
+def test_the_callback_given_twice_is_refused(tmp_path):
+    a, b = RectifiedLawCallback(), RectifiedLawCallback(method="ats")
+    assert a.state_key != b.state_key  # distinct in a checkpoint
+    dm = NestedSubsetDataModule(Data(), budget=128, min_size=32)
+    with pytest.raises(ValueError, match="given 2 times to one Trainer; give it once"):
+        trainer_with(tmp_path, a, extra=[b]).fit(Boring(), datamodule=dm)
+
+
+def test_validate_with_the_callback_warns_that_it_measures_only_in_fit(tmp_path):
+    law = RectifiedLawCallback()
+    dm = NestedSubsetDataModule(Data(), budget=128, min_size=32)
+    with pytest.warns(
+        UserWarning, match=r"measures only in `trainer.fit`; it does nothing in `trainer.validate`"
+    ):
+        trainer_with(tmp_path, law).validate(Boring(), datamodule=dm)
+    assert law.result is None
+
+
+def test_too_few_subsets_for_the_method_fail_before_training(tmp_path):
+    model = Boring()
+    dm = NestedSubsetDataModule(Data(), budget=64, min_size=32)  # 64 and 32: two subsets
+    with pytest.raises(ValueError, match=r"give 2 subset\(s\) \[64, 32\], but `method='ats'` needs 3 points"):
+        trainer_with(tmp_path, RectifiedLawCallback(method="ats")).fit(model, datamodule=dm)
+    assert model.starts == []
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: RectifiedLawCallback(schedule="some"), "`schedule` should be"),
+        (lambda: RectifiedLawCallback(holdouts=0), "`holdouts` must be an integer of at least 1, got 0"),
+        (lambda: RectifiedLawCallback(method="best"), "`method` should be one of"),
+        (lambda: RectifiedLawCallback(level=1.5), r"`level` must be in \(0, 1\)"),
+        (lambda: RectifiedLawCallback(level=-1), r"`level` must be in \(0, 1\)"),
+        (lambda: RectifiedLawCallback(method="modelsize"), "predicts no loss from one curve"),
+        (lambda: RectifiedLawCallback(method="zeroshot"), "set `zero_shot=True`"),
+    ],
+)
+def test_bad_callback_options(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()

@@ -1,0 +1,149 @@
+"""NestedSubsetDataModule: nested subsets, faithful to the user's datamodule, budgets."""
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from boring import Boring, Data, trainer_with
+from torch.utils.data import DataLoader
+
+from lightning_rectlaw import NestedSubsetDataModule, RectifiedLawCallback
+from lightning_rectlaw.table import LossTable
+
+
+def test_subsets_are_nested_deterministic_and_shared_across_candidates():
+    dm = NestedSubsetDataModule(Data(), budget="1/2", min_size=32, seed=3)
+    dm.setup("fit")
+    assert dm.sizes == [256, 128, 64, 32]
+    idx = {s: set(dm.indices(s).tolist()) for s in dm.sizes}
+    assert idx[32] < idx[64] < idx[128] < idx[256]
+    other = NestedSubsetDataModule(Data(), budget=256, min_size=32, seed=3)
+    other.setup("fit")
+    np.testing.assert_array_equal(other.indices(256), dm.indices(256))
+    dm.use_subset(64)
+    assert len(dm.train_dataloader().dataset) == 64
+    assert len(dm.val_dataloader().dataset) == 128  # never subsampled
+    dm.use_subset(None)
+    assert len(dm.train_dataloader().dataset) == 512
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"budget": 4096}, "larger than the train set"),
+        ({"budget": 8, "min_size": 16}, r"`min_size` \(16\) is above the budget \(8\)"),
+        ({"budget": "1/64", "min_size": 16}, "below min_size"),
+        ({"budget": 16, "min_size": 16}, "too small for two nested subsets"),
+    ],
+)
+def test_bad_budgets(kw, match):
+    with pytest.raises(ValueError, match=match):  # at construction when it can tell, else in setup
+        NestedSubsetDataModule(Data(), **kw).setup("fit")
+
+
+def test_datamodule_without_train_set_and_unwrapped_datamodule(tmp_path):
+    class NoTrain(L.LightningDataModule):
+        pass
+
+    with pytest.raises(TypeError, match="has no `train_dataloader`"):
+        NestedSubsetDataModule(NoTrain())
+    with pytest.raises(TypeError, match="NestedSubsetDataModule"):
+        trainer_with(tmp_path, RectifiedLawCallback()).fit(Boring(), datamodule=Data())
+
+
+class Faithful(Data):
+    """A user datamodule that relies on what Lightning gives it: the trainer in setup, its
+    batch-transfer hooks, and a batch sampler."""
+
+    def setup(self, stage):
+        self.max_epochs_seen = self.trainer.max_epochs  # fails if the wrapper hides the trainer
+
+    def train_dataloader(self):
+        sampler = torch.utils.data.BatchSampler(
+            torch.utils.data.RandomSampler(self.train), 32, drop_last=False
+        )
+        return DataLoader(self.train, batch_sampler=sampler)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx):
+        x, y = batch
+        return x, y + 100.0  # a target shift only this hook knows about
+
+
+class SeesTargets(Boring):
+    def training_step(self, batch, i):
+        self.mean_target = float(batch[1].mean())
+        return super().training_step(batch, i)
+
+
+def test_the_wrapper_is_faithful_to_the_users_datamodule(tmp_path):
+    data, model = Faithful(), SeesTargets()
+    law = RectifiedLawCallback()
+    trainer_with(tmp_path, law).fit(model, datamodule=NestedSubsetDataModule(data, budget=128, min_size=32))
+    assert law.result.status == "ok"
+    assert data.max_epochs_seen == 2  # the wrapped setup saw the trainer
+    assert model.mean_target > 50  # the wrapped on_after_batch_transfer ran on subset batches
+    assert min(law.result.losses) > 100  # and on validation batches (about 0.1 without the hook)
+
+
+def test_subset_loaders_keep_the_users_loader_settings():
+    def init_fn(worker_id):
+        return None
+
+    class Workers(Data):
+        def train_dataloader(self):
+            return DataLoader(
+                self.train,
+                batch_size=16,
+                shuffle=True,
+                num_workers=2,
+                persistent_workers=True,
+                prefetch_factor=3,
+                worker_init_fn=init_fn,
+                drop_last=True,
+            )
+
+    dm = NestedSubsetDataModule(Workers(), budget=128, min_size=32)
+    dm.setup("fit")
+    dm.use_subset(64)
+    loader = dm.train_dataloader()
+    assert len(loader.dataset) == 64 and loader.batch_size == 16 and loader.drop_last
+    assert loader.num_workers == 2 and loader.persistent_workers and loader.prefetch_factor == 3
+    assert loader.worker_init_fn is init_fn
+
+
+def test_iterable_datasets_and_missing_validation_loaders_fail_before_training(tmp_path):
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            yield from (torch.zeros(8), torch.zeros(()))
+
+    class Streaming(Data):
+        def train_dataloader(self):
+            return DataLoader(Stream(), batch_size=4)
+
+    class NoValidation(L.LightningDataModule):
+        def __init__(self):
+            super().__init__()
+            self.inner = Data()
+
+        def train_dataloader(self):
+            return self.inner.train_dataloader()
+
+    model = Boring()
+    with pytest.raises(TypeError, match="serves an IterableDataset.*map-style dataset"):
+        trainer_with(tmp_path, RectifiedLawCallback()).fit(
+            model, datamodule=NestedSubsetDataModule(Streaming())
+        )
+    with pytest.raises(ValueError, match="NoValidation has no val_dataloader"):
+        trainer_with(tmp_path, RectifiedLawCallback()).fit(
+            model, datamodule=NestedSubsetDataModule(NoValidation())
+        )
+    assert model.starts == []  # nothing trained
+
+
+def test_a_budget_ratio_is_a_fraction_of_the_target_size_everywhere():
+    dm = NestedSubsetDataModule(Data(2048), budget="1/8", min_size=16, target_size=1024)
+    dm.setup("fit")
+    assert dm.max_size == 128  # 1024 / 8: the target, as in LossTable.resolve_budget and the paper
+    table = LossTable.from_csv_text("config name,64,128,256,512,1024\na,5,4,3,2,1\n")
+    assert table.resolve_budget("1/8", target=1024) == dm.max_size
+    assert NestedSubsetDataModule(Data(2048), budget="1/8", min_size=16).max_size == 256  # target: all 2048

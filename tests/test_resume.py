@@ -1,0 +1,142 @@
+"""Resume: the cache reuses only the same computation; interrupted runs and fits continue."""
+
+import logging
+
+import lightning as L
+import pytest
+import torch
+from boring import Boring, Data, trainer_with
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from lightning_rectlaw import NestedSubsetDataModule, RectifiedLawCallback
+
+
+def test_resume_skips_finished_subsets(tmp_path):
+    law = RectifiedLawCallback(schedule="all", results_dir=tmp_path / "res")
+    trainer_with(tmp_path, law).fit(
+        Boring(), datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32)
+    )
+    first = law.result.losses
+    (tmp_path / "res" / "rectlaw_runs" / "size_32.json").unlink()  # as if interrupted there
+    model = Boring()
+    law2 = RectifiedLawCallback(schedule="all", results_dir=tmp_path / "res")
+    trainer_with(tmp_path, law2).fit(
+        model, datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32)
+    )
+    assert len(model.starts) == 1  # only the missing subset was trained again
+    assert law2.result.losses == pytest.approx(first)
+
+
+def _resumed(tmp_path, caplog, data, **trainer_kw):
+    """Fit with the resume cache of ``tmp_path/res``; the result and the cache's log lines."""
+    law = RectifiedLawCallback(schedule="all", results_dir=tmp_path / "res")
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        trainer_with(tmp_path, law, **trainer_kw).fit(
+            Boring(), datamodule=NestedSubsetDataModule(data, budget=128, min_size=32)
+        )
+    return law.result, [r.getMessage() for r in caplog.records if "[rectlaw] size" in r.getMessage()]
+
+
+def test_resume_reuses_a_run_only_for_the_same_computation(tmp_path, caplog):
+    first, _ = _resumed(tmp_path, caplog, Data())
+    again, log = _resumed(tmp_path, caplog, Data())
+    assert again.losses == first.losses and len(log) == 3 and all("reusing" in m for m in log)
+    assert again.seconds == pytest.approx(first.seconds)  # cached runs keep their original time
+
+    # the data regenerated in place: same size, targets x10
+    changed, log = _resumed(tmp_path, caplog, Data(scale=10.0))
+    assert all("retraining" in m and "train data" in m and "validation data" in m for m in log)
+    assert changed.losses[0] > 10 * first.losses[0]
+
+    # the datamodule's batch size, then a Trainer setting the subset runs inherit
+    _resumed(tmp_path, caplog, Data())
+    _, log = _resumed(tmp_path, caplog, Data(batch_size=16))
+    assert all("retraining" in m and "datamodule settings" in m for m in log)
+    _resumed(tmp_path, caplog, Data())
+    _, log = _resumed(tmp_path, caplog, Data(), accumulate_grad_batches=2)
+    assert all("retraining" in m and "trainer settings" in m for m in log)
+
+
+def test_a_resumed_subset_is_bit_identical_to_an_uninterrupted_one(tmp_path, caplog):
+    full, _ = _resumed(tmp_path, caplog, Data())
+    (tmp_path / "res" / "rectlaw_runs" / "size_64.json").unlink()  # interrupted in that run
+    torch.manual_seed(1234)  # and the process's RNG elsewhere: it must not matter
+    resumed, log = _resumed(tmp_path, caplog, Data())
+    assert resumed.losses == full.losses  # exactly, not approximately
+    assert sum("retraining" in m for m in log) == 0 and sum("reusing" in m for m in log) == 2
+
+
+def test_resuming_a_fit_from_a_checkpoint_keeps_the_measured_result(tmp_path):
+    law = RectifiedLawCallback(continue_fit=True)
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    dm = NestedSubsetDataModule(Data(), budget=128, min_size=32)
+    trainer_with(tmp_path, law, extra=[ckpt]).fit(Boring(), datamodule=dm)
+    measured = law.result.to_json()
+
+    resumed_law = RectifiedLawCallback(continue_fit=True)
+    model = Boring()
+    trainer = trainer_with(
+        tmp_path, resumed_law, extra=[ModelCheckpoint(dirpath=tmp_path / "ckpt2")], max_epochs=3
+    )
+    trainer.fit(
+        model,
+        datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32),
+        ckpt_path=tmp_path / "ckpt" / "last.ckpt",
+    )
+    assert resumed_law.result.to_json() == measured  # restored, not re-measured from fine-tuned weights
+    assert len(model.starts) == 1  # only the user's own fit trained (its third epoch)
+    assert trainer.current_epoch == 3
+
+
+class KilledOnce(Boring):
+    """Dies after ``kill_after`` training steps of the 128-example subset, the first time only."""
+
+    def __init__(self, flag, kill_after=5):
+        super().__init__()
+        self.flag, self.kill_after, self.steps_128 = flag, kill_after, 0
+
+    def training_step(self, batch, i):
+        n = len(self.trainer.datamodule.train_dataloader().dataset)
+        if n == 128:
+            self.steps_128 += 1
+            if self.steps_128 > self.kill_after and not self.flag.exists():
+                self.flag.write_text("killed")
+                raise KeyboardInterrupt  # as a job killed by Slurm would be
+        return super().training_step(batch, i)
+
+
+def test_a_subset_interrupted_mid_run_resumes_from_its_checkpoint(tmp_path):
+    flag, res = tmp_path / "killed", tmp_path / "res"
+    dm = lambda: NestedSubsetDataModule(Data(), budget=128, min_size=32)  # noqa: E731
+    law = RectifiedLawCallback(schedule="all", results_dir=res, checkpoint_every=0)
+    with pytest.raises((KeyboardInterrupt, SystemExit)):
+        L.Trainer(max_epochs=2, callbacks=[law], enable_progress_bar=False, logger=False).fit(
+            KilledOnce(flag), datamodule=dm()
+        )
+    partial = list((res / "rectlaw_runs").glob("partial_*_size_128"))
+    assert len(partial) == 1 and (partial[0] / "last.ckpt").exists()
+
+    model = KilledOnce(flag)
+    law = RectifiedLawCallback(schedule="all", results_dir=res, checkpoint_every=0)
+    L.Trainer(max_epochs=2, callbacks=[law], enable_progress_bar=False, logger=False).fit(
+        model, datamodule=dm()
+    )
+    assert law.result.status == "ok" and law.result.sizes == [128, 64, 32]
+    assert model.steps_128 < 8  # 2 epochs x 4 batches: it went on from the checkpoint, not from 0
+    assert not list((res / "rectlaw_runs").glob("partial_*"))  # dropped once the subset finished
+
+
+class Image:
+    """Like a PIL image: its repr holds an address, its pickle the pixels."""
+
+    def __init__(self, pixels):
+        self.pixels = pixels
+
+
+def test_the_fingerprint_hashes_contents_not_addresses():
+    from lightning_rectlaw.cache import _digest
+
+    assert _digest([Image([1, 2, 3])]) == _digest([Image([1, 2, 3])])
+    assert _digest([Image([1, 2, 3])]) != _digest([Image([1, 2, 4])])
+    assert _digest({"input_ids": torch.arange(4)}) != _digest({"input_ids": torch.arange(1, 5)})
