@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from scipy import stats
+from scipy.special import stdtrit
 
 __all__ = [
     "FitConvergenceWarning",
@@ -163,7 +163,7 @@ class FitResult:
             _, jac = _model(self._theta[None], _safe_log(d)[None], d[None] > 0)
             g = jac[0][:, self._free]
             var = np.einsum("ni,ij,nj->n", g, self._cov, g) + self._sigma2
-            half = stats.t.ppf(0.5 + level / 2, self._dof) * np.sqrt(np.maximum(var, 0.0))
+            half = stdtrit(self._dof, 0.5 + level / 2) * np.sqrt(np.maximum(var, 0.0))
             lo, hi = np.exp(centre - half), np.exp(centre + half)
         if np.ndim(sizes) == 0:
             return lo[0], hi[0]

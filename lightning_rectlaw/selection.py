@@ -16,13 +16,13 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from dataclasses import replace as _replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-from scipy import stats
+from scipy.special import stdtrit
 
-from .law import DEFAULT_HUBER_DELTA, FitResult, fit_available, num_params
-from .pooled import PooledCurve, fit_pooled
+from .law import DEFAULT_HUBER_DELTA, fit_available, num_params
+from .pooled import fit_pooled
 from .predictive import SCHEMES, Calibration, PredictiveLine, backtest_rates, calibrate, inflate, prob_best
 from .robust import OutlierWarning, Screen, screen_outliers
 from .table import LossTable
@@ -32,6 +32,7 @@ __all__ = [
     "METHODS",
     "Method",
     "CandidateScore",
+    "Curve",
     "LineFit",
     "Selection",
     "accept_then_stop",
@@ -56,6 +57,16 @@ SPREAD: dict[str, Any] = {
     "own_scheme": "prior",
     "tau_own": 0.0306,
 }
+
+
+class Curve(Protocol):
+    """What every fitted object of a selection offers (``FitResult``, ``LineFit``,
+    ``PooledCurve``, ``PredictiveLine``): the predicted loss at sizes, and a central
+    prediction interval at one size, ``(0, inf)`` where none can be given."""
+
+    def predict(self, sizes: Any) -> np.ndarray: ...
+
+    def interval(self, size: float, level: float = 0.95) -> tuple[float, float]: ...
 
 
 @dataclass(frozen=True)
@@ -85,7 +96,7 @@ class LineFit:
         s2 = resid @ resid / (n - 2)
         x0 = np.log(size)
         se = np.sqrt(s2 * (1 + 1 / n + (x0 - x.mean()) ** 2 / np.sum((x - x.mean()) ** 2)))
-        half = stats.t.ppf(0.5 + level / 2, n - 2) * se
+        half = stdtrit(n - 2, 0.5 + level / 2) * se
         return float(np.exp(centre - half)), float(np.exp(centre + half))
 
 
@@ -126,7 +137,7 @@ class CandidateScore:
     predicted_loss: float | None = None
     interval: tuple[float, float] | None = None
     sizes_used: tuple[float, ...] = ()
-    fit: FitResult | LineFit | PooledCurve | PredictiveLine | None = None
+    fit: Curve | None = None
     reason: str | None = None
     prob_best: float | None = None
     sizes_run: tuple[float, ...] | None = None

@@ -131,3 +131,15 @@ def test_every_method_is_one_registry_entry_that_entry_points_read():
         assert main(["methods"]) == 0
     for name, entry in METHODS.items():
         assert name in out.getvalue() and entry.label in out.getvalue()
+
+
+@pytest.mark.parametrize("method", ["robust_ats", "ats", "pooled", "ourfit", "vanillafit"])
+def test_every_fitted_curve_keeps_one_predict_and_interval_contract(method):
+    table = _table()
+    sel = select(table, method, budget="1/8", level=0.8)
+    for c in sel.candidates:
+        assert float(np.asarray(c.fit.predict(sel.target)).ravel()[0]) == pytest.approx(c.predicted_loss)
+        lo, hi = c.fit.interval(sel.target, 0.8)
+        assert isinstance(lo, float | np.floating) and isinstance(hi, float | np.floating)
+        assert (lo, hi) == pytest.approx(c.interval)
+        assert lo <= c.predicted_loss <= hi
