@@ -37,7 +37,7 @@ from lightning_rectlaw.datamodule import NestedSubsetDataModule
 from lightning_rectlaw.files import atomic_write_text
 from lightning_rectlaw.result import RESULT_FILE, RectifiedLawResult
 from lightning_rectlaw.selection import DEFAULT_METHOD, METHODS, check_option, method_entry
-from lightning_rectlaw.subsets import SubsetRuns, check_strategy, log_result
+from lightning_rectlaw.subsets import SubsetRuns, check_enough_subsets, check_strategy, log_result
 
 __all__ = ["RectifiedLawCallback", "RectifiedLawResult"]
 
@@ -104,26 +104,11 @@ class RectifiedLawCallback(Callback):
         level: float = 0.95,
         checkpoint_every: float | None = 600.0,
     ) -> None:
-        entry = method_entry(method)
-        if schedule not in SCHEDULES:
-            raise ValueError(f"`schedule` should be one of {SCHEDULES}, got {schedule!r}")
-        for name, value in (("k", k), ("delta", delta), ("holdouts", holdouts)):
-            check_option(name, value)
-        if "num_params" in entry.needs:
-            raise ValueError(
-                f"`method={method!r}` needs every candidate's parameter count and predicts no loss "
-                f"from one curve; use it offline (`rectlaw select TABLE --method {method}`)"
-            )
-        if "zero_shot" in entry.needs and not zero_shot:
-            raise ValueError(f"`method={method!r}` needs the zero-shot loss: set `zero_shot=True`")
-        if schedule == "auto":
-            schedule = entry.schedule
+        schedule = _checked_schedule(method, schedule, k, delta, holdouts, zero_shot, level)
         self.method, self.k, self.delta, self.schedule = method, int(k), float(delta), schedule
         self.holdouts = int(holdouts)
         self.monitor, self.zero_shot, self.continue_fit = monitor, zero_shot, continue_fit
         self.results_dir = Path(results_dir) if results_dir is not None else None
-        if not 0 < level < 1:
-            raise ValueError(f"`level` must be in (0, 1), got {level!r}")
         self.level = level
         self.checkpoint_every = checkpoint_every
         self.result: RectifiedLawResult | None = None
@@ -182,7 +167,7 @@ class RectifiedLawCallback(Callback):
                 "NestedSubsetDataModule(your_datamodule, budget=1/8))"
             )
         check_strategy(trainer)
-        self._check_enough_subsets(dm)
+        check_enough_subsets(dm, self.method, self._method_options(), self.zero_shot)
         out_dir = self._out_dir(trainer)
         snapshot = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()}
         device = trainer.strategy.root_device
@@ -242,19 +227,6 @@ class RectifiedLawCallback(Callback):
         self.result = None if r is None else RectifiedLawResult.from_dict(r)
         self._restored = self.result is not None
 
-    def _check_enough_subsets(self, dm: NestedSubsetDataModule) -> None:
-        """Before any training: the subsets the budget allows can feed the method at all."""
-        need = METHODS[self.method].min_points(
-            METHODS[self.method].resolve(self.method, self._method_options())
-        )
-        have = len(dm.sizes) + int(self.zero_shot)
-        if have < need:
-            raise ValueError(
-                f"the budget {dm.budget!r} and min_size={dm.min_size} give {len(dm.sizes)} subset(s) "
-                f"{dm.sizes}, but `method={self.method!r}` needs {need} points: lower min_size or "
-                "raise the budget"
-            )
-
     def _out_dir(self, trainer: L.Trainer) -> Path:
         if self.results_dir is not None:
             return self.results_dir
@@ -285,3 +257,22 @@ class RectifiedLawCallback(Callback):
             for name in METHODS[self.method].options
             if name in ("k", "delta", "holdouts")
         }
+
+
+def _checked_schedule(method, schedule, k, delta, holdouts, zero_shot, level) -> str:
+    """Check the callback's options against the method's registry entry; the schedule to run."""
+    entry = method_entry(method)
+    if schedule not in SCHEDULES:
+        raise ValueError(f"`schedule` should be one of {SCHEDULES}, got {schedule!r}")
+    for name, value in (("k", k), ("delta", delta), ("holdouts", holdouts)):
+        check_option(name, value)
+    if not 0 < level < 1:
+        raise ValueError(f"`level` must be in (0, 1), got {level!r}")
+    if "num_params" in entry.needs:
+        raise ValueError(
+            f"`method={method!r}` needs every candidate's parameter count and predicts no loss "
+            f"from one curve; use it offline (`rectlaw select TABLE --method {method}`)"
+        )
+    if "zero_shot" in entry.needs and not zero_shot:
+        raise ValueError(f"`method={method!r}` needs the zero-shot loss: set `zero_shot=True`")
+    return entry.schedule if schedule == "auto" else schedule

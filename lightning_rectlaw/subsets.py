@@ -18,9 +18,17 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning_rectlaw.cache import RunCache, trainer_settings
 from lightning_rectlaw.datamodule import NestedSubsetDataModule
 from lightning_rectlaw.result import RectifiedLawResult
-from lightning_rectlaw.selection import ats_stopped
+from lightning_rectlaw.selection import METHODS, ats_stopped
 
-__all__ = ["SubsetRuns", "check_strategy", "epochs", "log_result", "seed_run", "subset_trainer"]
+__all__ = [
+    "SubsetRuns",
+    "check_enough_subsets",
+    "check_strategy",
+    "epochs",
+    "log_result",
+    "seed_run",
+    "subset_trainer",
+]
 
 
 class SubsetRuns:
@@ -205,6 +213,18 @@ def log_result(trainer: L.Trainer, result: RectifiedLawResult) -> None:
 
         exp.add_figure("rectlaw/fit", curve_figure({"candidate": result}))
     logger.save()
+
+
+def check_enough_subsets(dm: NestedSubsetDataModule, method: str, options: dict, zero_shot: bool) -> None:
+    """Before any training: the subsets the budget allows can feed the method at all."""
+    entry = METHODS[method]
+    need = entry.min_points(entry.resolve(method, options))
+    have = len(dm.sizes) + int(zero_shot)
+    if have < need:
+        raise ValueError(
+            f"the budget {dm.budget!r} and min_size={dm.min_size} give {len(dm.sizes)} subset(s) "
+            f"{dm.sizes}, but `method={method!r}` needs {need} points: lower min_size or raise the budget"
+        )
 
 
 def check_strategy(trainer: L.Trainer) -> None:
