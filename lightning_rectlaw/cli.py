@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from lightning_rectlaw.evaluate import DEFAULT_METRICS, EVAL_METHODS, EVAL_RATIOS, METRICS, evaluate
+from lightning_rectlaw.formatting import format_number
 from lightning_rectlaw.law import fit_available, num_params
 from lightning_rectlaw.selection import DEFAULT_METHOD, METHODS, select
 from lightning_rectlaw.table import LossTable
@@ -335,20 +336,6 @@ def _cmd_summarize(args) -> int:
 # --- output -----------------------------------------------------------------------------------
 
 
-def _cell(v: Any, digits: int) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf"
-        if v != 0 and (abs(v) >= 1e6 or abs(v) < 1e-3):
-            return f"{v:.{digits}e}"
-        return f"{v:.{digits}f}"
-    return str(v)
-
-
 def _emit(rows: list[dict[str, Any]], fmt: str, digits: int = 4) -> None:
     if fmt == "json":
         print(json.dumps(rows, indent=2))
@@ -374,6 +361,14 @@ def _emit(rows: list[dict[str, Any]], fmt: str, digits: int = 4) -> None:
     print(fmt_row(["-" * w for w in widths]))
     for t in text:
         print(fmt_row(t))
+
+
+def _cell(v: Any, digits: int) -> str:
+    return (
+        format_number(v, digits, missing="-")
+        if _is_num(v) and v is not None
+        else ("-" if v is None else str(v))
+    )
 
 
 def _is_num(v: Any) -> bool:

@@ -39,16 +39,7 @@ from lightning_rectlaw.table import LossTable, TableError
 __all__ = ["EVAL_METHODS", "EVAL_RATIOS", "METRICS", "EvalRow", "evaluate"]
 
 EVAL_RATIOS: tuple[int, ...] = (8, 16, 32, 64, 128, 256, 512)
-EVAL_METHODS: tuple[str, ...] = (
-    "robust_ats",
-    "ats",
-    "pooled",
-    "zeroshot",
-    "subtuning",
-    "modelsize",
-    "ourfit",
-    "vanillafit",
-)
+EVAL_METHODS: tuple[str, ...] = tuple(METHODS)  # every registered selector
 METRICS: tuple[str, ...] = ("PearCorr", "RelAcc", "HitRate", "Regret", "Brier", "Coverage80", "Compute")
 DEFAULT_METRICS: tuple[str, ...] = ("PearCorr", "RelAcc")
 

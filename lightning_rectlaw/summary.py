@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from lightning_rectlaw.files import atomic_write_bytes, atomic_write_text
+from lightning_rectlaw.formatting import format_number
 from lightning_rectlaw.table import LossTable
 
 __all__ = ["CANDIDATE_FILE", "NothingRankedError", "collect_results", "loss_table", "write_summary"]
@@ -270,13 +271,9 @@ def _rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _fmt(v: Any) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        if math.isinf(v):
-            return "inf"
-        return f"{v:.4g}"
-    return str(v).replace("|", "\\|").replace("\n", " ")
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return format_number(v, 4, missing="–")
+    return "–" if v is None else str(v).replace("|", "\\|").replace("\n", " ")
 
 
 def _fmt_prob(p: float | None) -> str:

@@ -34,6 +34,7 @@ import numpy as np
 
 from .budget import budget_size
 from .files import atomic_write_text
+from .formatting import format_number
 
 __all__ = ["LossTable", "TableError", "atomic_write_text"]  # atomic_write_text: from .files
 
@@ -122,8 +123,8 @@ class LossTable:
         idx = np.flatnonzero(self.sizes == size)
         if idx.size == 0:
             raise TableError(
-                f"size {_fmt_size(size)} is not a column of {self.source}; "
-                f"available sizes: {[_fmt_size(s) for s in self.sizes]}"
+                f"size {format_number(size)} is not a column of {self.source}; "
+                f"available sizes: {[format_number(s) for s in self.sizes]}"
             )
         return self.losses[:, idx[0]]
 
@@ -137,14 +138,14 @@ class LossTable:
         size = budget_size(budget, target)
         if size > self.max_size * (1 + 1e-9):
             raise TableError(
-                f"budget {budget!r} ({_fmt_size(size)} examples) is larger than the "
-                f"largest subset in {self.source} ({_fmt_size(self.max_size)}); "
+                f"budget {budget!r} ({format_number(size)} examples) is larger than the "
+                f"largest subset in {self.source} ({format_number(self.max_size)}); "
                 "use a smaller budget or add the larger runs"
             )
         if size < self.sizes[0] * (1 - 1e-9):
             raise TableError(
-                f"budget {budget!r} ({_fmt_size(size)} examples) is smaller than the "
-                f"smallest subset in {self.source} ({_fmt_size(self.sizes[0])}); "
+                f"budget {budget!r} ({format_number(size)} examples) is smaller than the "
+                f"smallest subset in {self.source} ({format_number(self.sizes[0])}); "
                 "use a larger budget"
             )
         return size
@@ -245,15 +246,15 @@ class LossTable:
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         header = [NAME_COLUMN] + (["0"] if self.zero_shot is not None else [])
-        header += [_fmt_size(s) for s in self.sizes]
+        header += [format_number(s) for s in self.sizes]
         header += ["size"] if self.num_params is not None else []
         header += ["family"] if self.families is not None else []
         w.writerow(header)
         for i, name in enumerate(self.names):
-            row = [name] + ([_num(self.zero_shot[i])] if self.zero_shot is not None else [])
-            row += [_num(v) for v in self.losses[i]]
+            row = [name] + ([format_number(self.zero_shot[i])] if self.zero_shot is not None else [])
+            row += [format_number(v) for v in self.losses[i]]
             if self.num_params is not None:
-                row.append(_num(self.num_params[i], integer=True))
+                row.append(format_number(self.num_params[i]))
             if self.families is not None:
                 row.append(self.families[i])
             w.writerow(row)
@@ -283,13 +284,3 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _fmt_size(s: float) -> str:
-    return str(int(s)) if float(s).is_integer() else repr(float(s))
-
-
-def _num(v: float, integer: bool = False) -> str:
-    if math.isnan(v):
-        return ""
-    return str(int(v)) if integer and float(v).is_integer() else repr(float(v))

@@ -4,6 +4,7 @@ import doctest
 
 import pytest
 
+import lightning_rectlaw.formatting
 import lightning_rectlaw.law
 import lightning_rectlaw.metrics
 import lightning_rectlaw.pooled
@@ -12,6 +13,7 @@ import lightning_rectlaw.robust
 import lightning_rectlaw.table
 
 MODULES = [
+    lightning_rectlaw.formatting,
     lightning_rectlaw.law,
     lightning_rectlaw.metrics,
     lightning_rectlaw.pooled,

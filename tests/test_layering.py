@@ -19,6 +19,7 @@ CORE = (
     "curve",
     "files",
     "result",
+    "formatting",
 )
 HEAVY = ("torch", "lightning", "hydra", "omegaconf", "transformers", "matplotlib", "tensorboard")
 
