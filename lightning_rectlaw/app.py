@@ -16,7 +16,7 @@ from typing import Any
 
 from lightning_rectlaw.config import register_configs
 from lightning_rectlaw.files import atomic_write_text
-from lightning_rectlaw.summary import CANDIDATE_FILE
+from lightning_rectlaw.summary import CANDIDATE_FILE, CandidateRecord
 
 __all__ = ["CANDIDATE_FILE", "build_callback", "exit_code", "mark_failed", "run_candidate"]
 
@@ -71,7 +71,7 @@ def build_callback(cfg: Any, results_dir: str | Path):
     return instantiate(r.callback, results_dir=Path(results_dir))
 
 
-def run_candidate(cfg: Any, output_dir: str | Path, name: str, law=None) -> dict[str, Any]:
+def run_candidate(cfg: Any, output_dir: str | Path, name: str, law=None) -> CandidateRecord:
     """Run the plugin for one candidate and write ``candidate.json``; never raises for the job.
 
     ``law`` is the callback from :func:`build_callback` (built here when not given).
@@ -79,7 +79,7 @@ def run_candidate(cfg: Any, output_dir: str | Path, name: str, law=None) -> dict
     from hydra.utils import instantiate
 
     out = Path(output_dir)
-    record: dict[str, Any] = {"name": name, "status": "failed"}
+    record: CandidateRecord = {"name": name, "status": "failed"}
     finished = False
     t0 = time.perf_counter()
     try:

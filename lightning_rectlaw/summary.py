@@ -17,7 +17,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -25,10 +25,61 @@ from lightning_rectlaw.files import atomic_write_bytes, atomic_write_text
 from lightning_rectlaw.formatting import format_number
 from lightning_rectlaw.table import LossTable
 
-__all__ = ["CANDIDATE_FILE", "NothingRankedError", "collect_results", "loss_table", "write_summary"]
+__all__ = [
+    "CANDIDATE_FILE",
+    "CandidateRecord",
+    "NothingRankedError",
+    "collect_results",
+    "loss_table",
+    "write_summary",
+]
 
 #: Each job's result file, written by the app also when the job fails.
 CANDIDATE_FILE = "candidate.json"
+
+
+class CandidateRecord(TypedDict, total=False):
+    """The contents of ``candidate.json``: one job's result, written by the app (``run_candidate``)
+    and read here. ``name`` and ``status`` are always present; a finished job adds the fields of
+    :class:`~lightning_rectlaw.result.RectifiedLawResult`.
+
+    Keys:
+        name: the candidate (its config name, or its hub name / path).
+        status: ``"ok"``, ``"failed: ..."`` or ``"incomplete: ..."``.
+        error: the exception, for a failed job.
+        overrides: the job's Hydra overrides (read from its ``.hydra/overrides.yaml``).
+        num_params, job_seconds, family: the model's size, the job's wall time, its family.
+        prob_best: set by the summary's joint ranking.
+        sizes, losses, zero_shot_loss, failed, outliers, method, options, target_size,
+        predicted_loss, interval, interval_level, prediction_curve, law, vanilla_law,
+        examples_processed, seconds, device: as in ``RectifiedLawResult``.
+    """
+
+    name: str
+    status: str
+    error: str
+    overrides: list[str]
+    num_params: int
+    job_seconds: float
+    family: str
+    prob_best: float | None
+    sizes: list[int]
+    losses: list[float]
+    zero_shot_loss: float | None
+    failed: dict[str, str]
+    outliers: dict[str, str]
+    method: str
+    options: dict[str, Any]
+    target_size: int
+    predicted_loss: float | None
+    interval: list[float] | None
+    interval_level: float
+    prediction_curve: dict[str, list[float]] | None
+    law: dict[str, float] | None
+    vanilla_law: dict[str, float] | None
+    examples_processed: int
+    seconds: float
+    device: str
 
 
 class NothingRankedError(ValueError):
@@ -54,7 +105,7 @@ COLUMNS = [
 ]
 
 
-def collect_results(sweep_dir: str | os.PathLike) -> list[dict[str, Any]]:
+def collect_results(sweep_dir: str | os.PathLike) -> list[CandidateRecord]:
     """Load every candidate result below ``sweep_dir``, one record per job the sweep started.
 
     A Hydra job directory (it has ``.hydra/overrides.yaml``) without a result file gives an
@@ -105,7 +156,7 @@ def _job_overrides(job_dir: Path) -> list[str]:
     return [str(o) for o in (yaml.safe_load(path.read_text()) or [])]
 
 
-def _incomplete(job_dir: Path) -> dict[str, Any]:
+def _incomplete(job_dir: Path) -> CandidateRecord:
     """The record of a job that never wrote its result: named as the app names it, with the
     subsets its resume cache had finished."""
     import yaml
@@ -138,7 +189,7 @@ def _incomplete(job_dir: Path) -> dict[str, Any]:
     }
 
 
-def _distinct_names(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _distinct_names(records: list[CandidateRecord]) -> list[CandidateRecord]:
     """Records sharing a name get ``name [overrides in which they differ]``."""
     by_name: dict[str, list[dict[str, Any]]] = {}
     for r in records:
@@ -153,7 +204,7 @@ def _distinct_names(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return records
 
 
-def loss_table(records: list[dict[str, Any]], source: str = "<sweep>") -> LossTable:
+def loss_table(records: list[CandidateRecord], source: str = "<sweep>") -> LossTable:
     """The finished candidates' curves as one loss table (the paper's CSV format).
 
     Rows are the records with status ``ok`` and at least one measured size; a size a candidate did
@@ -189,7 +240,7 @@ def loss_table(records: list[dict[str, Any]], source: str = "<sweep>") -> LossTa
     )
 
 
-def _joint(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def _joint(records: list[CandidateRecord]) -> dict[str, CandidateRecord]:
     """Re-rank the finished candidates together, with the method and options their jobs ran.
 
     Each job saw only its own curve; here the sweep's curves form one loss table, so screening,
@@ -237,7 +288,7 @@ def _joint(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return joint
 
 
-def _rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _rows(records: list[CandidateRecord]) -> list[dict[str, Any]]:
     ok = [r for r in records if r["status"] == "ok" and r.get("predicted_loss") is not None]
     failed = [r for r in records if r not in ok]
     ok.sort(key=lambda r: r["predicted_loss"])
