@@ -182,9 +182,10 @@ class RectifiedLawCallback(Callback):
         # subset's loss does not depend on which others ran or were reused, and the user's own
         # fit (continue_fit=True) draws the same random numbers as without the callback.
         with isolate_rng():  # (hashing the validation batches draws from it too)
-            cache = RunCache(
-                self.results_dir, fingerprint_parts(pl_module, dm, trainer, self.monitor, snapshot)
+            parts = (
+                fingerprint_parts(pl_module, dm, trainer, self.monitor, snapshot) if self.results_dir else {}
             )
+            cache = RunCache(self.results_dir, parts)  # no results_dir: nothing to hash or reuse
             try:
                 runs = SubsetRuns(
                     trainer,
