@@ -364,11 +364,7 @@ def _emit(rows: list[dict[str, Any]], fmt: str, digits: int = 4) -> None:
 
 
 def _cell(v: Any, digits: int) -> str:
-    return (
-        format_number(v, digits, missing="-")
-        if _is_num(v) and v is not None
-        else ("-" if v is None else str(v))
-    )
+    return format_number(v, digits, missing="-") if _is_num(v) else str(v)
 
 
 def _is_num(v: Any) -> bool:

@@ -123,21 +123,19 @@ def evaluate(
 
 def _metrics(sel, table, truth, scores, draws, target, metrics, method) -> dict[str, float]:
     out: dict[str, float] = {}
+    if {"HitRate", "Regret"} & set(metrics):  # one pick per pool serves both
+        best = truth[draws].min(axis=1)
+        picked = truth[pool_choices(scores, draws)]
     for m in metrics:
         if m == "PearCorr":
             # the paper correlates log parameter count itself for ModelSize
             out[m] = pearcorr(-scores if method == "modelsize" else scores, truth)
         elif m == "RelAcc":
             out[m] = relacc(truth[table.names.index(sel.best)] if sel.ranking else np.nan, truth)
-        elif m in ("HitRate", "Regret"):
-            chosen = pool_choices(scores, draws)
-            best = truth[draws].min(axis=1)
-            picked = truth[chosen]
-            out[m] = (
-                float(100 * np.mean(picked <= best))
-                if m == "HitRate"
-                else float(100 * np.mean((picked - best) / best))
-            )
+        elif m == "HitRate":
+            out[m] = float(100 * np.mean(picked <= best))
+        elif m == "Regret":
+            out[m] = float(100 * np.mean((picked - best) / best))
         elif m == "Brier":
             probs = sel.prob_best
             if probs is not None:

@@ -283,7 +283,7 @@ def _joint(records: list[CandidateRecord]) -> dict[str, CandidateRecord]:
             "interval": c.interval if bounded else None,
             "prob_best": c.prob_best,
             "outliers": outliers,
-            "prediction_curve": prediction_curve(c.fit, c.sizes_used, target) or None,
+            "prediction_curve": prediction_curve(c.fit, c.sizes_used, target),
         }
     return joint
 
