@@ -32,6 +32,7 @@ def test_subsets_are_nested_deterministic_and_shared_across_candidates():
     [
         ({"budget": 4096}, "larger than the train set"),
         ({"budget": 8, "min_size": 16}, r"`min_size` \(16\) is above the budget \(8\)"),
+        ({"budget": 8, "min_size": 0}, "`min_size` must be at least 1, got 0"),
         ({"budget": "1/64", "min_size": 16}, "below min_size"),
         ({"budget": 16, "min_size": 16}, "too small for two nested subsets"),
     ],

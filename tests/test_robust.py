@@ -189,3 +189,18 @@ def test_committed_zoo_tables_have_crossing_curves_and_no_false_flags():
                 warnings.simplefilter("error", OutlierWarning)
                 robust = select(table, budget=f"1/{r}")
             assert robust.ranking == select(table, "ats", budget=f"1/{r}").ranking
+
+
+def test_screening_and_spread_options_are_checked():
+    from lightning_rectlaw.predictive import inflate
+
+    with pytest.raises(ValueError, match="need threshold > 0, floor >= 0, diverged_factor > 1"):
+        screen_outliers(SIZES, np.ones((1, SIZES.size)), threshold=0)
+    with pytest.raises(ValueError, match="columns but there are"):
+        screen_outliers(SIZES, np.ones((1, 3)))
+    with pytest.raises(
+        ValueError, match=r"`scheme` should be one of \('floor', 'prior', 'scale'\), got 'max'"
+    ):
+        inflate(np.array([0.1]), 0.2, "max")
+    with pytest.raises(ValueError, match=r"`scheme` must be one of \['floor', 'prior', 'scale'\], got 'max'"):
+        select(_table(), budget="1/8", scheme="max")
