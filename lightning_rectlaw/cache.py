@@ -1,7 +1,8 @@
 """The resume cache of finished subset runs, and the fingerprint that decides when one is reusable.
 
 A cached loss is reused only when everything that determines it is the same: the model class and
-hyperparameters, the initial weights (their bytes), the train examples in the budget and the
+hyperparameters, the source code of the module's and the datamodule's classes and the torch and
+Lightning versions, the initial weights (their bytes), the train examples in the budget and the
 validation batches (their contents), the wrapped datamodule's plain settings, the seed and the
 Trainer settings in :data:`TRAINER_SETTINGS` (the same list builds the subset Trainers). Each
 part is hashed separately, so a re-run can say which one changed.
@@ -10,6 +11,7 @@ part is hashed separately, so a re-run can say which one changed.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import math
 import pickle
@@ -66,6 +68,7 @@ def fingerprint_parts(
         "datamodule settings": _digest(
             (type(dm.datamodule).__qualname__, _plain_settings(dm.datamodule), dm.batch_size, dm.full_size)
         ),
+        "code": _digest((_source(type(pl_module)), _source(type(dm.datamodule)), _versions())),
         "seed": _digest(dm.seed),
         "trainer settings": _digest((sorted(trainer_settings(trainer).items()), monitor)),
     }
@@ -120,6 +123,25 @@ class RunCache:
         }
         atomic_write_text(self._path(size), json.dumps(record, indent=1))
         shutil.rmtree(self.partial_dir(size), ignore_errors=True)
+
+
+def _source(cls: type) -> str:
+    """The class's source and its bases' (a changed training_step is a different computation)."""
+    parts = []
+    for klass in cls.__mro__:
+        if klass.__module__.split(".")[0] in ("lightning", "pytorch_lightning", "torch", "builtins"):
+            break
+        try:
+            parts.append(inspect.getsource(klass))
+        except (OSError, TypeError):  # defined interactively: its name is all there is
+            parts.append(klass.__qualname__)
+    return "\n".join(parts)
+
+
+def _versions() -> tuple[str, str]:
+    import lightning
+
+    return torch.__version__, lightning.__version__
 
 
 def _batches(loaders):

@@ -140,3 +140,20 @@ def test_the_fingerprint_hashes_contents_not_addresses():
     assert _digest([Image([1, 2, 3])]) == _digest([Image([1, 2, 3])])
     assert _digest([Image([1, 2, 3])]) != _digest([Image([1, 2, 4])])
     assert _digest({"input_ids": torch.arange(4)}) != _digest({"input_ids": torch.arange(1, 5)})
+
+
+def test_a_changed_training_step_is_a_different_computation(tmp_path, caplog):
+    first, _ = _resumed(tmp_path, caplog, Data())
+
+    class Edited(Boring):
+        def training_step(self, batch, i):
+            return 2 * super().training_step(batch, i)  # the user edited their loss
+
+    law = RectifiedLawCallback(schedule="all", results_dir=tmp_path / "res")
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        trainer_with(tmp_path, law).fit(
+            Edited(), datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32)
+        )
+    log = [r.getMessage() for r in caplog.records if "[rectlaw] size" in r.getMessage()]
+    assert log and all("retraining" in m and "code" in m for m in log)
