@@ -14,16 +14,16 @@ from lightning_rectlaw.curve import CurvePrediction, predict_curve
 from lightning_rectlaw.evaluate import evaluate
 from lightning_rectlaw.law import FitConvergenceWarning, FitResult, fit_law, fit_laws
 from lightning_rectlaw.metrics import pearcorr, relacc
+from lightning_rectlaw.result import RectifiedLawResult
 from lightning_rectlaw.robust import OutlierWarning, screen_outliers
 from lightning_rectlaw.selection import DEFAULT_METHOD, METHODS, Method, Selection, select
 from lightning_rectlaw.table import LossTable, TableError
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one version source (pyproject.toml reads it)
 
 _LAZY = {
     "NestedSubsetDataModule": "lightning_rectlaw.datamodule",
     "RectifiedLawCallback": "lightning_rectlaw.callback",
-    "RectifiedLawResult": "lightning_rectlaw.callback",
     "CausalLMModule": "lightning_rectlaw.lm",
     "TextDataModule": "lightning_rectlaw.lm",
 }

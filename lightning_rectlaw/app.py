@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning_rectlaw.config import register_configs
+from lightning_rectlaw.console import quiet_lightning
 from lightning_rectlaw.files import atomic_write_text
 from lightning_rectlaw.summary import CANDIDATE_FILE, CandidateRecord
 
@@ -55,9 +56,10 @@ def _leave_process_group(synchronize: bool) -> None:
         dist.destroy_process_group()
 
 
-def build_callback(cfg: Any, results_dir: str | Path):
+def build_callback(cfg: Any, results_dir: str | Path, name: str | None = None):
     """The callback from ``cfg.rectlaw.callback``, its options and the budget checked: call it
-    before anything heavy, so a bad value fails before any model is loaded, naming the key."""
+    before anything heavy, so a bad value fails before any model is loaded, naming the key.
+    ``name`` is the candidate's, for the progress bar and the result line."""
     from hydra.utils import instantiate
 
     from lightning_rectlaw.budget import check_budget
@@ -67,8 +69,8 @@ def build_callback(cfg: Any, results_dir: str | Path):
         check_budget(r.datamodule.budget, r.datamodule.min_size)
     except ValueError as err:
         raise ValueError(f"rectlaw.budget / rectlaw.min_size: {err}") from None
-    log.info(f"Instantiating callback <{r.callback._target_}>")
-    return instantiate(r.callback, results_dir=Path(results_dir))
+    log.debug(f"Instantiating callback <{r.callback._target_}>")
+    return instantiate(r.callback, results_dir=Path(results_dir), name=name)
 
 
 def run_candidate(cfg: Any, output_dir: str | Path, name: str, law=None) -> CandidateRecord:
@@ -85,20 +87,21 @@ def run_candidate(cfg: Any, output_dir: str | Path, name: str, law=None) -> Cand
     try:
         import lightning as L
 
-        L.seed_everything(cfg.seed, workers=True)
-        log.info(f"Instantiating datamodule <{cfg.data._target_}>")
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        log.debug(f"Instantiating datamodule <{cfg.data._target_}>")
         data = instantiate(cfg.data)
-        log.info(f"Instantiating model <{cfg.model._target_}> for candidate {name!r}")
+        log.debug(f"Instantiating model <{cfg.model._target_}> for candidate {name!r}")
         model = instantiate(cfg.model)
-        law = law if law is not None else build_callback(cfg, out / "rectlaw")
-        log.info(f"Instantiating datamodule <{cfg.rectlaw.datamodule._target_}> around it")
+        law = law if law is not None else build_callback(cfg, out / "rectlaw", name)
+        log.debug(f"Instantiating datamodule <{cfg.rectlaw.datamodule._target_}> around it")
         dm = instantiate(cfg.rectlaw.datamodule, datamodule=data)
         callbacks = [law]
         for key, node in (cfg.get("callbacks") or {}).items():
-            log.info(f"Instantiating callback {key} <{node._target_}>")
+            log.debug(f"Instantiating callback {key} <{node._target_}>")
             callbacks.append(instantiate(node))
-        log.info(f"Instantiating trainer <{cfg.trainer._target_}>")
-        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=instantiate(cfg.logger))
+        log.debug(f"Instantiating trainer <{cfg.trainer._target_}>")
+        with quiet_lightning():  # the device banner and tips, once per job: the result line says it
+            trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=instantiate(cfg.logger))
         trainer.fit(model, datamodule=dm)
         res = law.result
         record.update(json.loads(res.to_json()))

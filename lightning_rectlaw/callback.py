@@ -27,17 +27,19 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.seed import isolate_rng
 from typing_extensions import override
 
 from lightning_rectlaw.cache import RunCache, fingerprint_parts
+from lightning_rectlaw.console import SubsetProgress, bar_style, info
 from lightning_rectlaw.curve import predict_curve
 from lightning_rectlaw.datamodule import NestedSubsetDataModule
 from lightning_rectlaw.files import atomic_write_text
+from lightning_rectlaw.loggers import log_result
 from lightning_rectlaw.result import RESULT_FILE, RectifiedLawResult
 from lightning_rectlaw.selection import DEFAULT_METHOD, METHODS, check_option, method_entry
-from lightning_rectlaw.subsets import SubsetRuns, check_enough_subsets, check_strategy, log_result
+from lightning_rectlaw.subsets import SubsetRuns, check_enough_subsets, check_strategy
 
 __all__ = ["RectifiedLawCallback", "RectifiedLawResult"]
 
@@ -75,6 +77,14 @@ class RectifiedLawCallback(Callback):
             least this often (seconds of training, default 600), so a killed job or a Slurm
             requeue resumes that subset where it was; ``None`` disables it. The checkpoint is
             kept only until the subset finishes, under a name that includes the fingerprint.
+        name: the candidate's name in the progress bar and the log lines (default: none).
+
+    Console: one progress bar over all subset runs (Rich when the Trainer has a
+    ``RichProgressBar``, tqdm otherwise, none with ``enable_progress_bar=False``) and one line
+    with the prediction; the subset Trainers print no banners or summaries. Logging: through
+    every logger of the Trainer (the curve at ``step=size``, the prediction and fitted
+    parameters, the figure), and each subset run through a logger of the same kind under
+    ``subsets/``.
 
     Example::
 
@@ -103,6 +113,7 @@ class RectifiedLawCallback(Callback):
         results_dir: str | Path | None = None,
         level: float = 0.95,
         checkpoint_every: float | None = 600.0,
+        name: str | None = None,
     ) -> None:
         schedule = _checked_schedule(method, schedule, k, delta, holdouts, zero_shot, level)
         self.method, self.k, self.delta, self.schedule = method, int(k), float(delta), schedule
@@ -111,8 +122,10 @@ class RectifiedLawCallback(Callback):
         self.results_dir = Path(results_dir) if results_dir is not None else None
         self.level = level
         self.checkpoint_every = checkpoint_every
+        self.name = name
         self.result: RectifiedLawResult | None = None
         self._restored = False  # the result came from a checkpoint: keep it, do not re-measure
+        self._unlogged: Path | None = None  # where the measured result waits to be logged
 
     # --- hooks ---------------------------------------------------------------------------------
 
@@ -148,16 +161,23 @@ class RectifiedLawCallback(Callback):
             self._measure(trainer, pl_module)
         if not self.continue_fit:
             trainer.should_stop = True
+            trainer.num_sanity_val_steps = 0  # nothing will be trained: no sanity check either
             # Lightning trains on until min_epochs/min_steps even when asked to stop.
             trainer.fit_loop.min_epochs = 0
             trainer.fit_loop.epoch_loop.min_steps = None
+
+    @override
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._unlogged is not None and self.result is not None:
+            log_result(trainer, self.result, self._unlogged)
+        self._unlogged = None
 
     def _measure(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._restored:
             # Resuming a fit from a checkpoint: the module holds fine-tuned weights now, and
             # measuring from them would overwrite the result with a meaningless one.
             self._restored = False
-            rank_zero_info("[rectlaw] keeping the result restored from the checkpoint; no subset is re-run")
+            info("keeping the result restored from the checkpoint; no subset is re-run")
             return
         dm = trainer.datamodule
         if not isinstance(dm, NestedSubsetDataModule):
@@ -186,6 +206,7 @@ class RectifiedLawCallback(Callback):
                 fingerprint_parts(pl_module, dm, trainer, self.monitor, snapshot) if self.results_dir else {}
             )
             cache = RunCache(self.results_dir, parts)  # no results_dir: nothing to hash or reuse
+            progress = SubsetProgress(bar_style(trainer), self.name)
             try:
                 runs = SubsetRuns(
                     trainer,
@@ -198,11 +219,14 @@ class RectifiedLawCallback(Callback):
                     delta=self.delta,
                     holdouts=self.holdouts,
                     checkpoint_every=self.checkpoint_every,
+                    progress=progress,
                 )
+                progress.open(runs.work())
                 if self.zero_shot:
                     result.zero_shot_loss = runs.zero_shot(result)
                 runs.run(result, snapshot)
             finally:
+                progress.close()
                 pl_module.load_state_dict(snapshot)
                 pl_module.to(device)
                 pl_module.trainer = trainer
@@ -211,12 +235,8 @@ class RectifiedLawCallback(Callback):
         self.result = result
         if trainer.is_global_zero:
             atomic_write_text(out_dir / RESULT_FILE, result.to_json())
-        log_result(trainer, result)
-        rank_zero_info(
-            f"[rectlaw] predicted loss at {result.target_size} examples: "
-            f"{result.predicted_loss} ({result.status}); written to "
-            f"{out_dir / RESULT_FILE}"
-        )
+        self._unlogged = out_dir  # logged in on_fit_end, after the Trainer logged the model's hparams
+        info(result.headline(self.name) + f"; {out_dir / RESULT_FILE}")
 
     @override
     def state_dict(self) -> dict[str, Any]:

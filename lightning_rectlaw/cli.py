@@ -8,6 +8,7 @@ Usage::
                      [--compute] [--format table|csv]
     rectlaw methods
     rectlaw summarize SWEEP_DIR [--table LOSSES.csv] [--out DIR]
+    rectlaw sweep -m model=a,b,c [HYDRA OVERRIDES]    (the Hydra sweep app; ``rectlaw sweep --help``)
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import argparse
 import csv
 import io
 import json
-import math
 import os
 import sys
 import warnings
@@ -33,6 +33,11 @@ from lightning_rectlaw.table import LossTable
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["sweep"]:  # Hydra parses its own command line
+        from lightning_rectlaw.sweep import run
+
+        return run(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
@@ -131,6 +136,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     z.add_argument("--out", metavar="DIR", help="write the summary here instead of into SWEEP_DIR")
     z.set_defaults(run=_cmd_summarize)
+
+    sub.add_parser(
+        "sweep",
+        help="the Hydra sweep app: `rectlaw sweep -m model=a,b,c` (one job per candidate, then the "
+        "selection summary); `rectlaw sweep --help` for Hydra's options",
+        add_help=False,
+    )
     return p
 
 
@@ -189,27 +201,7 @@ def _cmd_fit(args) -> int:
 def _cmd_select(args) -> int:
     table = LossTable.read_csv(args.table)
     sel = select(table, args.method, budget=args.budget, target=args.target, level=args.level)
-    rows = []
-    for rank, c in enumerate(sel.candidates, start=1):
-        lo, hi = c.interval if c.interval is not None else (None, None)
-        rows.append(
-            {
-                "rank": rank if c.rankable else None,
-                "name": c.name,
-                "score": None if math.isnan(c.score) else c.score,
-                "predicted_loss": c.predicted_loss,
-                "interval_low": lo,
-                "interval_high": hi,
-                **({} if sel.prob_best is None else {"prob_best": c.prob_best}),
-                "points_used": len(c.sizes_used),
-                **(
-                    {}
-                    if not sel.outliers
-                    else {"left_out": "; ".join(f"{k:g}: {v}" for k, v in c.outliers.items())}
-                ),
-                "status": "ok" if c.rankable else f"unrankable: {c.reason}",
-            }
-        )
+    rows = sel.rows()
     if args.format == "table":
         print(
             f"method={sel.method} budget={sel.budget:g} target={sel.target:g} "
@@ -322,14 +314,15 @@ def _label(method: str) -> str:
 
 
 def _cmd_summarize(args) -> int:
-    from lightning_rectlaw.summary import collect_results, loss_table, write_summary
+    from lightning_rectlaw.summary import collect_results, loss_table, verdict, write_summary
 
     paths = write_summary(args.sweep_dir, out_dir=args.out)
     if args.table:
         loss_table(collect_results(args.sweep_dir), source=args.table).write_csv(args.table)
         paths.append(args.table)
-    for p in paths:
-        print(p)
+    for p in paths[1:]:
+        print(f"wrote {p}")
+    print(f"[rectlaw] {verdict(paths[0])}")  # the line a sweep ends with
     return 0
 
 

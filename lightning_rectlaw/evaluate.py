@@ -36,7 +36,7 @@ from lightning_rectlaw.metrics import brier, coverage, pearcorr, pool_choices, r
 from lightning_rectlaw.selection import METHODS, select
 from lightning_rectlaw.table import LossTable, TableError
 
-__all__ = ["EVAL_METHODS", "EVAL_RATIOS", "METRICS", "EvalRow", "evaluate"]
+__all__ = ["EVAL_METHODS", "EVAL_RATIOS", "METRICS", "EvalRow", "EvalRows", "evaluate"]
 
 EVAL_RATIOS: tuple[int, ...] = (8, 16, 32, 64, 128, 256, 512)
 EVAL_METHODS: tuple[str, ...] = tuple(METHODS)  # every registered selector
@@ -54,6 +54,20 @@ class EvalRow:
     value: float
 
 
+class EvalRows(list):
+    """The rows :func:`evaluate` returns (a list of :class:`EvalRow`), with a DataFrame view."""
+
+    def to_pandas(self, wide: bool = False):
+        """Long format (``method, ratio, metric, value``), or ``wide=True``: one row per metric and
+        method, one column per budget ratio (as ``rectlaw evaluate`` prints). Needs pandas."""
+        from .display import to_pandas
+
+        frame = to_pandas([vars(r) for r in self])
+        if wide and len(frame):
+            frame = frame.pivot_table(index=["metric", "method"], columns="ratio", values="value", sort=False)
+        return frame
+
+
 def evaluate(
     table: LossTable,
     methods: Sequence[str] = EVAL_METHODS,
@@ -65,7 +79,7 @@ def evaluate(
     pools: int = 2000,
     seed: int = 0,
     **options,
-) -> list[EvalRow]:
+) -> EvalRows:
     """Score each method at each budget ratio against the true losses at ``target``.
 
     Args:
@@ -118,7 +132,7 @@ def evaluate(
                 )
             values = _metrics(sel, table, truth, scores, draws, target, metrics, method)
             rows += [EvalRow(method, int(r), m, v) for m, v in values.items()]
-    return rows
+    return EvalRows(rows)
 
 
 def _metrics(sel, table, truth, scores, draws, target, metrics, method) -> dict[str, float]:

@@ -9,7 +9,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from lightning_rectlaw.app import is_rank_zero, mark_failed
-from lightning_rectlaw.summary import NothingRankedError, write_summary
+from lightning_rectlaw.console import info
+from lightning_rectlaw.summary import NothingRankedError, verdict, write_summary
 
 __all__ = ["SelectionSummaryCallback"]
 
@@ -32,4 +33,5 @@ class SelectionSummaryCallback(Callback):
             log.error(str(err))
             mark_failed()
             return
-        log.info("Selection summary: " + ", ".join(str(p) for p in paths))
+        log.debug("Selection summary: " + ", ".join(str(p) for p in paths))
+        info(verdict(paths[0]))  # the sweep's last line

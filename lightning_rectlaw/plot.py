@@ -10,7 +10,7 @@ import numpy as np
 
 from lightning_rectlaw.law import law_value
 
-__all__ = ["curve_figure"]
+__all__ = ["curve_figure", "table_figure"]
 
 
 def curve_figure(curves: Mapping[str, Any], title: str = "Fine-tuning scaling curves"):
@@ -77,3 +77,26 @@ def curve_figure(curves: Mapping[str, Any], title: str = "Fine-tuning scaling cu
 def _keys(outliers: Any) -> set[str]:
     """Outlier sizes as strings of integers (JSON turns the dict's int keys into strings)."""
     return {str(int(float(k))) for k in (outliers or {})}
+
+
+def table_figure(table: Any, title: str | None = None):
+    """Every candidate's measured losses against subset size, one line each, on log-log axes
+    (the zero-shot loss as a dashed level where known). A bare ``Figure``, as above."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
+    for i, name in enumerate(table.names):
+        keep = np.isfinite(table.losses[i])
+        (line,) = ax.plot(table.sizes[keep], table.losses[i][keep], marker="o", ms=3, lw=1, label=name)
+        if table.zero_shot is not None and np.isfinite(table.zero_shot[i]):
+            ax.axhline(table.zero_shot[i], color=line.get_color(), lw=0.6, ls="--", alpha=0.6)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("fine-tuning examples D")
+    ax.set_ylabel("test loss")
+    ax.set_title(title or f"{len(table.names)} candidates ({table.source})", fontsize=9)
+    if len(table.names) <= 20:
+        ax.legend(fontsize=6, loc="best")
+    fig.tight_layout()
+    return fig

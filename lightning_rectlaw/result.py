@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from lightning_rectlaw.formatting import format_number
 from lightning_rectlaw.selection import DEFAULT_METHOD
 
 __all__ = ["RESULT_FILE", "RectifiedLawResult"]
@@ -54,6 +56,37 @@ class RectifiedLawResult:
     seconds: float = 0.0
     device: str = "cpu"
     status: str = "pending"
+
+    def headline(self, name: str | None = None) -> str:
+        """One line: the prediction, its interval and what it cost, e.g.
+        ``tiny_gpt2: predicted loss 2.31 (95% interval 2.25-2.38) at 8192 examples; ...``."""
+        head = f"{name}: " if name else ""
+        if self.status != "ok" or self.predicted_loss is None:
+            return f"{head}no prediction ({self.status}); {len(self.sizes)} subset(s) measured"
+        interval = ""
+        if self.interval is not None and all(map(math.isfinite, self.interval)):
+            lo, hi = self.interval
+            interval = f" ({self.interval_level:.0%} interval {format_number(lo, 4)}-{format_number(hi, 4)})"
+        left_out = f", {len(self.outliers)} left out" if self.outliers else ""
+        return (
+            f"{head}predicted loss {format_number(self.predicted_loss, 4)}{interval} at {self.target_size} "
+            f"examples; {len(self.sizes)} subsets{left_out}, {self.seconds:.0f} s on {self.device}"
+        )
+
+    def plot(self, name: str = "candidate"):
+        """The measured points, the method's curve and the prediction: a Matplotlib ``Figure``
+        (not attached to pyplot; it displays inline in a notebook)."""
+        from .plot import curve_figure
+
+        return curve_figure({name: self}, title=f"{name}: fine-tuning scaling curve")
+
+    def __repr__(self) -> str:
+        return f"RectifiedLawResult({self.headline()}, method={self.method!r})"
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        return f"<b>RectifiedLawResult</b> {escape(self.headline())}"
 
     def to_json(self) -> str:
         d = asdict(self)

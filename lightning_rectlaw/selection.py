@@ -12,6 +12,7 @@ Pure numpy/scipy: no torch, Lightning or Hydra import here.
 from __future__ import annotations
 
 import inspect
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -137,7 +138,7 @@ class CandidateScore:
     predicted_loss: float | None = None
     interval: tuple[float, float] | None = None
     sizes_used: tuple[float, ...] = ()
-    fit: Curve | None = None
+    fit: Curve | None = field(default=None, repr=False)
     reason: str | None = None
     prob_best: float | None = None
     sizes_run: tuple[float, ...] | None = None
@@ -203,6 +204,79 @@ class Selection:
         """Scores aligned with ``names`` (``nan`` for unrankable)."""
         by_name = {c.name: c.score for c in self.candidates}
         return np.array([by_name[n] for n in names], dtype=float)
+
+    # --- for people: rows, reprs, DataFrame, figure ---------------------------------------------
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One record per candidate in rank order (unrankable last): what ``rectlaw select``
+        prints. ``prob_best`` and ``left_out`` appear where the method has them."""
+        with_prob = self.candidates and self.candidates[0].prob_best is not None
+        with_outliers = any(c.outliers for c in self.candidates)
+        out = []
+        for rank, c in enumerate(self.candidates, start=1):
+            lo, hi = c.interval if c.interval is not None else (None, None)
+            row: dict[str, Any] = {
+                "rank": rank if c.rankable else None,
+                "name": c.name,
+                "score": None if math.isnan(c.score) else c.score,
+                "predicted_loss": c.predicted_loss,
+                "interval_low": lo,
+                "interval_high": hi,
+            }
+            if with_prob:
+                row["prob_best"] = c.prob_best
+            row["points_used"] = len(c.sizes_used)
+            if with_outliers:
+                row["left_out"] = "; ".join(f"{k:g}: {v}" for k, v in c.outliers.items())
+            row["status"] = "ok" if c.rankable else f"unrankable: {c.reason}"
+            out.append(row)
+        return out
+
+    def to_pandas(self):
+        """:meth:`rows` as a ``pandas.DataFrame`` indexed by name (needs pandas)."""
+        from .display import to_pandas
+
+        return to_pandas(self.rows(), index="name")
+
+    def _headline(self) -> str:
+        n_ok = sum(c.rankable for c in self.candidates)
+        best = f"best={self.ranking[0]!r}, " if self.ranking else ""
+        unrankable = f", {len(self.candidates) - n_ok} unrankable" if n_ok < len(self.candidates) else ""
+        return (
+            f"{self.method}, budget={self.budget:g}, target={self.target:g}: {best}{n_ok} ranked{unrankable}"
+        )
+
+    def __repr__(self) -> str:
+        return f"Selection({self._headline()})"
+
+    def _repr_html_(self) -> str:
+        from .display import html_table
+
+        return html_table(self.rows(), caption=f"Selection: {self._headline()}")
+
+    def plot(self, top: int | None = 10):
+        """The ``top`` ranked candidates' points, each method's curve and its prediction with
+        interval: a Matplotlib ``Figure``, not attached to pyplot (shows inline in notebooks)."""
+        from .curve import prediction_curve
+        from .plot import curve_figure
+
+        shown = [c for c in self.candidates if c.rankable][: top or None]
+        curves = {}
+        for c in shown:
+            sizes = getattr(c.fit, "sizes", None)
+            losses = getattr(c.fit, "losses", None)
+            curves[c.name] = {
+                "sizes": [] if sizes is None else np.asarray(sizes, float).tolist(),
+                "losses": [] if losses is None else np.asarray(losses, float).tolist(),
+                "target_size": self.target,
+                "predicted_loss": c.predicted_loss if c.predicted_loss is not None else None,
+                "interval": c.interval,
+                "prediction_curve": prediction_curve(c.fit, c.sizes_used, self.target),
+                "outliers": {str(int(k)): v for k, v in c.outliers.items()},
+                "method": self.method,
+            }
+        title = f"{self.method} at budget {self.budget:g}: top {len(shown)}"
+        return curve_figure(curves, title=title)
 
 
 # --- the selectors ----------------------------------------------------------------------------

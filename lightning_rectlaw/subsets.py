@@ -1,7 +1,8 @@
-"""The subset runs behind `RectifiedLawCallback`: fresh Trainers, the resume cache, logging."""
+"""The subset runs behind `RectifiedLawCallback`: fresh Trainers, the resume cache, progress."""
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from datetime import timedelta
@@ -10,13 +11,14 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.strategies import DDPStrategy
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_warn
 
 from lightning_rectlaw.cache import RunCache, trainer_settings
+from lightning_rectlaw.console import SubsetProgress, info, quiet_lightning
 from lightning_rectlaw.datamodule import NestedSubsetDataModule
+from lightning_rectlaw.loggers import subset_loggers
 from lightning_rectlaw.result import RectifiedLawResult
 from lightning_rectlaw.selection import METHODS, ats_stopped
 
@@ -25,7 +27,6 @@ __all__ = [
     "check_enough_subsets",
     "check_strategy",
     "epochs",
-    "log_result",
     "seed_run",
     "subset_trainer",
 ]
@@ -52,31 +53,50 @@ class SubsetRuns:
         delta: float,
         holdouts: int,
         checkpoint_every: float | None,
+        progress: SubsetProgress | None = None,
     ) -> None:
         self.trainer, self.pl_module, self.dm, self.cache = trainer, pl_module, dm, cache
         self.monitor, self.schedule = monitor, schedule
         self.k, self.delta, self.holdouts = k, delta, holdouts
         self.checkpoint_every = checkpoint_every
+        self.progress = progress if progress is not None else SubsetProgress(None)
+
+    @property
+    def sizes(self) -> list[int]:
+        """The sizes the schedule may run, largest first (AtS may stop before the smallest)."""
+        sizes = self.dm.sizes
+        return sizes[: self.k + self.holdouts] if self.schedule == "pooled" else sizes
+
+    def work(self) -> int:
+        """Training examples of the whole schedule (size × epochs): the progress bar's total."""
+        return sum(s * epochs(self.trainer, s, self.dm) for s in self.sizes)
 
     def zero_shot(self, result: RectifiedLawResult) -> float:
         """The loss before fine-tuning (size 0 in the cache)."""
-        return self._cached_or_run(0, result, lambda: self._validate(self.trainer))
+        self.progress.start("zero-shot loss", 0)
+        loss = self._cached_or_run(0, result, lambda: self._validate(self.trainer))
+        self.progress.finish()
+        return loss
 
     def run(self, result: RectifiedLawResult, snapshot: dict) -> None:
         """Run the schedule's subsets, largest first, filling ``result``."""
         trainer, pl_module, dm = self.trainer, self.pl_module, self.dm
-        sizes = dm.sizes
-        if self.schedule == "pooled":
-            sizes = sizes[: self.k + self.holdouts]
+        sizes = self.sizes
         per_example: float | None = None
+        bar = self.progress.style is not None
         for i, size in enumerate(sizes, start=1):
-            eta = "" if per_example is None else f", about {per_example * sum(sizes[i - 1 :]):.0f}s left"
-            rank_zero_info(f"[rectlaw] subset {i}/{len(sizes)}: {size} examples{eta}")
+            work = size * epochs(trainer, size, dm)
+            self.progress.start(f"subset {i}/{len(sizes)} ({size})", work)
+            if not bar:  # without a bar, a line per subset tells the progress
+                eta = "" if per_example is None else f", about {per_example * sum(sizes[i - 1 :]):.0f}s left"
+                info(f"subset {i}/{len(sizes)}: {size} examples{eta}")
             t0 = time.perf_counter()
             pl_module.load_state_dict(snapshot)
             loss = self._cached_or_run(size, result, lambda s=size: self._fit_subset(s))
             per_example = (time.perf_counter() - t0) / size
-            result.examples_processed += size * epochs(trainer, size, dm)
+            result.examples_processed += work
+            self.progress.finish(postfix=f"loss at {size}: {loss:.4g}")
+            info(f"subset of {size} examples: {self.monitor}={loss:.6g}", level=logging.DEBUG)
             if not math.isfinite(loss):
                 result.failed[size] = f"diverged: {self.monitor}={loss}"
                 rank_zero_warn(
@@ -87,7 +107,7 @@ class SubsetRuns:
             result.sizes.append(size)
             result.losses.append(loss)
             if self.schedule == "ats" and self._transition_found(result):
-                rank_zero_info(f"[rectlaw] phase transition detected at {size} examples; stopping (AtS)")
+                info(f"phase transition detected at {size} examples; stopping (AtS)")
                 break
 
     def _transition_found(self, result: RectifiedLawResult) -> bool:
@@ -99,16 +119,18 @@ class SubsetRuns:
     def _fit_subset(self, size: int) -> float:
         self.dm.use_subset(size)
         partial = self.cache.partial_dir(size) if self.checkpoint_every is not None else None
-        sub = subset_trainer(self.trainer, f"subset_{size}", partial, self.checkpoint_every)
+        sub = subset_trainer(
+            self.trainer, f"size_{size}", partial, self.checkpoint_every, [self.progress.callback()]
+        )
         resume = partial / "last.ckpt" if partial is not None and (partial / "last.ckpt").exists() else None
         if resume is not None:
-            rank_zero_info(f"[rectlaw] size {size}: resuming the interrupted run from {resume}")
+            info(f"size {size}: resuming the interrupted run from {resume}")
         sub.fit(self.pl_module, datamodule=self.dm, ckpt_path=resume)
         self.pl_module.trainer = sub
         return self._validate(sub, reuse=True)
 
     def _validate(self, trainer, reuse: bool = False) -> float:
-        runner = trainer if reuse else subset_trainer(trainer, "zero_shot")
+        runner = trainer if reuse else subset_trainer(trainer, "zero_shot", callbacks=[])
         metrics = runner.validate(self.pl_module, dataloaders=self.dm.val_dataloader(), verbose=False)
         values = metrics[0] if metrics else {}
         if self.monitor not in values:
@@ -129,7 +151,8 @@ class SubsetRuns:
         if saved is None:
             seed_run(self.dm.seed, size)
             t0 = time.perf_counter()
-            loss = float(run())
+            with quiet_lightning():  # no banner, tip or "fit stopped" line per subset Trainer
+                loss = float(run())
             seconds = time.perf_counter() - t0
             if trainer.world_size > 1:
                 loss = trainer.strategy.broadcast(loss, src=0)
@@ -142,16 +165,17 @@ class SubsetRuns:
 
 
 def subset_trainer(
-    trainer: L.Trainer, name: str, checkpoints: Path | None = None, checkpoint_every: float | None = None
+    trainer: L.Trainer,
+    name: str,
+    checkpoints: Path | None = None,
+    checkpoint_every: float | None = None,
+    callbacks: list[Callback] | None = None,
 ) -> L.Trainer:
     """A fresh Trainer for one subset run: the user's settings (``cache.TRAINER_SETTINGS``), the
-    very devices it chose, a logger of its own under ``subsets/``, and no user callbacks."""
-    logger = False
-    if isinstance(trainer.logger, TensorBoardLogger):
-        logger = TensorBoardLogger(
-            save_dir=trainer.logger.log_dir, name="subsets", version=name, default_hp_metric=False
-        )
-    callbacks = [TQDMProgressBar()] if trainer.progress_bar_callback is not None else []
+    very devices it chose, loggers of the user's kinds under ``subsets/<name>``, no user
+    callbacks, no progress bar of its own (``callbacks`` may report to the measurement's) and
+    no model summary."""
+    callbacks = list(callbacks or [])
     if checkpoints is not None:  # resumable mid-subset; removed once the subset is cached
         callbacks.append(
             ModelCheckpoint(
@@ -178,41 +202,11 @@ def subset_trainer(
         num_sanity_val_steps=0,
         inference_mode=False,  # metric states must stay usable across validate and fit
         enable_checkpointing=checkpoints is not None,
-        enable_progress_bar=trainer.progress_bar_callback is not None,
+        enable_progress_bar=False,
         enable_model_summary=False,
-        logger=logger,
+        logger=subset_loggers(trainer, name) or False,
         callbacks=callbacks,
     )
-
-
-def log_result(trainer: L.Trainer, result: RectifiedLawResult) -> None:
-    """Log the curve, the prediction and the figure through the Trainer's logger."""
-    logger = trainer.logger
-    if logger is None:
-        return
-    exp = getattr(logger, "experiment", None)
-    for size, loss in zip(result.sizes, result.losses):
-        if hasattr(exp, "add_scalar"):
-            exp.add_scalar("rectlaw/test_loss_vs_subset_size", loss, global_step=size)
-    metrics = {"rectlaw/predicted_loss": result.predicted_loss or float("nan")}
-    params = {
-        "rectlaw/method": result.method,
-        "rectlaw/target_size": result.target_size,
-        "rectlaw/status": result.status,
-    }
-    for prefix, law in (("law", result.law), ("vanilla", result.vanilla_law)):
-        for k, v in (law or {}).items():
-            params[f"rectlaw/{prefix}_{k}"] = v
-    if isinstance(logger, TensorBoardLogger):
-        logger.log_hyperparams(params, metrics)
-    else:
-        logger.log_hyperparams(params)
-        logger.log_metrics(metrics)
-    if hasattr(exp, "add_figure") and result.sizes:
-        from lightning_rectlaw.plot import curve_figure
-
-        exp.add_figure("rectlaw/fit", curve_figure({"candidate": result}))
-    logger.save()
 
 
 def check_enough_subsets(dm: NestedSubsetDataModule, method: str, options: dict, zero_shot: bool) -> None:

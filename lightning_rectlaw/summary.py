@@ -31,6 +31,7 @@ __all__ = [
     "NothingRankedError",
     "collect_results",
     "loss_table",
+    "verdict",
     "write_summary",
 ]
 
@@ -407,6 +408,7 @@ def write_summary(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike | Non
     fig = curve_figure({r["name"]: r for r in records if r.get("sizes")}, title=f"Candidates of {root.name}")
     png = io.BytesIO()
     fig.savefig(png, format="png", dpi=120)
+    size = (round(fig.get_figwidth() * 120), round(fig.get_figheight() * 120))
     try:
         atomic_write_text(paths[0], markdown)
         atomic_write_text(paths[1], buf.getvalue())
@@ -417,7 +419,7 @@ def write_summary(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike | Non
             ),
         )
         atomic_write_bytes(paths[3], png.getvalue())
-        _log_tensorboard(out, fig, markdown)
+        _log_tensorboard(out, png.getvalue(), size, markdown)
     except OSError as err:
         raise OSError(
             f"cannot write the selection summary into {str(out)!r} ({err.strerror or err}); "
@@ -431,9 +433,33 @@ def write_summary(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike | Non
     return paths
 
 
-def _log_tensorboard(root: Path, fig, text: str) -> None:
-    from torch.utils.tensorboard import SummaryWriter
+def verdict(summary_path: str | os.PathLike) -> str:
+    """The sweep's outcome in one line, from a written summary (``selection_summary.md`` or its
+    ``.json``): the chosen candidate, its predicted loss and interval, P(best) and where the
+    summary is. A sweep ends with it and ``rectlaw summarize`` prints it."""
+    md = Path(summary_path).with_suffix(".md")
+    data = json.loads(md.with_suffix(".json").read_text())
+    rows = [r for r in data["candidates"] if r.get("rank") is not None]
+    if not rows:
+        return f"no candidate could be ranked; summary: {md}"
+    best = rows[0]
+    by_name = {r["name"]: r for r in data.get("results", [])}
+    rec = by_name.get(best["candidate"], {})
+    interval = ""
+    if best.get("interval_low") is not None and best.get("interval_high") is not None:
+        level = float(rec.get("interval_level", 0.95))
+        interval = f" ({level:.0%} interval {_fmt(best['interval_low'])}-{_fmt(best['interval_high'])})"
+    target = f" at {rec['target_size']} examples" if rec.get("target_size") else ""
+    p = best.get("prob_best")
+    chance = "" if p is None else f", P(best) {p:.0%}"
+    return (
+        f"chose {best['candidate']} of {len(rows)} ranked: predicted loss "
+        f"{_fmt(best['predicted_loss'])}{interval}{target}{chance}; summary: {md}"
+    )
 
-    with SummaryWriter(str(root / "tb_summary")) as w:  # root: where the summary is written
-        w.add_figure("rectlaw/selection", fig, close=False)
-        w.add_text("rectlaw/selection_summary", text)
+
+def _log_tensorboard(root: Path, png: bytes, size: tuple[int, int], text: str) -> None:
+    from lightning_rectlaw.tbevents import write_image_and_text
+
+    # root: where the summary is written; the figure as image "rectlaw/selection", the table as text
+    write_image_and_text(root / "tb_summary", "rectlaw/selection", png, size, text)

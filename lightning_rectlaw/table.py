@@ -29,6 +29,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -165,6 +166,60 @@ class LossTable:
             self.source,
         )
 
+    # --- for people: reprs, DataFrame, figure --------------------------------------------------
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One record per candidate: ``name``, the zero-shot loss (``0``) where known, a loss per
+        size (``nan`` = missing run), ``size`` (parameters) and ``family`` where known."""
+        out = []
+        for i, name in enumerate(self.names):
+            row: dict[str, Any] = {"name": name}
+            if self.zero_shot is not None:
+                row[0] = float(self.zero_shot[i])
+            row.update({_size_key(s): float(v) for s, v in zip(self.sizes, self.losses[i])})
+            if self.num_params is not None:
+                row["size"] = float(self.num_params[i])
+            if self.families is not None:
+                row["family"] = self.families[i]
+            out.append(row)
+        return out
+
+    def to_pandas(self):
+        """The table as a ``pandas.DataFrame``: one row per candidate (indexed by name), columns as
+        in the CSV (needs pandas)."""
+        from .display import to_pandas
+
+        return to_pandas(self.rows(), index="name")
+
+    def _headline(self) -> str:
+        extras = [
+            label
+            for label, present in (
+                ("zero-shot", self.zero_shot is not None),
+                ("parameter counts", self.num_params is not None),
+                ("families", self.families is not None),
+            )
+            if present
+        ]
+        span = f"{format_number(self.sizes[0])}..{format_number(self.sizes[-1])}"
+        more = f", with {', '.join(extras)}" if extras else ""
+        return f"{len(self.names)} candidates x {self.sizes.size} sizes {span}{more}, source={self.source!r}"
+
+    def __repr__(self) -> str:
+        return f"LossTable({self._headline()})"
+
+    def _repr_html_(self) -> str:
+        from .display import html_table
+
+        return html_table(self.rows(), caption=f"LossTable: {self._headline()}")
+
+    def plot(self, names: Sequence[str] | None = None):
+        """Each candidate's measured curve (all of them, or ``names``) on log-log axes: a
+        Matplotlib ``Figure``, not attached to pyplot (shows inline in notebooks)."""
+        from .plot import table_figure
+
+        return table_figure(self if names is None else self.subset(names))
+
     # --- CSV -----------------------------------------------------------------------------------
 
     @classmethod
@@ -263,6 +318,10 @@ class LossTable:
     def write_csv(self, path: str | os.PathLike) -> None:
         """Write the table in the paper's format, atomically (a temp file renamed into place)."""
         atomic_write_text(path, self.to_csv_text())
+
+
+def _size_key(size: float) -> int | float:
+    return int(size) if float(size).is_integer() else float(size)
 
 
 def _cell(row: list[str], j: int, header: list[str], i: int, source: str) -> float:

@@ -24,7 +24,7 @@ TINY = [
 
 
 def _compose(overrides=()):
-    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
+    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "lightning_rectlaw" / "conf")):
         return compose("config", overrides=list(overrides), return_hydra_config=True)
 
 
@@ -395,3 +395,26 @@ def test_a_single_failed_run_and_a_sweep_with_nothing_ranked_exit_non_zero(tmp_p
     )
     assert sweep.returncode == 1 and "could be ranked" in sweep.stderr + sweep.stdout
     assert (tmp_path / "sweep" / "selection_summary.md").exists()
+
+
+def test_summarize_ends_with_the_choice_and_imports_no_torch(tmp_path):
+    _job_records(
+        tmp_path / "sweep", "robust_ats", [6400, 3200, 1600, 800, 400, 200], (("a", 1.0), ("b", 1.1))
+    )
+    code = (
+        "import sys; from lightning_rectlaw.cli import main; rc = main(['summarize', sys.argv[1]]); "
+        "assert 'torch' not in sys.modules, 'summarize imported torch'; sys.exit(rc)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "sweep")], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.startswith("[rectlaw] chose a of 2 ranked: predicted loss ")
+    assert "P(best)" in last and last.endswith(str(tmp_path / "sweep" / "selection_summary.md"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    ea = EventAccumulator(str(tmp_path / "sweep" / "tb_summary"), size_guidance={"images": 0})
+    ea.Reload()
+    assert ea.Tags()["images"] == ["rectlaw/selection"]
+    assert "rectlaw/selection_summary" in ea.Tags()["tensors"]

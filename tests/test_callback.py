@@ -60,7 +60,7 @@ def test_tensorboard_has_subset_runs_scalars_and_figure(tmp_path):
     assert sorted(steps) == [32, 64, 128, 256]
     assert "rectlaw/fit" in ea.Tags()["images"]
     sub_runs = sorted(p.name for p in (tmp_path / "tb/lightning_logs/version_0/subsets").iterdir())
-    assert sub_runs == ["subset_128", "subset_256", "subset_32", "subset_64"]
+    assert sub_runs == ["size_128", "size_256", "size_32", "size_64"]
 
 
 def test_ats_schedule_stops_at_the_phase_transition(tmp_path):

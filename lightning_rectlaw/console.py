@@ -1,0 +1,189 @@
+"""What the plugin prints: its own log lines once, one progress bar over the subset runs, and
+none of the per-Trainer chatter of the subset Trainers.
+
+- ``log``: the ``lightning_rectlaw`` logger. Under Hydra or ``logging.basicConfig`` its records
+  go to the root logger's handlers only (once); in a plain script, where the root logger has no
+  handler, a fallback handler prints them to stderr.
+- :func:`quiet_lightning`: raises Lightning's loggers to WARNING while the subset Trainers are
+  built and run, so their banners ("GPU available", tips, "`Trainer.fit` stopped") are not
+  printed once per subset. Warnings still show.
+- :class:`SubsetProgress`: one bar over all subset runs of a measurement, in training examples
+  (the unit in which the runs' cost is roughly constant, so its time-left estimate is steady),
+  drawn with the user's kind of progress bar: Rich when the user's Trainer has a
+  ``RichProgressBar``, tqdm otherwise, none when the user disabled the progress bar.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["SubsetProgress", "bar_style", "info", "log", "quiet_lightning"]
+
+log = logging.getLogger("lightning_rectlaw")
+
+
+class _Fallback(logging.StreamHandler):
+    """Prints a record only when the root logger has no handler of its own to print it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not logging.getLogger().handlers:
+            super().emit(record)
+
+
+if not any(isinstance(h, _Fallback) for h in log.handlers):
+    _handler = _Fallback()
+    _handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(_handler)
+if log.level == logging.NOTSET:
+    log.setLevel(logging.INFO)
+
+
+def _rank() -> int:
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0)
+
+
+def info(message: str, *, level: int = logging.INFO) -> None:
+    """Log ``[rectlaw] message`` once, from rank 0 only."""
+    if _rank() == 0:
+        log.log(level, f"[rectlaw] {message}")
+
+
+_LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric")
+
+
+@contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Lightning's INFO chatter off (WARNING and above still shown) inside the block."""
+    import warnings
+
+    loggers = [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
+    saved = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            # Small subsets have few batches by design: Lightning's advice to log less often is noise.
+            warnings.filterwarnings("ignore", message=r"The number of training batches .* logging interval")
+            yield
+    finally:
+        for lg, level in zip(loggers, saved):
+            lg.setLevel(level)
+
+
+def bar_style(trainer: Any) -> str | None:
+    """``"rich"``, ``"tqdm"`` or ``None`` (no bar): the kind of progress bar the user's Trainer has."""
+    bar = getattr(trainer, "progress_bar_callback", None)
+    if bar is None or not trainer.is_global_zero:
+        return None
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    return "rich" if isinstance(bar, RichProgressBar) else "tqdm"
+
+
+class SubsetProgress:
+    """One progress bar over the subset runs of a measurement, in training examples.
+
+    ``start(label, work)`` begins a run of ``work`` examples (subset size × epochs);
+    ``fraction(f)`` moves within it; ``finish()`` completes it. :meth:`callback` gives the
+    Lightning callback that reports a subset Trainer's progress (optimizer steps done out of
+    ``estimated_stepping_batches``).
+    """
+
+    def __init__(self, style: str | None, name: str | None = None) -> None:
+        self.style, self.name = style, name
+        self.total = self.done = self._work = 0.0
+        self._bar: Any = None
+        self._rich: Any = None
+
+    def open(self, total: float) -> None:
+        """Show the bar, for ``total`` training examples."""
+        self.total = float(total)
+        if self.style == "rich":
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self._rich = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed:.0f}/{task.total:.0f} examples"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+            )
+            self._rich.start()
+            from rich.markup import escape
+
+            self._task = self._rich.add_task(escape(self._label("")), total=self.total)
+        elif self.style == "tqdm":
+            from tqdm.auto import tqdm
+
+            tty = sys.stderr.isatty()
+            self._bar = tqdm(
+                total=self.total,
+                desc=self._label(""),
+                unit="ex",
+                dynamic_ncols=True,
+                mininterval=0.2 if tty else 30.0,  # a log file gets few updates
+                smoothing=0.1,
+                leave=True,
+                file=sys.stderr,
+            )
+
+    def _label(self, text: str) -> str:
+        head = f"[rectlaw] {self.name}" if self.name else "[rectlaw]"
+        return f"{head} {text}".rstrip()
+
+    def start(self, label: str, work: float) -> None:
+        self._work = float(work)
+        self._show(self.done, label)
+
+    def fraction(self, f: float) -> None:
+        self._show(self.done + min(max(f, 0.0), 1.0) * self._work)
+
+    def finish(self, postfix: str | None = None) -> None:
+        self.done += self._work
+        self._work = 0.0
+        self._show(self.done, postfix=postfix)
+
+    def close(self) -> None:
+        """Stop the bar; the total shrinks to what ran (AtS may stop before the smallest sizes)."""
+        if self._bar is not None:
+            self._bar.total = self.done
+            self._bar.n = self.done
+            self._bar.refresh()
+            self._bar.close()
+        if self._rich is not None:
+            self._rich.update(self._task, total=self.done, completed=self.done)
+            self._rich.stop()
+        self._bar = self._rich = None
+
+    def _show(self, n: float, label: str | None = None, postfix: str | None = None) -> None:
+        if self._bar is not None:
+            if label is not None:
+                self._bar.set_description_str(self._label(label), refresh=False)
+            if postfix is not None:
+                self._bar.set_postfix_str(postfix, refresh=False)
+            self._bar.update(n - self._bar.n)
+        elif self._rich is not None:
+            from rich.markup import escape
+
+            kw = {} if label is None else {"description": escape(self._label(label))}
+            self._rich.update(self._task, completed=n, **kw)
+
+    def callback(self):
+        """A Lightning callback that moves this bar as a subset Trainer trains."""
+        from lightning.pytorch.callbacks import Callback
+
+        progress = self
+
+        class _Report(Callback):
+            def on_train_batch_end(self, trainer, *_args: Any) -> None:
+                steps = trainer.estimated_stepping_batches
+                if steps and steps != float("inf"):
+                    progress.fraction(trainer.global_step / steps)
+
+        return _Report()
