@@ -9,8 +9,10 @@ one fine-tuning example.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,9 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchmetrics import Metric
 from typing_extensions import override
 
-__all__ = ["CausalLMModule", "TextDataModule", "TokenCrossEntropy", "builtin_text"]
+from lightning_rectlaw.files import atomic_write_bytes
+
+__all__ = ["CausalLMModule", "TextDataModule", "TokenCrossEntropy", "builtin_text", "unpack_batch"]
 
 BYTE_VOCAB = 257  # 256 byte values + end-of-document
 EOS_BYTE = 256
@@ -56,6 +60,11 @@ class TokenCrossEntropy(Metric):
 class CausalLMModule(L.LightningModule):
     """Fine-tune a causal LM; logs ``train_loss`` and the token-level ``val_loss``.
 
+    Batches are the dicts of Hugging Face collators (``input_ids``, optional ``attention_mask``,
+    optional ``labels`` where ``-100`` masks a token out of the loss; without ``labels`` the
+    inputs are the labels and padding is masked) or ``(input_ids,)`` tuples as
+    :class:`TextDataModule` gives.
+
     Args:
         model_name_or_path: hub name or local directory for ``AutoModelForCausalLM.from_pretrained``.
         config: instead, a config dict (with ``model_type``) to build a model from scratch.
@@ -63,10 +72,17 @@ class CausalLMModule(L.LightningModule):
         warmup_steps: linear warm-up steps of the learning rate (default 0).
         seed: seed for config-built initial weights (default 0), so every run of a candidate
             starts from the same weights.
+        dtype: the weights' dtype: ``"bfloat16"``, ``"float16"``, ``"float32"``, or ``"auto"``
+            (a checkpoint's own dtype). Default ``None``: float32, as Lightning's precision
+            settings expect; ``bfloat16`` weights halve the memory of a 7B candidate.
+        lora: LoRA instead of full fine-tuning, as ``peft.LoraConfig`` options (e.g.
+            ``{"r": 16, "lora_alpha": 32, "target_modules": ["q_proj", "v_proj"]}``); only the
+            adapters train. Needs ``pip install peft`` (the ``lora`` extra).
 
     Example::
 
         model = CausalLMModule("gpt2")                                  # real checkpoint
+        model = CausalLMModule("meta-llama/Llama-2-7b-hf", dtype="bfloat16", lora={"r": 16})
         model = CausalLMModule(config={"model_type": "gpt2", "n_layer": 2, "n_embd": 64,
                                        "n_head": 2, "vocab_size": 257})  # from a config
     """
@@ -79,6 +95,8 @@ class CausalLMModule(L.LightningModule):
         weight_decay: float = 0.0,
         warmup_steps: int = 0,
         seed: int = 0,
+        dtype: str | None = None,
+        lora: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if (model_name_or_path is None) == (config is None):
@@ -86,12 +104,14 @@ class CausalLMModule(L.LightningModule):
                 "give exactly one of `model_name_or_path` (hub name or local path) "
                 "or `config` (a dict with 'model_type')"
             )
+        torch_dtype = _dtype(dtype)
         self.save_hyperparameters()
         from transformers import AutoConfig, AutoModelForCausalLM
 
         if model_name_or_path is not None:
             _check_local_path(model_name_or_path)
-            self.model = AutoModelForCausalLM.from_pretrained(model_name_or_path)
+            kw = {} if torch_dtype is None else {"dtype": torch_dtype}
+            self.model = AutoModelForCausalLM.from_pretrained(model_name_or_path, **kw)
         else:
             cfg = dict(config)
             model_type = cfg.pop("model_type", None)
@@ -100,6 +120,10 @@ class CausalLMModule(L.LightningModule):
             with torch.random.fork_rng():
                 torch.manual_seed(seed)
                 self.model = AutoModelForCausalLM.from_config(AutoConfig.for_model(model_type, **cfg))
+            if isinstance(torch_dtype, torch.dtype):
+                self.model.to(torch_dtype)
+        if lora is not None:
+            self.model = _with_lora(self.model, lora)
         self.val_ce = TokenCrossEntropy()
 
     @property
@@ -107,30 +131,71 @@ class CausalLMModule(L.LightningModule):
         return sum(p.numel() for p in self.model.parameters())
 
     @override
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids=input_ids).logits
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
 
     @override
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        (ids,) = batch
-        loss = self.model(input_ids=ids, labels=ids).loss
-        self.log("train_loss", loss, prog_bar=True)
+        ids, mask, labels = unpack_batch(batch)
+        loss = self.model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        self.log("train_loss", loss, prog_bar=True, batch_size=ids.size(0))
         return loss
 
     @override
     def validation_step(self, batch, batch_idx: int) -> None:
-        (ids,) = batch
-        self.val_ce.update(self(ids), ids)
-        self.log("val_loss", self.val_ce, prog_bar=True, on_step=False, on_epoch=True)
+        ids, mask, labels = unpack_batch(batch)
+        self.val_ce.update(self(ids, mask), labels)
+        self.log("val_loss", self.val_ce, prog_bar=True, on_step=False, on_epoch=True, batch_size=ids.size(0))
 
     @override
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        trainable = [p for p in self.parameters() if p.requires_grad]  # LoRA: the adapters only
+        opt = torch.optim.AdamW(trainable, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
         if self.hparams.warmup_steps <= 0:
             return opt
         warm = self.hparams.warmup_steps
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def unpack_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """``(input_ids, attention_mask, labels)`` from a Hugging Face collator's dict, an
+    ``(input_ids,)`` tuple or a tensor. Without ``labels``, the inputs are the labels, with
+    the padding (``attention_mask == 0``) set to ``-100`` so it is not scored."""
+    if isinstance(batch, Mapping):
+        if "input_ids" not in batch:
+            raise KeyError(f"a dict batch needs 'input_ids' (got keys {sorted(batch)})")
+        ids, mask = batch["input_ids"], batch.get("attention_mask")
+        labels = batch.get("labels")
+    elif isinstance(batch, torch.Tensor):
+        ids, mask, labels = batch, None, None
+    else:
+        ids, mask, labels = batch[0], None, None
+    if labels is None:
+        labels = ids if mask is None else ids.masked_fill(mask == 0, -100)
+    return ids, mask, labels
+
+
+_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+def _dtype(name: str | None) -> torch.dtype | str | None:
+    if name is None or name == "auto":
+        return name
+    if name not in _DTYPES:
+        raise ValueError(f"`dtype` should be one of {[*_DTYPES, 'auto']} or None, got {name!r}")
+    return _DTYPES[name]
+
+
+def _with_lora(model, options: dict[str, Any]):
+    """``model`` with LoRA adapters from ``peft`` (only they train)."""
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError:
+        raise ImportError(
+            "`lora=` needs the `peft` package: pip install peft (or lightning-rectlaw[lora])"
+        ) from None
+    return get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **dict(options)))
 
 
 def _check_local_path(name: str) -> None:
@@ -174,7 +239,14 @@ class TextDataModule(L.LightningDataModule):
             seeded shuffle of documents so train and validation never share a document.
         max_val_blocks: cap on validation blocks, to bound evaluation time (default 256).
         batch_size: default 16; seed: default 0.
+        cache_dir: keep the tokenized blocks here (``~`` expanded), keyed by a hash of the
+            documents' text, the tokenizer's vocabulary and the settings above: the jobs of a
+            sweep tokenize once, and any change in the text or tokenizer tokenizes again.
+            Default ``None``: no cache. The sweep app's data configs set it.
     """
+
+    #: Bumped whenever the way blocks are built changes, so older cache files are not reused.
+    CACHE_FORMAT = 1
 
     def __init__(
         self,
@@ -192,6 +264,7 @@ class TextDataModule(L.LightningDataModule):
         hf_split: str = "train",
         hf_data_files: Any = None,
         text_field: str = "text",
+        cache_dir: str | None = None,
     ) -> None:
         super().__init__()
         if files and hf_dataset:
@@ -207,6 +280,8 @@ class TextDataModule(L.LightningDataModule):
         self.num_workers, self.seed = num_workers, seed
         self.hf = {"path": hf_dataset, "name": hf_config, "split": hf_split, "data_files": hf_data_files}
         self.text_field = text_field
+        self.cache_dir = None if cache_dir is None else Path(cache_dir).expanduser()
+        self._tok: Any = None
         self.train_set: TensorDataset | None = None
         self.val_set: TensorDataset | None = None
 
@@ -256,14 +331,36 @@ class TextDataModule(L.LightningDataModule):
                 ids.extend(d.encode("utf-8"))
                 ids.append(EOS_BYTE)
             return torch.tensor(ids, dtype=torch.long)
-        from transformers import AutoTokenizer
-
-        tok = AutoTokenizer.from_pretrained(self.tokenizer_name)
+        tok = self._tokenizer()
         eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
         # Documents are packed back to back, each closed by EOS; the tokenizer's own special
         # tokens (BOS, or T5-style EOS) are left out so they are not doubled.
         ids = [i for d in docs for i in tok(d, add_special_tokens=False)["input_ids"] + eos]
         return torch.tensor(ids, dtype=torch.long)
+
+    def _tokenizer(self):
+        if self._tok is None:
+            from transformers import AutoTokenizer
+
+            self._tok = AutoTokenizer.from_pretrained(self.tokenizer_name)
+        return self._tok
+
+    def _cache_key(self, docs: list[str]) -> str:
+        """A hash of everything the blocks depend on: the text, the tokenizer, the settings."""
+        h = hashlib.sha256()
+        settings = [self.CACHE_FORMAT, self.block_size, self.val_fraction, self.max_val_blocks, self.seed]
+        h.update(json.dumps(settings).encode())
+        if self.tokenizer_name == "bytes":
+            h.update(b"bytes")
+        else:
+            tok = self._tokenizer()
+            backend = getattr(tok, "backend_tokenizer", None)
+            ident = backend.to_str() if backend is not None else json.dumps(sorted(tok.get_vocab().items()))
+            h.update(f"{type(tok).__name__}:{tok.eos_token_id}:".encode() + ident.encode())
+        for d in docs:
+            data = d.encode("utf-8")
+            h.update(len(data).to_bytes(8, "little") + data)
+        return h.hexdigest()[:32]
 
     def _blocks(self, ids: torch.Tensor) -> torch.Tensor:
         n = ids.numel() // self.block_size
@@ -279,12 +376,22 @@ class TextDataModule(L.LightningDataModule):
         n_val = max(1, round(len(docs) * self.val_fraction))
         if len(docs) < 2:
             raise ValueError("need at least 2 documents to hold some out for validation")
-        val_docs = [docs[i] for i in order[:n_val]]
-        train_docs = [docs[i] for i in order[n_val:]]
-        val = self._blocks(self._encode(val_docs))
-        if self.max_val_blocks is not None:
-            val = val[: self.max_val_blocks]
-        self.train_set = TensorDataset(self._blocks(self._encode(train_docs)))
+        path = None if self.cache_dir is None else self.cache_dir / f"blocks-{self._cache_key(docs)}.pt"
+        if path is not None and path.exists():
+            blocks = torch.load(path, weights_only=True)
+            train, val = blocks["train"], blocks["val"]
+        else:
+            val_docs = [docs[i] for i in order[:n_val]]
+            train_docs = [docs[i] for i in order[n_val:]]
+            val = self._blocks(self._encode(val_docs))
+            if self.max_val_blocks is not None:
+                val = val[: self.max_val_blocks]
+            train = self._blocks(self._encode(train_docs))
+            if path is not None:
+                buf = io.BytesIO()
+                torch.save({"train": train, "val": val}, buf)
+                atomic_write_bytes(path, buf.getvalue())  # concurrent jobs: the last rename wins
+        self.train_set = TensorDataset(train)
         self.val_set = TensorDataset(val)
 
     @override

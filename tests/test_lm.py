@@ -86,3 +86,119 @@ def test_text_datamodule_from_a_hugging_face_dataset(monkeypatch):
 def test_bad_module_options(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+TINY = {"model_type": "gpt2", "n_layer": 1, "n_embd": 32, "n_head": 2, "vocab_size": 257, "n_positions": 32}
+
+
+def test_dict_batches_of_hf_collators_mask_padding_and_labels():
+    model = CausalLMModule(config=TINY).eval()  # no dropout: the losses must match exactly
+    ids = torch.randint(0, 256, (2, 16))
+    mask = torch.ones_like(ids)
+    mask[1, 10:] = 0  # right padding
+    padded = ids.clone()
+    padded[1, 10:] = 0
+    # labels default to the inputs with the padding masked out (-100)
+    from lightning_rectlaw.lm import unpack_batch
+
+    _, _, labels = unpack_batch({"input_ids": padded, "attention_mask": mask})
+    assert (labels[1, 10:] == -100).all() and torch.equal(labels[0], ids[0])
+    # the loss over a padded dict batch equals the loss over the unpadded sequence alone
+    model.val_ce.reset()
+    model.validation_step({"input_ids": padded[1:], "attention_mask": mask[1:]}, 0)
+    padded_loss = model.val_ce.compute()
+    model.val_ce.reset()
+    model.validation_step((ids[1:, :10],), 0)
+    assert padded_loss == pytest.approx(model.val_ce.compute().item(), rel=1e-5)
+    # explicit labels with -100 are respected; the training step takes the dict too
+    labels = ids.clone()
+    labels[:, :8] = -100
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
+    with torch.no_grad():
+        full = model.model(input_ids=ids, labels=ids).loss.item()
+        assert model.model(input_ids=ids, labels=labels).loss.item() != pytest.approx(full)
+    with pytest.raises(KeyError, match="input_ids"):
+        unpack_batch({"ids": ids})
+    assert unpack_batch(batch)[2] is labels
+
+
+def test_weights_dtype_is_configurable():
+    model = CausalLMModule(config=TINY, dtype="bfloat16")
+    assert next(model.model.parameters()).dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="`dtype` should be one of"):
+        CausalLMModule(config=TINY, dtype="int3")
+
+
+def test_lora_trains_only_the_adapters():
+    pytest.importorskip("peft", reason="peft not installed (pip install peft)")
+    model = CausalLMModule(config=TINY, lora={"r": 4, "lora_alpha": 8, "target_modules": ["c_attn"]})
+    opt = model.configure_optimizers()
+    trained = {id(p) for g in opt.param_groups for p in g["params"]}
+    names = [n for n, p in model.named_parameters() if id(p) in trained]
+    assert names and all("lora_" in n for n in names)
+    assert sum(p.numel() for p in model.parameters() if id(p) in trained) < model.num_params / 10
+
+
+def test_tokenized_blocks_are_cached_by_content(tmp_path, monkeypatch):
+    doc = tmp_path / "a.txt"
+    doc.write_text("hello world " * 200)
+    (tmp_path / "b.txt").write_text("second document " * 100)
+    files = [str(doc), str(tmp_path / "b.txt")]
+    first = TextDataModule(files=files, block_size=16, cache_dir=tmp_path / "cache")
+    first.setup("fit")
+    assert len(list((tmp_path / "cache").glob("blocks-*.pt"))) == 1
+    calls = []
+    monkeypatch.setattr(TextDataModule, "_encode", lambda self, docs: calls.append(docs) or torch.zeros(0))
+    again = TextDataModule(files=files, block_size=16, cache_dir=tmp_path / "cache")
+    again.setup("fit")
+    assert calls == []  # read from the cache, not tokenized
+    assert torch.equal(again.train_set.tensors[0], first.train_set.tensors[0])
+    doc.write_text("hello world " * 201)  # the text changed: no reuse
+    monkeypatch.undo()
+    changed = TextDataModule(files=files, block_size=16, cache_dir=tmp_path / "cache")
+    changed.setup("fit")
+    assert len(list((tmp_path / "cache").glob("blocks-*.pt"))) == 2
+    other = TextDataModule(files=files, block_size=8, cache_dir=tmp_path / "cache")  # settings too
+    other.setup("fit")
+    assert len(list((tmp_path / "cache").glob("blocks-*.pt"))) == 3
+
+
+class PaddedDicts(L.LightningDataModule):
+    """Variable-length examples padded by a collator into HF-style dict batches."""
+
+    def __init__(self, n=256):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.rows = [
+            torch.randint(0, 256, (int(torch.randint(8, 17, (1,), generator=g)),), generator=g)
+            for _ in range(n + 64)
+        ]
+        self.batch_size = 16
+
+    @staticmethod
+    def collate(rows):
+        width = max(len(r) for r in rows)
+        ids = torch.zeros(len(rows), width, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)], mask[i, : len(r)] = r, 1
+        return {"input_ids": ids, "attention_mask": mask, "labels": ids.masked_fill(mask == 0, -100)}
+
+    def train_dataloader(self):
+        return torch.utils.data.DataLoader(
+            self.rows[:-64], batch_size=16, shuffle=True, collate_fn=self.collate
+        )
+
+    def val_dataloader(self):
+        return torch.utils.data.DataLoader(self.rows[-64:], batch_size=16, collate_fn=self.collate)
+
+
+def test_the_callback_runs_on_hf_style_dict_batches(tmp_path):
+    law = RectifiedLawCallback(schedule="all")
+    trainer = L.Trainer(
+        max_epochs=1, callbacks=[law], logger=False, enable_progress_bar=False, default_root_dir=tmp_path
+    )
+    trainer.fit(
+        CausalLMModule(config=TINY), datamodule=NestedSubsetDataModule(PaddedDicts(), budget=128, min_size=32)
+    )
+    assert law.result.sizes == [128, 64, 32] and all(np.isfinite(law.result.losses))
