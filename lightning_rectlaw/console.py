@@ -103,7 +103,7 @@ class SubsetProgress:
 
     def open(self, total: float) -> None:
         """Show the bar, for ``total`` training examples."""
-        self.total = float(total)
+        self.total = int(round(total))
         if self.style == "rich":
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -152,8 +152,7 @@ class SubsetProgress:
     def close(self) -> None:
         """Stop the bar; the total shrinks to what ran (AtS may stop before the smallest sizes)."""
         if self._bar is not None:
-            self._bar.total = self.done
-            self._bar.n = self.done
+            self._bar.total = self._bar.n = int(round(self.done))
             self._bar.refresh()
             self._bar.close()
         if self._rich is not None:
@@ -167,7 +166,7 @@ class SubsetProgress:
                 self._bar.set_description_str(self._label(label), refresh=False)
             if postfix is not None:
                 self._bar.set_postfix_str(postfix, refresh=False)
-            self._bar.update(n - self._bar.n)
+            self._bar.update(int(round(n)) - self._bar.n)  # whole examples
         elif self._rich is not None:
             from rich.markup import escape
 

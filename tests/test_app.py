@@ -115,6 +115,14 @@ def test_multirun_ranks_candidates_reports_failure_and_resumes(tmp_path):
     proc = _sweep(tmp_path, "tiny_gpt2,broken,tiny_llama")
     assert proc.returncode == 0, proc.stderr[-3000:]
     sweep = tmp_path / "sweep"
+    # a quiet console: no Lightning banner per subset, each of our lines once, the choice last
+    console = proc.stdout + proc.stderr
+    assert "GPU available" not in console and "`Trainer.fit` stopped" not in console
+    ours = [line[line.index("[rectlaw]") :] for line in console.splitlines() if "[rectlaw]" in line]
+    ours = [line for line in ours if "predicted loss" in line or "chose" in line]
+    assert len(ours) == len(set(ours)) == 3  # two candidates' results, then the choice
+    last = proc.stdout.strip().splitlines()[-1]
+    assert "[rectlaw] chose " in last and "P(best)" in last and str(sweep / "selection_summary.md") in last
     rows = list(csv.DictReader((sweep / "selection_summary.csv").open()))
     by_name = {r["candidate"]: r for r in rows}
     broken = "/nonexistent/model"  # a hub/path candidate is named by its path
@@ -418,3 +426,46 @@ def test_summarize_ends_with_the_choice_and_imports_no_torch(tmp_path):
     ea.Reload()
     assert ea.Tags()["images"] == ["rectlaw/selection"]
     assert "rectlaw/selection_summary" in ea.Tags()["tensors"]
+
+
+@pytest.mark.slow
+def test_the_packaged_app_runs_from_an_installed_wheel(tmp_path):
+    """`pip install lightning-rectlaw` has the sweep app: configs inside the package, `rectlaw sweep`."""
+    import os
+    import zipfile
+
+    dist, site = tmp_path / "dist", tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "-q"]
+    built = subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(dist), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    (wheel,) = dist.glob("lightning_rectlaw-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "lightning_rectlaw/conf/config.yaml" in names and "lightning_rectlaw/py.typed" in names
+    assert "lightning_rectlaw/conf/model/tiny_gpt2.yaml" in names
+    installed = subprocess.run(
+        [*pip, "install", "--no-deps", "--target", str(site), str(wheel)], capture_output=True, text=True
+    )
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    env = {**os.environ, "PYTHONPATH": str(site)}  # the wheel's copy shadows the checkout's
+    where = subprocess.run(
+        [sys.executable, "-c", "import lightning_rectlaw; print(lightning_rectlaw.__file__)"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert where.stdout.startswith(str(site)), where.stdout + where.stderr
+    sweep = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "lightning_rectlaw", "sweep", "-m", "model=tiny_gpt2,tiny_llama", *TINY]
+    proc = subprocess.run(
+        [*cmd, f"hydra.sweep.dir={sweep}"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "[rectlaw] chose " in proc.stdout.strip().splitlines()[-1]
+    rows = list(csv.DictReader((sweep / "selection_summary.csv").open()))
+    assert {r["candidate"] for r in rows} == {"tiny_gpt2", "tiny_llama"}
