@@ -40,7 +40,8 @@ def _table(n: int, seed: int = 0) -> LossTable:
     scale = rng.uniform(0.8, 1.2, (n, 1))
     dl = rng.uniform(10, 2000, (n, 1))
     losses = scale * (40.0 / (dl + sizes ** rng.uniform(0.3, 0.6, (n, 1))) + 1.0)
-    return LossTable(tuple(f"m{i}" for i in range(n)), sizes, losses * rng.uniform(0.995, 1.005, losses.shape))
+    noisy = losses * rng.uniform(0.995, 1.005, losses.shape)
+    return LossTable(tuple(f"m{i}" for i in range(n)), sizes, noisy)
 
 
 def main() -> None:
@@ -52,7 +53,10 @@ def main() -> None:
         tmp = Path(tmp)
         t_py = _wall([py, "-c", "pass"])
         t_help = _wall([py, "-m", "lightning_rectlaw", "--help"])
-        print(f"rectlaw --help        : {t_help:6.2f} s  (python -c pass {t_py:.2f} s; rectlaw's own {t_help - t_py:.2f} s, target <= 0.4 s)")
+        print(
+            f"rectlaw --help        : {t_help:6.2f} s  (python -c pass {t_py:.2f} s; "
+            f"rectlaw's own {t_help - t_py:.2f} s, target <= 0.4 s)"
+        )
 
         n = args.candidates
         big, small = tmp / "big.csv", tmp / "small.csv"
@@ -65,8 +69,14 @@ def main() -> None:
         cmd = [py, "-m", "lightning_rectlaw", "select", "--budget", "1/8", "--format", "csv"]
         t_cli = _wall([*cmd, str(big)], 1)
         t_cli_small = _wall([*cmd, str(small)], 1)
-        print(f"select, {n} candidates: CLI {t_cli:6.2f} s, library (read + select) {t_lib:6.2f} s: CLI/library x{t_cli / t_lib:.2f}")
-        print(f"select, {n // 10} candidates: CLI {t_cli_small:6.2f} s: 10x the candidates cost x{t_cli / t_cli_small:.1f}")
+        print(
+            f"select, {n} candidates: CLI {t_cli:6.2f} s, library (read + select) {t_lib:6.2f} s: "
+            f"CLI/library x{t_cli / t_lib:.2f}"
+        )
+        print(
+            f"select, {n // 10} candidates: CLI {t_cli_small:6.2f} s: "
+            f"10x the candidates cost x{t_cli / t_cli_small:.1f}"
+        )
 
         sweep = tmp / "sweep"
         for name, scale in (("a", 1.0), ("b", 1.1)):
@@ -84,10 +94,11 @@ def main() -> None:
             (sweep / name).mkdir(parents=True)
             (sweep / name / "candidate.json").write_text(json.dumps(rec))
         code = (
-            "import sys, time; t0 = time.perf_counter(); from lightning_rectlaw.cli import main; "
-            "main(['summarize', sys.argv[1]]); print(json.dumps([time.perf_counter() - t0, 'torch' in sys.modules]))"
+            "import json, sys, time; t0 = time.perf_counter(); from lightning_rectlaw.cli import main; "
+            "main(['summarize', sys.argv[1]]); "
+            "print(json.dumps([time.perf_counter() - t0, 'torch' in sys.modules]))"
         )
-        out = subprocess.run([py, "-c", "import json; " + code, str(sweep)], capture_output=True, text=True, check=True)
+        out = subprocess.run([py, "-c", code, str(sweep)], capture_output=True, text=True, check=True)
         seconds, torch_loaded = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"rectlaw summarize     : {seconds:6.2f} s in-process; imported torch: {torch_loaded}")
 

@@ -126,9 +126,9 @@ def main() -> None:
     t_default = _time(lambda: evaluate(table, [DEFAULT_METHOD]), 3)
 
     print(f"table: {args.table} ({n} curves x {table.sizes.size} points)")
-    print(f"naive scipy baseline (18 starts, numerical Jacobian): {t_base:8.3f} s  ({n / t_base:9.1f} curves/s)")
+    print(f"naive scipy (18 starts, numerical Jacobian): {t_base:8.3f} s  ({n / t_base:9.1f} curves/s)")
     print(
-        f"fair scipy baseline (our 4 starts, analytic Jacobian): {t_fair:8.3f} s  ({n / t_fair:9.1f} curves/s)"
+        f"fair scipy (our 4 starts, analytic Jacobian): {t_fair:8.3f} s  ({n / t_fair:9.1f} curves/s)"
         f"  mean RMSE(log) {rmse_fair:.5f}"
     )
     print(

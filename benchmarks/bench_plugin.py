@@ -34,6 +34,7 @@ def _model(args) -> CausalLMModule:
 
 def _trainer_kw(args) -> dict:
     return dict(
+        default_root_dir=args.root,
         max_epochs=args.epochs,
         accelerator=args.accelerator,
         devices=1,
@@ -81,6 +82,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
+    import tempfile
+
+    args.root = tempfile.mkdtemp(prefix="bench_plugin_")  # the result file goes here
     warnings.filterwarnings("ignore")
     import logging
 

@@ -180,9 +180,13 @@ class SubsetProgress:
         progress = self
 
         class _Report(Callback):
+            steps = 0.0
+
+            def on_train_start(self, trainer, *_args: Any) -> None:
+                self.steps = float(trainer.estimated_stepping_batches)  # computed once per run
+
             def on_train_batch_end(self, trainer, *_args: Any) -> None:
-                steps = trainer.estimated_stepping_batches
-                if steps and steps != float("inf"):
-                    progress.fraction(trainer.global_step / steps)
+                if 0 < self.steps < float("inf"):
+                    progress.fraction(trainer.global_step / self.steps)
 
         return _Report()

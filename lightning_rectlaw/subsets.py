@@ -119,14 +119,16 @@ class SubsetRuns:
     def _fit_subset(self, size: int) -> float:
         self.dm.use_subset(size)
         partial = self.cache.partial_dir(size) if self.checkpoint_every is not None else None
-        sub = subset_trainer(
-            self.trainer, f"size_{size}", partial, self.checkpoint_every, [self.progress.callback()]
-        )
+        final = _LastValidation(self.monitor)
+        report = [self.progress.callback()] if self.progress.style is not None else []
+        sub = subset_trainer(self.trainer, f"size_{size}", partial, self.checkpoint_every, [final, *report])
         resume = partial / "last.ckpt" if partial is not None and (partial / "last.ckpt").exists() else None
         if resume is not None:
             info(f"size {size}: resuming the interrupted run from {resume}")
         sub.fit(self.pl_module, datamodule=self.dm, ckpt_path=resume)
         self.pl_module.trainer = sub
+        if final.step == sub.global_step and final.value is not None:
+            return final.value  # the fit validated the final weights already: no second pass
         return self._validate(sub, reuse=True)
 
     def _validate(self, trainer, reuse: bool = False) -> float:
@@ -162,6 +164,22 @@ class SubsetRuns:
             loss, seconds = saved
         result.seconds += seconds
         return loss
+
+
+class _LastValidation(Callback):
+    """Records the monitored loss of the fit's last validation and the step it validated: when
+    that is the final step, it is the loss of the final weights and needs no second pass."""
+
+    def __init__(self, monitor: str) -> None:
+        self.monitor = monitor
+        self.step: int | None = None
+        self.value: float | None = None
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        self.step, self.value = trainer.global_step, None if value is None else float(value)
 
 
 def subset_trainer(

@@ -245,3 +245,30 @@ def test_too_few_subsets_for_the_method_fail_before_training(tmp_path):
 def test_bad_callback_options(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+@pytest.mark.parametrize("every", [1, 2])  # 2 of 3 epochs: the fit's last validation is stale
+def test_each_loss_is_the_final_weights_validation_loss_with_one_pass_when_possible(tmp_path, every):
+    class Recording(Boring):
+        def __init__(self):
+            super().__init__()
+            self.finals, self.validations = [], 0
+
+        def on_train_end(self):
+            self.finals.append({k: v.clone() for k, v in self.state_dict().items()})
+
+        def on_validation_start(self):
+            self.validations += 1
+
+    law = RectifiedLawCallback(schedule="all")
+    model = Recording()
+    trainer = trainer_with(tmp_path, law, max_epochs=3, check_val_every_n_epoch=every)
+    data = Data()
+    trainer.fit(model, datamodule=NestedSubsetDataModule(data, budget=128, min_size=32))
+    val_x, val_y = data.val.tensors
+    for final, loss in zip(model.finals, law.result.losses):
+        w, b = final["layer.weight"], final["layer.bias"]
+        expected = torch.nn.functional.mse_loss((val_x @ w.T + b).squeeze(-1), val_y) + 0.05
+        assert loss == pytest.approx(expected.item(), rel=1e-5)
+    passes_per_run = 3 if every == 1 else 2  # (3 in-fit) or (1 in-fit + 1 final)
+    assert model.validations == len(law.result.sizes) * passes_per_run
