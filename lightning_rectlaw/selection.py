@@ -26,6 +26,7 @@ from .law import DEFAULT_HUBER_DELTA, fit_available, num_params
 from .pooled import fit_pooled
 from .predictive import SCHEMES, Calibration, PredictiveLine, backtest_rates, calibrate, inflate, prob_best
 from .robust import OutlierWarning, Screen, screen_outliers
+from .formatting import format_number
 from .table import LossTable
 
 __all__ = [
@@ -243,7 +244,8 @@ class Selection:
         best = f"best={self.ranking[0]!r}, " if self.ranking else ""
         unrankable = f", {len(self.candidates) - n_ok} unrankable" if n_ok < len(self.candidates) else ""
         return (
-            f"{self.method}, budget={self.budget:g}, target={self.target:g}: {best}{n_ok} ranked{unrankable}"
+            f"{self.method}, budget={format_number(self.budget)}, target={format_number(self.target)}: "
+            f"{best}{n_ok} ranked{unrankable}"
         )
 
     def __repr__(self) -> str:
