@@ -60,20 +60,29 @@ _LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "pytorch_lightnin
 @contextmanager
 def quiet_lightning() -> Iterator[None]:
     """Lightning's INFO chatter off (WARNING and above still shown) inside the block."""
-    import warnings
-
+    _ignore_small_subset_advice()
     loggers = [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
     saved = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.WARNING)
     try:
-        with warnings.catch_warnings():
-            # Small subsets have few batches by design: Lightning's advice to log less often is noise.
-            warnings.filterwarnings("ignore", message=r"The number of training batches .* logging interval")
-            yield
+        yield
     finally:
         for lg, level in zip(loggers, saved):
             lg.setLevel(level)
+
+
+_ADVICE = r"The number of training batches .* is smaller than the logging interval"
+
+
+def _ignore_small_subset_advice() -> None:
+    """Small subsets have few batches by design: Lightning's advice to log less often is noise.
+    The filter is added once for the process (``warnings.catch_warnings`` around each run would
+    reset the once-per-place memory of every other warning, and repeat them per subset)."""
+    import warnings
+
+    if not any(f[0] == "ignore" and getattr(f[1], "pattern", None) == _ADVICE for f in warnings.filters):
+        warnings.filterwarnings("ignore", message=_ADVICE)
 
 
 def bar_style(trainer: Any) -> str | None:

@@ -22,11 +22,11 @@ from typing import Any, Protocol
 import numpy as np
 from scipy.special import stdtrit
 
+from .formatting import format_number
 from .law import DEFAULT_HUBER_DELTA, fit_available, num_params
 from .pooled import fit_pooled
 from .predictive import SCHEMES, Calibration, PredictiveLine, backtest_rates, calibrate, inflate, prob_best
 from .robust import OutlierWarning, Screen, screen_outliers
-from .formatting import format_number
 from .table import LossTable
 
 __all__ = [
