@@ -2,8 +2,9 @@
 
 A cached loss is reused only when everything that determines it is the same: the model class and
 hyperparameters, the source code of the module's and the datamodule's classes and the torch and
-Lightning versions, the initial weights (their bytes), the train examples in the budget and the
-validation batches (their contents), the wrapped datamodule's plain settings, the seed and the
+Lightning versions, the initial weights (their bytes), the subset's own train examples (so a
+larger budget reuses the smaller subsets) and the validation batches (their contents), the
+wrapped datamodule's plain settings, the seed and the
 Trainer settings in :data:`TRAINER_SETTINGS` (the same list builds the subset Trainers). Each
 part is hashed separately, so a re-run can say which one changed.
 """
@@ -26,7 +27,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from lightning_rectlaw.files import atomic_write_text
 
-__all__ = ["TRAINER_SETTINGS", "RunCache", "fingerprint_parts", "trainer_settings"]
+__all__ = ["TRAINER_SETTINGS", "RunCache", "fingerprint_parts", "train_digests", "trainer_settings"]
 
 #: The user's Trainer settings a subset run inherits, and that the fingerprint hashes.
 TRAINER_SETTINGS: tuple[str, ...] = (
@@ -63,7 +64,6 @@ def fingerprint_parts(
     parts = {
         "model": _digest((type(pl_module).__qualname__, hparams)),
         "weights": _digest(dict(snapshot)),
-        "train data": _digest([dm.train_dataset[int(i)] for i in dm.indices(dm.sizes[0])]),
         "validation data": _digest(list(_batches(dm.val_dataloader()))),
         "datamodule settings": _digest(
             (type(dm.datamodule).__qualname__, _plain_settings(dm.datamodule), dm.batch_size, dm.full_size)
@@ -75,13 +75,39 @@ def fingerprint_parts(
     return parts
 
 
+def train_digests(dm) -> dict[int, str]:
+    """Per subset size, a hash of its train examples. The subsets are prefixes of one seeded
+    permutation, so one pass hashes them all; a size's hash does not depend on the budget, and a
+    larger budget (an adaptive sweep's next rung) reuses the smaller sizes already run."""
+    bounds = set(dm.sizes)
+    h = hashlib.blake2b(digest_size=16)
+    h.update(b"[")
+    out = {}
+    for n, i in enumerate(dm.indices(max(dm.sizes)), start=1):
+        _update(h, dm.train_dataset[int(i)])
+        if n in bounds:
+            closed = h.copy()
+            closed.update(b"]")
+            out[n] = closed.hexdigest()
+    return out
+
+
 class RunCache:
     """Finished subset runs under ``directory/rectlaw_runs/size_<n>.json`` (no cache when ``None``)."""
 
-    def __init__(self, directory: Path | None, parts: dict[str, str]) -> None:
+    def __init__(
+        self, directory: Path | None, parts: dict[str, str], train: Mapping[int, str] | None = None
+    ) -> None:
         self.directory = None if directory is None else Path(directory) / "rectlaw_runs"
-        self.parts = parts
-        self.key = _digest(sorted(parts.items()))[:16]
+        self.common = parts
+        self.train = dict(train or {})  # size -> hash of its train examples
+
+    def parts_for(self, size: int) -> dict[str, str]:
+        """The fingerprint's parts for the run of ``size`` (its own train examples included)."""
+        return {**self.common, "train data": self.train.get(size, "")} if size else dict(self.common)
+
+    def key_for(self, size: int) -> str:
+        return _digest(sorted(self.parts_for(size).items()))[:16]
 
     def _path(self, size: int) -> Path:
         return self.directory / f"size_{size}.json"
@@ -96,11 +122,12 @@ class RunCache:
         except (OSError, json.JSONDecodeError):
             rank_zero_warn(f"[rectlaw] ignoring unreadable {path}; re-running that subset")
             return None
-        if data.get("key") == self.key:
+        if data.get("key") == self.key_for(size):
             rank_zero_info(f"[rectlaw] size {size}: reusing the finished run in {path} (same fingerprint)")
             return float(data["loss"]), float(data.get("seconds", 0.0))
         old = data.get("parts") or {}
-        changed = [name for name, h in self.parts.items() if old.get(name) != h] or ["fingerprint format"]
+        parts = self.parts_for(size)
+        changed = [name for name, h in parts.items() if old.get(name) != h] or ["fingerprint format"]
         rank_zero_info(
             f"[rectlaw] size {size}: retraining, the cached run had a different {', '.join(changed)}"
         )
@@ -108,15 +135,17 @@ class RunCache:
 
     def partial_dir(self, size: int) -> Path | None:
         """Where an unfinished run of ``size`` keeps its checkpoints (``None``: no cache)."""
-        return None if self.directory is None else self.directory / f"partial_{self.key}_size_{size}"
+        if self.directory is None:
+            return None
+        return self.directory / f"partial_{self.key_for(size)}_size_{size}"
 
     def put(self, size: int, loss: float, seconds: float) -> None:
         """Store a finished run and drop its mid-run checkpoints."""
         if self.directory is None:
             return
         record = {
-            "key": self.key,
-            "parts": self.parts,
+            "key": self.key_for(size),
+            "parts": self.parts_for(size),
             "size": size,
             "loss": loss if math.isfinite(loss) else str(loss),
             "seconds": seconds,

@@ -31,7 +31,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.seed import isolate_rng
 from typing_extensions import override
 
-from lightning_rectlaw.cache import RunCache, fingerprint_parts
+from lightning_rectlaw.cache import RunCache, fingerprint_parts, train_digests
 from lightning_rectlaw.console import SubsetProgress, bar_style, info
 from lightning_rectlaw.curve import predict_curve
 from lightning_rectlaw.datamodule import NestedSubsetDataModule
@@ -202,10 +202,10 @@ class RectifiedLawCallback(Callback):
         # subset's loss does not depend on which others ran or were reused, and the user's own
         # fit (continue_fit=True) draws the same random numbers as without the callback.
         with isolate_rng():  # (hashing the validation batches draws from it too)
-            parts = (
-                fingerprint_parts(pl_module, dm, trainer, self.monitor, snapshot) if self.results_dir else {}
-            )
-            cache = RunCache(self.results_dir, parts)  # no results_dir: nothing to hash or reuse
+            cache = RunCache(None, {})  # no results_dir: nothing to hash or reuse
+            if self.results_dir is not None:
+                parts = fingerprint_parts(pl_module, dm, trainer, self.monitor, snapshot)
+                cache = RunCache(self.results_dir, parts, train_digests(dm))
             progress = SubsetProgress(bar_style(trainer), self.name)
             try:
                 runs = SubsetRuns(

@@ -157,3 +157,24 @@ def test_a_changed_training_step_is_a_different_computation(tmp_path, caplog):
         )
     log = [r.getMessage() for r in caplog.records if "[rectlaw] size" in r.getMessage()]
     assert log and all("retraining" in m and "code" in m for m in log)
+
+
+def test_a_larger_budget_reuses_the_smaller_subsets_already_run(tmp_path):
+    """An adaptive sweep's next rung: the same candidate with twice the budget trains only the new size."""
+    from boring import Boring, Data, trainer_with
+
+    from lightning_rectlaw import NestedSubsetDataModule, RectifiedLawCallback
+
+    def run(budget):
+        law = RectifiedLawCallback(schedule="all", results_dir=tmp_path / "res", method="ats", k=2)
+        model = Boring()
+        trainer_with(tmp_path, law).fit(
+            model, datamodule=NestedSubsetDataModule(Data(), budget=budget, min_size=32, target_size=512)
+        )
+        return law.result, len(model.starts)
+
+    small, trained = run(64)
+    assert small.sizes == [64, 32] and trained == 2
+    large, trained = run(256)
+    assert large.sizes == [256, 128, 64, 32] and trained == 2  # 256 and 128 only
+    assert large.losses[2:] == small.losses
