@@ -5,7 +5,7 @@ Usage::
     rectlaw fit TABLE.csv [--law rectified|vanilla] [--free-alpha] [--format table|csv|json]
     rectlaw select TABLE.csv --budget 1/8 [--target SIZE] [--method NAME] [--format ...]
     rectlaw evaluate TABLE.csv [--target SIZE] [--methods a,b] [--metrics m,n] [--pool-size N]
-                     [--compute] [--format table|csv]
+                     [--compute] [--schedule full|adaptive [--threshold P]] [--format table|csv]
     rectlaw methods
     rectlaw summarize SWEEP_DIR [--table LOSSES.csv] [--out DIR]
     rectlaw sweep -m model=a,b,c [HYDRA OVERRIDES]    (the Hydra sweep app; ``rectlaw sweep --help``)
@@ -48,12 +48,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.simplefilter("default")
             warnings.showwarning = _show_warning
             return args.run(args)
-    except (ValueError, OSError) as err:
-        print(f"rectlaw {args.command}: error: {err}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # `rectlaw select ... | head`: the reader left, not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except (ValueError, OSError) as err:
+        print(f"rectlaw {args.command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 def _show_warning(message, category, *_args, **_kw) -> None:
@@ -122,6 +122,19 @@ def _parser() -> argparse.ArgumentParser:
         "--compute",
         action="store_true",
         help="add metric Compute: examples fine-tuned, in %% of every candidate on the full set",
+    )
+    e.add_argument(
+        "--schedule",
+        choices=["full", "adaptive"],
+        default="full",
+        help="full: every candidate runs its whole schedule; adaptive: successive elimination on "
+        "P(best) at rungs budget/8, /4, /2, budget (Compute counts what it ran)",
+    )
+    e.add_argument(
+        "--threshold",
+        type=_probability,
+        default=None,
+        help="adaptive: P(best) below which a candidate stops (default %(default)s: the library's)",
     )
     _format(e, ["table", "csv"])
     e.set_defaults(run=_cmd_evaluate)
@@ -243,6 +256,8 @@ def _cmd_evaluate(args) -> int:
         compute=args.compute,
         metrics=metrics,
         pool_size=args.pool_size,
+        schedule=args.schedule,
+        adaptive=None if args.threshold is None else {"threshold": args.threshold},
     )
     if args.format == "csv":
         w = csv.writer(sys.stdout, lineterminator="\n")
@@ -281,6 +296,16 @@ def _positive_int(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1) like 0.02, got {text!r}")
     return value
 
 

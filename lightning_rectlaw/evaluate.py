@@ -17,6 +17,12 @@ costs; and whether its probabilities and intervals can be believed. Metrics (``v
 * ``Compute``: examples fine-tuned by the runs the method needs, in percent of fine-tuning every
   candidate once on the full target set.
 
+``schedule="adaptive"`` replays the successive-elimination sweep of
+:mod:`lightning_rectlaw.adaptive` instead of running every candidate's whole schedule: each
+method ranks, at each rung, only the candidates still running, on the cells up to that rung; the
+choice is the best survivor, and ``Compute`` counts what the replay read. PearCorr uses each
+candidate's prediction from its last rung; pools pick by the sweep's final order.
+
 Pools are scored with the scores the method gave on the whole table, so a method whose
 predictions share information across candidates (``pooled``, ``robust_ats``'s calibration) sees
 the whole table's in-budget data, as it would with that many candidates.
@@ -78,6 +84,8 @@ def evaluate(
     pool_size: int = 5,
     pools: int = 2000,
     seed: int = 0,
+    schedule: str = "full",
+    adaptive: dict | None = None,
     **options,
 ) -> EvalRows:
     """Score each method at each budget ratio against the true losses at ``target``.
@@ -90,6 +98,9 @@ def evaluate(
         metrics: any of :data:`METRICS` (default ``PearCorr`` and ``RelAcc``). ``Brier`` and
             ``Coverage80`` are skipped for methods without P(best) or intervals.
         pool_size, pools, seed: the random pools of ``HitRate`` and ``Regret``.
+        schedule: ``"full"`` (every candidate's whole schedule) or ``"adaptive"`` (successive
+            elimination; ``adaptive`` holds its options: ``threshold``, ``min_points``,
+            ``floor``, ``count``).
 
     Candidates without a loss at ``target`` are left out (with a warning); a candidate a method
     cannot rank is left out of that method's PearCorr and cannot be chosen.
@@ -107,6 +118,8 @@ def evaluate(
     bad = [m for m in metrics if m not in METRICS]
     if bad:
         raise ValueError(f"unknown metric(s) {bad}; choose from {list(METRICS)}")
+    if schedule not in ("full", "adaptive"):
+        raise ValueError(f"`schedule` should be 'full' or 'adaptive', got {schedule!r}")
     if pool_size < 2 or pools < 1:
         raise ValueError(f"`pool_size` must be at least 2 and `pools` at least 1, got {pool_size}, {pools}")
     target = table.max_size if target is None else float(target)
@@ -123,23 +136,34 @@ def evaluate(
     rows = []
     for method in methods:
         for r in ratios:
-            sel = select(table, method, budget=target / r, target=target, level=0.8, **options)
+            if schedule == "adaptive":
+                from lightning_rectlaw.adaptive import simulate
+
+                run = simulate(
+                    table, target / r, target, method=method, level=0.8, **(adaptive or {}), **options
+                )
+                sel = run.selection
+                order = {c.name: i for i, c in enumerate(sel.candidates)}
+                picks = np.array([order[n] for n in table.names], dtype=float)
+            else:
+                sel = select(table, method, budget=target / r, target=target, level=0.8, **options)
+                picks = None
             scores = sel.scores_for(table.names)
             if not sel.ranking:
                 reasons = sorted(set(sel.unrankable.values()))
                 warnings.warn(
                     f"{method} at 1/{r}: no candidate is rankable ({'; '.join(reasons)})", stacklevel=2
                 )
-            values = _metrics(sel, table, truth, scores, draws, target, metrics, method)
+            values = _metrics(sel, table, truth, scores, draws, target, metrics, method, picks)
             rows += [EvalRow(method, int(r), m, v) for m, v in values.items()]
     return EvalRows(rows)
 
 
-def _metrics(sel, table, truth, scores, draws, target, metrics, method) -> dict[str, float]:
+def _metrics(sel, table, truth, scores, draws, target, metrics, method, picks=None) -> dict[str, float]:
     out: dict[str, float] = {}
     if {"HitRate", "Regret"} & set(metrics):  # one pick per pool serves both
         best = truth[draws].min(axis=1)
-        picked = truth[pool_choices(scores, draws)]
+        picked = truth[pool_choices(scores if picks is None else picks, draws)]
     for m in metrics:
         if m == "PearCorr":
             # the paper correlates log parameter count itself for ModelSize

@@ -1,0 +1,97 @@
+"""The adaptive schedule, held out: its rule is chosen on some tables and scored on the others.
+
+    python benchmarks/adaptive.py            # about half a minute on 2 cores
+
+For each held-out table (FLAN, WMT19, the two local zoos), among the variants of :data:`GRID`
+(threshold x minimum points x floor x rungs), the one with the lowest mean compute on the *other*
+tables among those that lose at most :data:`TOLERANCE` points of mean RelAcc against the full
+schedule on every one of them is chosen; it is then scored on the held-out table. Budgets: the
+table's ratios from 1/8 to 1/64 that leave at least 4 points (the zoos stop at 1/32). Compute is
+the adaptive sweep's examples in percent of the full schedule's (the default, ``robust_ats``,
+runs every in-budget size). Then the trade-off curve over the threshold, the other options at
+the library's defaults, on every table.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from lightning_rectlaw.adaptive import DEFAULT_FLOOR, DEFAULT_MIN_POINTS, DEFAULT_RUNGS, simulate
+from lightning_rectlaw.metrics import relacc
+from lightning_rectlaw.selection import select
+from lightning_rectlaw.table import LossTable
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "benchmark"
+TABLES = {
+    "FLAN": (SHARED / "flan.csv", (8, 16, 32, 64)),
+    "WMT19": (SHARED / "wmt19.csv", (8, 16, 32, 64)),
+    "zoo-stdlib": (ROOT / "data" / "zoo_stdlib.csv", (8, 16, 32)),
+    "zoo-cross": (ROOT / "data" / "zoo_cross.csv", (8, 16, 32)),
+}
+THRESHOLDS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.1)
+GRID = list(itertools.product(THRESHOLDS, (3, 4), (1, 2), (4, 5)))  # threshold, min_points, floor, rungs
+TOLERANCE = 0.5  # points of mean RelAcc a variant may lose on a training table
+
+
+def score(table: LossTable, ratios, threshold, min_points, floor, count) -> tuple[float, float, float]:
+    """Mean over budgets of: compute (% of the full schedule), full RelAcc, adaptive RelAcc."""
+    truth = table.losses[:, -1]
+    compute, full_acc, adaptive_acc = [], [], []
+    for r in ratios:
+        full = select(table, budget=table.max_size / r)
+        run = simulate(
+            table, table.max_size / r, threshold=threshold, min_points=min_points, floor=floor, count=count
+        )
+        compute.append(100 * run.examples / full.examples)
+        full_acc.append(relacc(truth[table.names.index(full.best)], truth))
+        adaptive_acc.append(relacc(truth[table.names.index(run.selection.best)], truth))
+    return float(np.mean(compute)), float(np.mean(full_acc)), float(np.mean(adaptive_acc))
+
+
+def main() -> None:
+    warnings.simplefilter("ignore")
+    tables = {}
+    for name, (path, ratios) in TABLES.items():
+        if path.exists():
+            tables[name] = (LossTable.read_csv(path), ratios)
+        else:
+            print(f"note: {name} left out, {path} not found", file=sys.stderr)
+    results = {(name, v): score(t, ratios, *v) for name, (t, ratios) in tables.items() for v in GRID}
+    print(f"{len(GRID)} variants (threshold x min_points x floor x rungs), chosen leave-one-table-out\n")
+    print(
+        "| held-out table | chosen (threshold, min points, floor, rungs) | compute, % of full "
+        "| RelAcc full | RelAcc adaptive |"
+    )
+    print("|---|---|---|---|---|")
+    for held in tables:
+        train = [n for n in tables if n != held]
+        ok = [v for v in GRID if all(results[(n, v)][1] - results[(n, v)][2] <= TOLERANCE for n in train)]
+        chosen = min(ok, key=lambda v: (np.mean([results[(n, v)][0] for n in train]), -v[2], v[1]))
+        c, f, a = results[(held, chosen)]
+        print(f"| {held} | {chosen} | {c:.0f}% | {f:.1f} | {a:.1f} |")
+    every = [v for v in GRID if all(results[(n, v)][1] - results[(n, v)][2] <= TOLERANCE for n in tables)]
+    if every:
+        best = min(every, key=lambda v: (np.mean([results[(n, v)][0] for n in tables]), -v[2], v[1]))
+        print(f"\nchosen on every table (the library's defaults): {best}")
+    defaults = (DEFAULT_MIN_POINTS, DEFAULT_FLOOR, DEFAULT_RUNGS)
+    print(
+        f"\nTrade-off over the threshold (min points, floor, rungs = {defaults}): compute % / RelAcc change\n"
+    )
+    print("| threshold | " + " | ".join(tables) + " |")
+    print("|---|" + "---|" * len(tables))
+    for thr in THRESHOLDS:
+        cells = []
+        for name in tables:
+            c, f, a = results[(name, (thr, *defaults))]
+            cells.append(f"{c:.0f}% / {a - f:+.1f}")
+        print(f"| {thr:g} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,266 @@
+"""Successive elimination across candidates: spend compute only on contenders.
+
+Candidates are fine-tuned on nested subsets up to a *rung* (a budget), all of them on the first
+rung; after each rung the default selector ranks the ones still running, on what they have run,
+and a candidate whose calibrated probability of being the best (P(best)) is below ``threshold``
+stops there. The survivors go on to the next rung (twice the size), up to the budget, where the
+last ranking is the choice. Multi-fidelity elimination (ASHA, Hyperband) compares candidates at
+equal fidelity, which ranks fine-tuning curves badly; here each candidate is compared on its
+*extrapolated* loss at the target size, with the uncertainty of that extrapolation.
+
+Guards against eliminating on too little evidence:
+
+- ``min_points``: a candidate with fewer measured points in the rung is never eliminated there
+  (the rungs below the first one where every candidate can have that many are skipped);
+- ``floor``: at least this many candidates (the most likely to be best) survive every rung;
+- a candidate the selector cannot rank at a rung (e.g. too few clean points) is kept.
+
+:func:`schedule_round` is the rule as a pure function of the losses measured so far; it says
+why each candidate continues or stops. :func:`simulate` replays a whole sweep offline on a
+recorded loss table, reading only the cells the schedule would have run.
+
+Pure numpy/scipy: no torch, Lightning or Hydra import here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .formatting import format_number
+from .selection import DEFAULT_METHOD, CandidateScore, Selection, select
+from .table import LossTable
+
+__all__ = [
+    "DEFAULT_FLOOR",
+    "DEFAULT_MIN_POINTS",
+    "DEFAULT_THRESHOLD",
+    "AdaptiveRun",
+    "Decision",
+    "rungs",
+    "schedule_round",
+    "simulate",
+]
+
+# The defaults are the variant `benchmarks/adaptive.py` chooses on all four tables (the same one
+# it chooses for three of the four held-out tables; see the README for the held-out scores).
+#: P(best) below which a candidate stops.
+DEFAULT_THRESHOLD = 0.1
+#: Points a candidate needs at a rung before it can be eliminated there.
+DEFAULT_MIN_POINTS = 3
+#: Candidates that survive every rung, whatever their P(best).
+DEFAULT_FLOOR = 2
+#: Rungs per sweep: budget/8, budget/4, budget/2, budget.
+DEFAULT_RUNGS = 4
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What happens to one candidate after a rung.
+
+    Attributes:
+        name: the candidate.
+        keep: whether it goes on to the next rung.
+        reason: why, in words (its P(best) against the threshold, or the guard that kept it).
+        prob_best: its probability of being the best among those still running (``None`` when
+            it could not be ranked).
+        predicted_loss: its predicted loss at the target from what it has run (``None``: none).
+    """
+
+    name: str
+    keep: bool
+    reason: str
+    prob_best: float | None = None
+    predicted_loss: float | None = None
+
+
+def rungs(
+    sizes: Sequence[float],
+    budget: float,
+    count: int = DEFAULT_RUNGS,
+    min_points: int = DEFAULT_MIN_POINTS,
+) -> list[float]:
+    """The rung budgets, smallest first: ``budget / 2**(count-1), ..., budget / 2, budget``, without
+    those where fewer than ``min_points`` of ``sizes`` fit (no one could be judged there). The
+    budget itself is always the last rung."""
+    sizes = np.asarray(sizes, dtype=float)
+    out = []
+    for j in range(count - 1, -1, -1):
+        rung = budget / 2**j
+        if j == 0 or np.sum(sizes <= rung * (1 + 1e-9)) >= min_points:
+            out.append(float(rung))
+    return out
+
+
+def schedule_round(
+    table: LossTable,
+    rung: float,
+    target: float,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    min_points: int = DEFAULT_MIN_POINTS,
+    floor: int = DEFAULT_FLOOR,
+    method: str = DEFAULT_METHOD,
+    **options,
+) -> tuple[Selection, list[Decision]]:
+    """Decide, after ``rung``, which candidates of ``table`` (those still running, with what they
+    measured) continue. Returns the selection at this rung and one decision per candidate.
+
+    A method without P(best) (e.g. ``ats``) eliminates nobody: the rule needs calibrated
+    probabilities to be safe.
+    """
+    if not 0 <= threshold < 1:
+        raise ValueError(f"`threshold` must be in [0, 1), got {threshold!r}")
+    if min_points < 2 or floor < 1:
+        raise ValueError(f"`min_points` must be at least 2 and `floor` at least 1, got {min_points}, {floor}")
+    sel = select(table, method, budget=rung, target=target, **options)
+    probs = sel.prob_best
+    by_name = {c.name: c for c in sel.candidates}
+    in_rung = table.sizes <= rung * (1 + 1e-9)
+    points = {n: int(np.isfinite(table.losses[i, in_rung]).sum()) for i, n in enumerate(table.names)}
+    ranked = [n for n in sel.ranking]
+    protected = set(ranked[:floor])
+    decisions = []
+    for name in table.names:
+        c = by_name[name]
+        p = None if probs is None else probs.get(name)
+        pred = _prediction(c)
+        if probs is None:
+            decisions.append(
+                Decision(name, True, f"{method} gives no P(best): nobody is eliminated", None, pred)
+            )
+        elif not c.rankable:
+            decisions.append(
+                Decision(name, True, f"kept: not rankable at this rung ({c.reason})", None, pred)
+            )
+        elif points[name] < min_points:
+            decisions.append(
+                Decision(
+                    name, True, f"kept: {points[name]} point(s), fewer than {min_points} to judge", p, pred
+                )
+            )
+        elif name in protected:
+            decisions.append(Decision(name, True, f"kept: P(best) {_pct(p)}, among the top {floor}", p, pred))
+        elif p is not None and p < threshold:
+            decisions.append(
+                Decision(name, False, f"eliminated: P(best) {_pct(p)} < threshold {_pct(threshold)}", p, pred)
+            )
+        else:
+            decisions.append(
+                Decision(name, True, f"kept: P(best) {_pct(p)} >= threshold {_pct(threshold)}", p, pred)
+            )
+    return sel, decisions
+
+
+def _prediction(c: CandidateScore) -> float | None:
+    if c.predicted_loss is not None:
+        return float(c.predicted_loss)
+    return None if math.isnan(c.score) else float(c.score)
+
+
+def _pct(p: float | None) -> str:
+    if p is None:
+        return "unknown"
+    return f"{100 * p:.2g}%" if p < 0.1 else f"{100 * p:.0f}%"
+
+
+@dataclass(frozen=True)
+class AdaptiveRun:
+    """An adaptive sweep replayed on a table: the rounds, and the final selection.
+
+    Attributes:
+        rungs: the rung budgets, smallest first.
+        rounds: per rung, the decision for every candidate that ran it.
+        selection: the final ranking: survivors by their prediction at the budget, then the
+            eliminated ones, the later eliminated first. Each candidate's ``sizes_run`` is what
+            it ran, so ``selection.examples`` is the sweep's compute.
+        eliminated_at: candidate -> the rung after which it stopped.
+    """
+
+    rungs: tuple[float, ...]
+    rounds: tuple[tuple[Decision, ...], ...]
+    selection: Selection
+    eliminated_at: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def examples(self) -> float:
+        """Fine-tuning examples run (one pass over each subset)."""
+        return self.selection.examples
+
+    def describe(self) -> list[str]:
+        """One line per round: who ran, who stopped and why."""
+        lines = []
+        for rung, decisions in zip(self.rungs, self.rounds):
+            out = [d for d in decisions if not d.keep]
+            gone = "; ".join(f"{d.name} ({d.reason.removeprefix('eliminated: ')})" for d in out) or "none"
+            lines.append(f"rung {format_number(rung)}: {len(decisions)} ran, eliminated: {gone}")
+        return lines
+
+
+def simulate(
+    table: LossTable,
+    budget: float | str,
+    target: float | None = None,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    min_points: int = DEFAULT_MIN_POINTS,
+    floor: int = DEFAULT_FLOOR,
+    count: int = DEFAULT_RUNGS,
+    method: str = DEFAULT_METHOD,
+    level: float = 0.95,
+    **options,
+) -> AdaptiveRun:
+    """Replay the adaptive schedule on ``table``: at each rung only the candidates still running
+    are ranked, each on the cells up to that rung; nothing beyond a candidate's last rung is read.
+    """
+    target = table.max_size if target is None else float(target)
+    budget_size = table.resolve_budget(budget, target)
+    plan = rungs(table.sizes[table.sizes <= budget_size * (1 + 1e-9)], budget_size, count, min_points)
+    alive = list(table.names)
+    rounds, eliminated_at, last = [], {}, {}
+    final: Selection | None = None
+    for rung in plan:
+        sub = table.subset(alive)
+        sel, decisions = schedule_round(
+            sub,
+            rung,
+            target,
+            threshold=threshold,
+            min_points=min_points,
+            floor=floor,
+            method=method,
+            level=level,
+            **options,
+        )
+        last.update({c.name: (rung, c) for c in sel.candidates})
+        if rung == plan[-1]:
+            decisions = [
+                Decision(d.name, True, "ran the whole budget", d.prob_best, d.predicted_loss)
+                for d in decisions
+            ]
+            final = sel
+        rounds.append(tuple(decisions))
+        for d in decisions:
+            if not d.keep:
+                eliminated_at[d.name] = rung
+        alive = [n for n in alive if n not in eliminated_at]
+    assert final is not None
+    gone = sorted(
+        (last[n][1] for n in eliminated_at),
+        key=lambda c: (-last[c.name][0], c.score if c.rankable else math.inf),
+    )
+    in_budget = table.sizes[table.sizes <= budget_size * (1 + 1e-9)]
+
+    def ran(c: CandidateScore) -> CandidateScore:
+        """The candidate with ``sizes_run`` = every in-budget size up to its last rung it has."""
+        rung = last[c.name][0]
+        row = table.losses[table.names.index(c.name)]
+        keep = (in_budget <= rung * (1 + 1e-9)) & np.isfinite(row[: in_budget.size])
+        return replace(c, sizes_run=tuple(float(s) for s in in_budget[keep]))
+
+    candidates = tuple(ran(c) for c in final.candidates) + tuple(ran(c) for c in gone)
+    selection = Selection(method, budget_size, target, candidates, final.interval_level)
+    return AdaptiveRun(tuple(plan), tuple(rounds), selection, eliminated_at)

@@ -1,0 +1,108 @@
+"""Successive elimination: the rule's decisions and guards, and the offline replay."""
+
+import numpy as np
+import pytest
+
+from lightning_rectlaw import LossTable
+from lightning_rectlaw.adaptive import rungs, schedule_round, simulate
+from lightning_rectlaw.cli import main as rectlaw
+from lightning_rectlaw.evaluate import evaluate
+from lightning_rectlaw.selection import select
+
+SIZES = 200.0 * 2.0 ** np.arange(10)  # 200 .. 102400
+
+
+def field_of(n_close=2, n_far=6, seed=0):
+    """Two close contenders and clearly worse candidates (parallel power laws, a little noise)."""
+    rng = np.random.default_rng(seed)
+    offsets = [0.0, 0.01][:n_close] + list(np.linspace(0.4, 0.9, n_far))
+    rows = [(3.0 * SIZES**-0.3 + 1.0 + o) * rng.uniform(0.998, 1.002, SIZES.size) for o in offsets]
+    names = [f"close{i}" for i in range(n_close)] + [f"far{i}" for i in range(n_far)]
+    return LossTable(tuple(names), SIZES, np.array(rows), zero_shot=np.array([5.0] * len(rows)))
+
+
+def test_rungs_double_up_to_the_budget_and_skip_those_too_small_to_judge():
+    assert rungs(SIZES, 51200) == [6400, 12800, 25600, 51200]
+    assert rungs(SIZES[SIZES <= 1600], 1600, min_points=3) == [800, 1600]  # 200 and 400 have < 3 points
+    assert rungs(SIZES, 400, min_points=4) == [400]  # the budget is always run
+
+
+def test_clear_losers_stop_with_a_reason_and_contenders_go_on():
+    table = field_of()
+    sel, decisions = schedule_round(table, 6400, table.max_size, threshold=0.1)
+    by = {d.name: d for d in decisions}
+    assert by["close0"].keep and by["close1"].keep
+    assert not any(by[f"far{i}"].keep for i in range(6))
+    assert by["far3"].reason.startswith("eliminated: P(best)") and "< threshold 10%" in by["far3"].reason
+    assert by["close0"].prob_best + by["close1"].prob_best == pytest.approx(1.0, abs=1e-3)
+
+
+def test_guards_keep_candidates_on_too_little_evidence():
+    table = field_of()
+    # too few points at the rung: nobody can be eliminated there
+    _, decisions = schedule_round(table, 400, table.max_size, threshold=0.5, min_points=3)
+    assert all(d.keep for d in decisions)
+    # the floor keeps the most likely ones whatever the threshold
+    _, decisions = schedule_round(table, 6400, table.max_size, threshold=0.99, floor=3)
+    assert sum(d.keep for d in decisions) == 3 and "among the top 3" in decisions[0].reason
+    # a method without P(best) eliminates nobody
+    _, decisions = schedule_round(table, 6400, table.max_size, method="ats")
+    assert all(d.keep for d in decisions) and "no P(best)" in decisions[0].reason
+    with pytest.raises(ValueError, match="threshold"):
+        schedule_round(table, 6400, table.max_size, threshold=1.5)
+
+
+def test_replay_reads_only_the_cells_it_runs_and_spends_less():
+    table = field_of()
+    run = simulate(table, 51200)
+    assert run.selection.best in ("close0", "close1")
+    assert set(run.eliminated_at) == {f"far{i}" for i in range(6)}
+    full = select(table, budget=51200)
+    assert run.examples < 0.4 * full.examples
+    # garbage beyond where each eliminated candidate stopped changes nothing
+    losses = table.losses.copy()
+    for name, rung in run.eliminated_at.items():
+        losses[table.names.index(name), SIZES > rung] = 0.01
+    poisoned = LossTable(table.names, SIZES, losses, zero_shot=table.zero_shot)
+    again = simulate(poisoned, 51200)
+    assert again.selection.ranking == run.selection.ranking and again.examples == run.examples
+    assert "eliminated: far" in run.describe()[0] and len(run.describe()) == len(run.rungs)
+
+
+def test_evaluate_and_the_cli_score_the_adaptive_schedule(tmp_path, capsys):
+    table = field_of()
+    rows = evaluate(table, ["robust_ats"], [2, 4], metrics=["RelAcc", "Compute"], schedule="adaptive")
+    full = evaluate(table, ["robust_ats"], [2, 4], metrics=["RelAcc", "Compute"])
+    get = lambda rs, m, r: next(x.value for x in rs if x.metric == m and x.ratio == r)  # noqa: E731
+    for r in (2, 4):
+        assert get(rows, "RelAcc", r) == pytest.approx(get(full, "RelAcc", r))
+        assert get(rows, "Compute", r) < 0.5 * get(full, "Compute", r)
+    path = tmp_path / "t.csv"
+    table.write_csv(path)
+    assert (
+        rectlaw(
+            [
+                "evaluate",
+                str(path),
+                "--methods",
+                "robust_ats",
+                "--ratios",
+                "2",
+                "--schedule",
+                "adaptive",
+                "--compute",
+                "--threshold",
+                "0.05",
+                "--format",
+                "csv",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "method,ratio,metric,value" and any(
+        line.startswith("RobustAtS,2,Compute,") for line in out
+    )
+    with pytest.raises(SystemExit):  # argparse: a bad value is a usage error, exit status 2
+        rectlaw(["evaluate", str(path), "--schedule", "adaptive", "--threshold", "2"])
+    assert "must be a probability in [0, 1)" in capsys.readouterr().err
