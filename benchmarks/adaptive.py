@@ -46,7 +46,12 @@ def score(table: LossTable, ratios, threshold, min_points, floor, count) -> tupl
     for r in ratios:
         full = select(table, budget=table.max_size / r)
         run = simulate(
-            table, table.max_size / r, threshold=threshold, min_points=min_points, floor=floor, count=count
+            table,
+            table.max_size / r,
+            prob_threshold=threshold,
+            min_points=min_points,
+            min_survivors=floor,
+            count=count,
         )
         compute.append(100 * run.examples / full.examples)
         full_acc.append(relacc(truth[table.names.index(full.best)], truth))

@@ -2,17 +2,19 @@
 
 Candidates are fine-tuned on nested subsets up to a *rung* (a budget), all of them on the first
 rung; after each rung the default selector ranks the ones still running, on what they have run,
-and a candidate whose calibrated probability of being the best (P(best)) is below ``threshold``
+and a candidate whose calibrated probability of being the best (P(best)) is below ``prob_threshold``
 stops there. The survivors go on to the next rung (twice the size), up to the budget, where the
 last ranking is the choice. Multi-fidelity elimination (ASHA, Hyperband) compares candidates at
 equal fidelity, which ranks fine-tuning curves badly; here each candidate is compared on its
 *extrapolated* loss at the target size, with the uncertainty of that extrapolation.
 
+(Named apart from ``robust_ats``'s own ``threshold`` and ``floor``, its outlier screening's.)
+
 Guards against eliminating on too little evidence:
 
 - ``min_points``: a candidate with fewer measured points in the rung is never eliminated there
   (the rungs below the first one where every candidate can have that many are skipped);
-- ``floor``: at least this many candidates (the most likely to be best) survive every rung;
+- ``min_survivors``: at least this many candidates (the most likely to be best) survive every rung;
 - a candidate the selector cannot rank at a rung (e.g. too few clean points) is kept.
 
 :func:`schedule_round` is the rule as a pure function of the losses measured so far; it says
@@ -100,9 +102,9 @@ def schedule_round(
     rung: float,
     target: float,
     *,
-    threshold: float = DEFAULT_THRESHOLD,
+    prob_threshold: float = DEFAULT_THRESHOLD,
     min_points: int = DEFAULT_MIN_POINTS,
-    floor: int = DEFAULT_FLOOR,
+    min_survivors: int = DEFAULT_FLOOR,
     method: str = DEFAULT_METHOD,
     **options,
 ) -> tuple[Selection, list[Decision]]:
@@ -112,17 +114,20 @@ def schedule_round(
     A method without P(best) (e.g. ``ats``) eliminates nobody: the rule needs calibrated
     probabilities to be safe.
     """
-    if not 0 <= threshold < 1:
-        raise ValueError(f"`threshold` must be in [0, 1), got {threshold!r}")
-    if min_points < 2 or floor < 1:
-        raise ValueError(f"`min_points` must be at least 2 and `floor` at least 1, got {min_points}, {floor}")
+    if not 0 <= prob_threshold < 1:
+        raise ValueError(f"`prob_threshold` must be in [0, 1), got {prob_threshold!r}")
+    if min_points < 2 or min_survivors < 1:
+        raise ValueError(
+            "`min_points` must be at least 2 and `min_survivors` at least 1, "
+            f"got {min_points}, {min_survivors}"
+        )
     sel = select(table, method, budget=rung, target=target, **options)
     probs = sel.prob_best
     by_name = {c.name: c for c in sel.candidates}
     in_rung = table.sizes <= rung * (1 + 1e-9)
     points = {n: int(np.isfinite(table.losses[i, in_rung]).sum()) for i, n in enumerate(table.names)}
     ranked = [n for n in sel.ranking]
-    protected = set(ranked[:floor])
+    protected = set(ranked[:min_survivors])
     decisions = []
     for name in table.names:
         c = by_name[name]
@@ -143,14 +148,18 @@ def schedule_round(
                 )
             )
         elif name in protected:
-            decisions.append(Decision(name, True, f"kept: P(best) {_pct(p)}, among the top {floor}", p, pred))
-        elif p is not None and p < threshold:
             decisions.append(
-                Decision(name, False, f"eliminated: P(best) {_pct(p)} < threshold {_pct(threshold)}", p, pred)
+                Decision(name, True, f"kept: P(best) {_pct(p)}, among the top {min_survivors}", p, pred)
+            )
+        elif p is not None and p < prob_threshold:
+            decisions.append(
+                Decision(
+                    name, False, f"eliminated: P(best) {_pct(p)} < threshold {_pct(prob_threshold)}", p, pred
+                )
             )
         else:
             decisions.append(
-                Decision(name, True, f"kept: P(best) {_pct(p)} >= threshold {_pct(threshold)}", p, pred)
+                Decision(name, True, f"kept: P(best) {_pct(p)} >= threshold {_pct(prob_threshold)}", p, pred)
             )
     return sel, decisions
 
@@ -205,9 +214,9 @@ def simulate(
     budget: float | str,
     target: float | None = None,
     *,
-    threshold: float = DEFAULT_THRESHOLD,
+    prob_threshold: float = DEFAULT_THRESHOLD,
     min_points: int = DEFAULT_MIN_POINTS,
-    floor: int = DEFAULT_FLOOR,
+    min_survivors: int = DEFAULT_FLOOR,
     count: int = DEFAULT_RUNGS,
     method: str = DEFAULT_METHOD,
     level: float = 0.95,
@@ -228,9 +237,9 @@ def simulate(
             sub,
             rung,
             target,
-            threshold=threshold,
+            prob_threshold=prob_threshold,
             min_points=min_points,
-            floor=floor,
+            min_survivors=min_survivors,
             method=method,
             level=level,
             **options,

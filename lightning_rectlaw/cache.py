@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_warn
 
+from lightning_rectlaw.console import info
 from lightning_rectlaw.files import atomic_write_text
 
 __all__ = ["TRAINER_SETTINGS", "RunCache", "fingerprint_parts", "train_digests", "trainer_settings"]
@@ -123,14 +124,12 @@ class RunCache:
             rank_zero_warn(f"[rectlaw] ignoring unreadable {path}; re-running that subset")
             return None
         if data.get("key") == self.key_for(size):
-            rank_zero_info(f"[rectlaw] size {size}: reusing the finished run in {path} (same fingerprint)")
+            info(f"size {size}: reusing the finished run in {path} (same fingerprint)")
             return float(data["loss"]), float(data.get("seconds", 0.0))
         old = data.get("parts") or {}
         parts = self.parts_for(size)
         changed = [name for name, h in parts.items() if old.get(name) != h] or ["fingerprint format"]
-        rank_zero_info(
-            f"[rectlaw] size {size}: retraining, the cached run had a different {', '.join(changed)}"
-        )
+        info(f"size {size}: retraining, the cached run had a different {', '.join(changed)}")
         return None
 
     def partial_dir(self, size: int) -> Path | None:

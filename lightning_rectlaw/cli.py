@@ -257,7 +257,7 @@ def _cmd_evaluate(args) -> int:
         metrics=metrics,
         pool_size=args.pool_size,
         schedule=args.schedule,
-        adaptive=None if args.threshold is None else {"threshold": args.threshold},
+        adaptive=None if args.threshold is None else {"prob_threshold": args.threshold},
     )
     if args.format == "csv":
         w = csv.writer(sys.stdout, lineterminator="\n")

@@ -289,10 +289,38 @@ def _joint(records: list[CandidateRecord]) -> dict[str, CandidateRecord]:
     return joint
 
 
+def _adaptive(root: Path, records: list[CandidateRecord]) -> dict[str, Any] | None:
+    """With an adaptive sweep's rounds file: mark each record with its last ``round``, where it
+    was ``eliminated_at`` (rung size) and why, and its P(best) then; return the sweep's rounds and
+    compute (examples run, against every candidate running to the budget)."""
+    from lightning_rectlaw.sweeper import read_rounds
+
+    state = read_rounds(root)
+    if state is None:
+        return None
+    by_name = {r["name"]: r for r in records}
+    for i, rnd in enumerate(state["rounds"], start=1):
+        for d in rnd["decisions"]:
+            r = by_name.get(d["name"])
+            if r is None:
+                continue
+            r["round"] = i
+            if not d["keep"] and not d["reason"].startswith("failed"):
+                r["eliminated_at"], r["elimination_reason"] = rnd["size"], d["reason"]
+                r["prob_best"] = d.get("prob_best")
+    spent = sum(float(r.get("examples_processed") or 0) for r in records)
+    finished = [
+        float(r.get("examples_processed") or 0) for r in records if r.get("round") == len(state["rungs"])
+    ]
+    full = max(finished, default=0.0) * len(records)
+    return {**state, "spent": spent, "full": full}
+
+
 def _rows(records: list[CandidateRecord]) -> list[dict[str, Any]]:
     ok = [r for r in records if r["status"] == "ok" and r.get("predicted_loss") is not None]
     failed = [r for r in records if r not in ok]
-    ok.sort(key=lambda r: r["predicted_loss"])
+    # survivors first, by prediction; then the eliminated, the later eliminated first
+    ok.sort(key=lambda r: (-(r.get("eliminated_at") or math.inf), r["predicted_loss"]))
     rows = []
     for rank, r in enumerate(ok + failed, start=1):
         law = r.get("law") or {}
@@ -316,6 +344,9 @@ def _rows(records: list[CandidateRecord]) -> list[dict[str, Any]]:
                 "device": r.get("device"),
                 "status": r["status"] if "error" not in r else f"failed: {r['error']}",
                 "left_out": "; ".join(f"{k}: {v}" for k, v in (r.get("outliers") or {}).items()) or None,
+                "round": r.get("round"),
+                "eliminated_at": r.get("eliminated_at"),
+                "elimination_reason": r.get("elimination_reason"),
                 "outliers": r.get("outliers") or {},
             }
         )
@@ -332,7 +363,9 @@ def _fmt_prob(p: float | None) -> str:
     return "an unknown probability" if p is None else f"{p:.0%}"
 
 
-def _markdown(rows: list[dict[str, Any]], sweep: Path) -> str:
+def _markdown(
+    rows: list[dict[str, Any]], sweep: Path, columns: list[str] = COLUMNS, rounds: dict | None = None
+) -> str:
     ranked = [r for r in rows if r["rank"] is not None]
     lines = [f"# Selection summary — {sweep}", ""]
     if ranked:
@@ -370,8 +403,25 @@ def _markdown(rows: list[dict[str, Any]], sweep: Path) -> str:
             ]
     else:
         lines += ["**No candidate could be ranked**; see the status column.", ""]
-    lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_fmt(r[c]) for c in COLUMNS) + " |" for r in rows]
+    if rounds is not None:
+        share = (
+            f", {100 * rounds['spent'] / rounds['full']:.0f}% of the full schedule" if rounds["full"] else ""
+        )
+        lines += [
+            f"**Adaptive sweep** (`hydra/sweeper=rectlaw`): {len(rounds['rounds'])} round(s) on rungs of "
+            f"{', '.join(str(r['size']) for r in rounds['rounds'])} examples; "
+            f"{rounds['spent']:.0f} training examples run{share} (every candidate to the budget).",
+            "",
+        ]
+        for i, rnd in enumerate(rounds["rounds"], start=1):
+            out = [f"`{d['name']}` ({d['reason']})" for d in rnd["decisions"] if not d["keep"]]
+            ran = len(rnd["decisions"])
+            lines.append(
+                f"- round {i}, {rnd['size']} examples: {ran} ran; stopped: {', '.join(out) or 'none'}"
+            )
+        lines.append("")
+    lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_fmt(r[c]) for c in columns) + " |" for r in rows]
     left_out = [(r["candidate"], size, why) for r in rows for size, why in (r.get("outliers") or {}).items()]
     if left_out:
         lines += [
@@ -394,13 +444,16 @@ def write_summary(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike | Non
     root = Path(sweep_dir)
     out = root if out_dir is None else Path(out_dir)
     records = collect_results(root)
-    joint = _joint(records)
+    rounds = _adaptive(root, records)  # hydra/sweeper=rectlaw: rounds, eliminations, compute
+    running = [r for r in records if r.get("eliminated_at") is None]
+    joint = _joint(running)  # the eliminated keep the prediction and P(best) they stopped with
     records = [{**r, **joint.get(r["name"], {})} for r in records]
     rows = _rows(records)
+    columns = COLUMNS if rounds is None else [*COLUMNS[:-1], "round", "eliminated_at", COLUMNS[-1]]
     paths = [out / f"selection_summary.{ext}" for ext in ("md", "csv", "json", "png")]
-    markdown = _markdown(rows, root)
+    markdown = _markdown(rows, root, columns, rounds)
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n", extrasaction="ignore")
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     w.writeheader()
     w.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
     from lightning_rectlaw.plot import curve_figure

@@ -29,7 +29,7 @@ def test_rungs_double_up_to_the_budget_and_skip_those_too_small_to_judge():
 
 def test_clear_losers_stop_with_a_reason_and_contenders_go_on():
     table = field_of()
-    sel, decisions = schedule_round(table, 6400, table.max_size, threshold=0.1)
+    sel, decisions = schedule_round(table, 6400, table.max_size, prob_threshold=0.1)
     by = {d.name: d for d in decisions}
     assert by["close0"].keep and by["close1"].keep
     assert not any(by[f"far{i}"].keep for i in range(6))
@@ -40,16 +40,16 @@ def test_clear_losers_stop_with_a_reason_and_contenders_go_on():
 def test_guards_keep_candidates_on_too_little_evidence():
     table = field_of()
     # too few points at the rung: nobody can be eliminated there
-    _, decisions = schedule_round(table, 400, table.max_size, threshold=0.5, min_points=3)
+    _, decisions = schedule_round(table, 400, table.max_size, prob_threshold=0.5, min_points=3)
     assert all(d.keep for d in decisions)
     # the floor keeps the most likely ones whatever the threshold
-    _, decisions = schedule_round(table, 6400, table.max_size, threshold=0.99, floor=3)
+    _, decisions = schedule_round(table, 6400, table.max_size, prob_threshold=0.99, min_survivors=3)
     assert sum(d.keep for d in decisions) == 3 and "among the top 3" in decisions[0].reason
     # a method without P(best) eliminates nobody
     _, decisions = schedule_round(table, 6400, table.max_size, method="ats")
     assert all(d.keep for d in decisions) and "no P(best)" in decisions[0].reason
-    with pytest.raises(ValueError, match="threshold"):
-        schedule_round(table, 6400, table.max_size, threshold=1.5)
+    with pytest.raises(ValueError, match="prob_threshold"):
+        schedule_round(table, 6400, table.max_size, prob_threshold=1.5)
 
 
 def test_replay_reads_only_the_cells_it_runs_and_spends_less():

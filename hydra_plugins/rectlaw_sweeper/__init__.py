@@ -1,0 +1,1 @@
+"""Hydra sweeper plugin of lightning-rectlaw: ``hydra/sweeper=rectlaw`` (``lightning_rectlaw.sweeper``)."""

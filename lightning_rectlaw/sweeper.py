@@ -1,0 +1,218 @@
+"""The adaptive sweep as a Hydra sweeper (``hydra/sweeper=rectlaw``): rounds of jobs through the
+configured launcher, eliminating candidates between rounds.
+
+Round 1 launches every candidate of the sweep (the product of the swept overrides, as Hydra's
+basic sweeper builds it) on the first rung, ``rectlaw.budget=<rung>``, through whatever launcher
+is configured (basic, joblib, submitit/Slurm). Their results are read, the rule of
+:func:`lightning_rectlaw.adaptive.schedule_round` decides who continues, and the survivors are
+launched on the next rung, up to the budget. A candidate keeps its job directory across rounds,
+so its resume cache makes each round run only the new subset sizes. After every round the
+decisions are written to ``<sweep dir>/rectlaw_rounds.json``; a killed sweep re-run with the same
+sweep directory continues after the last finished round. The selection summary reads that file
+and reports each candidate's last round, where it was eliminated and why, and the compute spent
+against the full schedule.
+
+This module holds the plugin's logic; ``hydra_plugins/rectlaw_sweeper`` registers it with Hydra.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lightning_rectlaw.adaptive import (
+    DEFAULT_FLOOR,
+    DEFAULT_MIN_POINTS,
+    DEFAULT_RUNGS,
+    DEFAULT_THRESHOLD,
+    schedule_round,
+)
+from lightning_rectlaw.budget import parse_budget
+from lightning_rectlaw.console import info
+from lightning_rectlaw.files import atomic_write_text
+
+__all__ = ["ROUNDS_FILE", "RectlawSweeperConf", "candidate_subdir", "plan_rungs", "read_rounds", "run_rounds"]
+
+log = logging.getLogger(__name__)
+
+#: The sweep's rounds and decisions, in the sweep directory.
+ROUNDS_FILE = "rectlaw_rounds.json"
+
+
+@dataclass
+class RectlawSweeperConf:
+    """``hydra/sweeper=rectlaw``: the adaptive sweep's options (``hydra.sweeper.threshold=0.05``)."""
+
+    _target_: str = "hydra_plugins.rectlaw_sweeper.rectlaw_sweeper.RectlawSweeper"
+    params: dict[str, str] | None = None  # the swept candidates, as for the basic sweeper
+    threshold: float = DEFAULT_THRESHOLD
+    min_points: int = DEFAULT_MIN_POINTS
+    floor: int = DEFAULT_FLOOR
+    rungs: int = DEFAULT_RUNGS
+
+
+def plan_rungs(
+    budget: Any, min_size: int, target_size: int | None, count: int, need: int
+) -> list[tuple[str, int]]:
+    """The rungs as ``(value for rectlaw.budget, size in examples)``, smallest first: budget/2**j
+    for j = count-1 .. 0, without those that give fewer than ``need`` subsets above ``min_size``.
+
+    Raises:
+        ValueError: a fractional budget without ``rectlaw.target_size`` (the rungs cannot be
+            planned before the train set is seen).
+    """
+    value = parse_budget(budget)
+    if value <= 1:
+        if target_size is None:
+            raise ValueError(
+                f"hydra/sweeper=rectlaw plans its rungs in examples: give an absolute rectlaw.budget "
+                f"(e.g. 2048) or set rectlaw.target_size with the fraction {budget!r}"
+            )
+        top = int(value * target_size)
+    else:
+        top = int(value)
+    out = []
+    for j in range(count - 1, -1, -1):
+        size = top // 2**j
+        points = int(math.floor(math.log2(size / min_size))) + 1 if size >= min_size else 0
+        if j == 0 or points >= need:
+            out.append((str(size), size))
+    return out
+
+
+def read_rounds(sweep_dir: str | Path) -> dict[str, Any] | None:
+    """The rounds file of a sweep directory, or ``None`` when it has none."""
+    path = Path(sweep_dir) / ROUNDS_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _write_rounds(sweep_dir: Path, state: dict[str, Any]) -> None:
+    atomic_write_text(sweep_dir / ROUNDS_FILE, json.dumps(state, indent=2))
+
+
+def run_rounds(
+    launch,
+    candidates: list[list[str]],
+    rungs: list[tuple[str, int]],
+    sweep_dir: Path,
+    *,
+    threshold: float,
+    min_points: int,
+    floor: int,
+    method: str,
+    options: dict[str, Any],
+    subdir,
+) -> list[Any]:
+    """The rounds: ``launch(batch, first_job_index)`` runs a batch of override lists and returns
+    their Hydra ``JobReturn``s; ``subdir(overrides)`` names a candidate's job directory."""
+    from lightning_rectlaw.summary import loss_table
+
+    keys = [" ".join(c) for c in candidates]
+    state = read_rounds(sweep_dir)
+    plan = [r for r, _ in rungs]
+    if state is not None and (state.get("candidates") != keys or state.get("rungs") != plan):
+        raise ValueError(
+            f"{sweep_dir / ROUNDS_FILE} is from a sweep with other candidates or rungs; "
+            "use a new hydra.sweep.dir or delete the file to start over"
+        )
+    if state is None:
+        state = {"candidates": keys, "rungs": plan, "rounds": [], "threshold": threshold}
+    alive = list(keys)
+    for done in state["rounds"]:  # resume: who was still running after the last finished round
+        alive = [d["candidate"] for d in done["decisions"] if d["keep"]]
+    returns = []
+    job_index = sum(len(r["decisions"]) for r in state["rounds"])
+    by_key = dict(zip(keys, candidates))
+    for i in range(len(state["rounds"]), len(rungs)):
+        value, size = rungs[i]
+        info(f"round {i + 1}/{len(rungs)}: {len(alive)} candidate(s) on {size} examples")
+        batch = [
+            [*by_key[k], f"rectlaw.budget={value}", f"hydra.sweep.subdir='{subdir(by_key[k])}'"]
+            for k in alive
+        ]
+        results = launch(batch, job_index)
+        job_index += len(batch)
+        returns.append(results)
+        records = {}
+        for k, r in zip(alive, results):
+            try:
+                records[k] = r.return_value
+            except Exception as err:  # noqa: BLE001 - a job that raised: that candidate failed
+                records[k] = {"name": k, "status": f"failed: {type(err).__name__}: {err}"}
+        # A job that raised or failed before measuring is out; a curve too short for a prediction
+        # at this rung is still in the race (the rule keeps what it cannot rank).
+        measured = {
+            k: {**r, "name": r.get("name") or k, "status": "ok"}
+            for k, r in records.items()
+            if isinstance(r, dict) and r.get("sizes") and "error" not in r
+        }
+        decisions = [
+            {
+                "candidate": k,
+                "name": (records[k] or {}).get("name", k) if isinstance(records[k], dict) else k,
+                "keep": False,
+                "reason": str(
+                    (records[k] or {}).get("status", "no result")
+                    if isinstance(records[k], dict)
+                    else "no result"
+                ),
+            }
+            for k in alive
+            if k not in measured
+        ]
+        if measured:
+            names = {r["name"]: k for k, r in measured.items()}
+            table = loss_table(list(measured.values()))
+            target = float(next(iter(measured.values()))["target_size"])
+            if i == len(rungs) - 1:
+                judged = [
+                    {"candidate": names[n], "name": n, "keep": True, "reason": "ran the whole budget"}
+                    for n in table.names
+                ]
+            else:
+                _, ds = schedule_round(
+                    table,
+                    float(size),
+                    target,
+                    prob_threshold=threshold,
+                    min_points=min_points,
+                    min_survivors=floor,
+                    method=method,
+                    **options,
+                )
+                judged = [
+                    {
+                        "candidate": names[d.name],
+                        "name": d.name,
+                        "keep": d.keep,
+                        "reason": d.reason,
+                        "prob_best": d.prob_best,
+                        "predicted_loss": d.predicted_loss,
+                    }
+                    for d in ds
+                ]
+            decisions = judged + decisions
+        state["rounds"].append({"rung": value, "size": size, "decisions": decisions})
+        _write_rounds(sweep_dir, state)
+        out = [d for d in decisions if not d["keep"]]
+        for d in out:
+            info(f"round {i + 1}: {d['name']} {d['reason']}")
+        alive = [d["candidate"] for d in decisions if d["keep"]]
+        if not alive:
+            break
+    state["done"] = True
+    _write_rounds(sweep_dir, state)
+    return returns
+
+
+def candidate_subdir(overrides: Sequence[str]) -> str:
+    """A candidate's job directory: its overrides joined as Hydra's ``override_dirname`` does."""
+    text = ",".join(sorted(overrides))
+    for ch in "/\\:":
+        text = text.replace(ch, "_")
+    return text.replace("'", "").replace('"', "")

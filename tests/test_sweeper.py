@@ -1,0 +1,107 @@
+"""`hydra/sweeper=rectlaw`: rounds through Hydra's launchers, eliminations in the summary, and a
+sweep killed between rounds that resumes after the last finished one."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from lightning_rectlaw.sweeper import ROUNDS_FILE, plan_rungs
+
+ARGS = [
+    "model=tiny_gpt2,tiny_llama,small_gpt2",
+    "data.block_size=16",
+    "data.max_val_blocks=32",
+    "rectlaw.budget=512",
+    "rectlaw.min_size=32",
+    "trainer.max_epochs=1",
+    "+trainer.enable_progress_bar=false",
+    "hydra/sweeper=rectlaw",
+]
+
+
+def sweep_cmd(sweep, *extra):
+    return [
+        sys.executable,
+        "-m",
+        "lightning_rectlaw",
+        "sweep",
+        "-m",
+        *ARGS,
+        *extra,
+        f"hydra.sweep.dir={sweep}",
+    ]
+
+
+def test_rungs_are_planned_in_examples_and_a_fraction_needs_the_target():
+    assert plan_rungs(2048, 64, None, 4, 3) == [("256", 256), ("512", 512), ("1024", 1024), ("2048", 2048)]
+    assert plan_rungs("1/8", 32, 4096, 4, 3) == [("128", 128), ("256", 256), ("512", 512)]  # 64: 2 subsets
+    with pytest.raises(ValueError, match="rectlaw.target_size"):
+        plan_rungs("1/8", 32, None, 4, 3)
+
+
+@pytest.mark.slow
+def test_adaptive_sweep_eliminates_reports_rounds_and_resumes_after_a_kill(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = subprocess.Popen(
+        sweep_cmd(sweep),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    rounds_file = sweep / ROUNDS_FILE
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if rounds_file.exists() and json.loads(rounds_file.read_text())["rounds"]:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # killed between rounds (or early in round 2)
+    proc.wait()
+    state = json.loads(rounds_file.read_text())
+    assert len(state["rounds"]) == 1 and not state.get("done")
+    first = state["rounds"][0]
+    runs = sorted(sweep.glob("*/rectlaw/rectlaw_runs/size_*.json"))
+    stamps = {p: p.stat().st_mtime_ns for p in runs if int(p.stem.split("_")[1]) <= first["size"]}
+    assert stamps
+
+    done = subprocess.run(sweep_cmd(sweep), cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "round 1/" not in done.stdout and "round 2/3" in done.stdout  # continued after round 1
+    state = json.loads(rounds_file.read_text())
+    assert state["done"] and state["rounds"][0] == first and len(state["rounds"]) == 3
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # round 1 was not rerun
+
+    rows = {r["candidate"]: r for r in csv.DictReader((sweep / "selection_summary.csv").open())}
+    assert set(rows) == {"tiny_gpt2", "tiny_llama", "small_gpt2"}
+    eliminated = [n for n, r in rows.items() if r["eliminated_at"]]
+    survivors = [n for n, r in rows.items() if not r["eliminated_at"]]
+    assert survivors and all(rows[n]["round"] == "3" for n in survivors)
+    assert all(int(rows[n]["rank"]) > max(int(rows[m]["rank"]) for m in survivors) for n in eliminated)
+    md = (sweep / "selection_summary.md").read_text()
+    assert "**Adaptive sweep**" in md and "of the full schedule" in md
+    for n in eliminated:
+        assert f"`{n}` (eliminated: P(best)" in md
+    assert "[rectlaw] chose " in done.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_adaptive_sweep_through_the_joblib_launcher(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="pip install hydra-joblib-launcher")
+    sweep = tmp_path / "sweep"
+    done = subprocess.run(
+        sweep_cmd(sweep, "hydra/launcher=local_parallel"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    state = json.loads((sweep / ROUNDS_FILE).read_text())
+    assert state["done"] and len(state["rounds"]) == 3
+    assert (sweep / "selection_summary.md").exists()
