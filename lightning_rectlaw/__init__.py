@@ -22,6 +22,8 @@ from lightning_rectlaw.table import LossTable, TableError
 __version__ = "0.1.0"  # the one version source (pyproject.toml reads it)
 
 _LAZY = {
+    "AdaptiveSweep": "lightning_rectlaw.inprocess",
+    "adaptive_sweep": "lightning_rectlaw.inprocess",
     "NestedSubsetDataModule": "lightning_rectlaw.datamodule",
     "RectifiedLawCallback": "lightning_rectlaw.callback",
     "CausalLMModule": "lightning_rectlaw.lm",
@@ -30,6 +32,7 @@ _LAZY = {
 
 __all__ = [
     "DEFAULT_METHOD",
+    "AdaptiveSweep",
     "METHODS",
     "CausalLMModule",
     "CurvePrediction",
@@ -44,6 +47,7 @@ __all__ = [
     "Selection",
     "TableError",
     "TextDataModule",
+    "adaptive_sweep",
     "evaluate",
     "fit_law",
     "fit_laws",

@@ -105,3 +105,52 @@ def test_adaptive_sweep_through_the_joblib_launcher(tmp_path):
     state = json.loads((sweep / ROUNDS_FILE).read_text())
     assert state["done"] and len(state["rounds"]) == 3
     assert (sweep / "selection_summary.md").exists()
+
+
+def test_in_process_adaptive_sweep_over_candidate_modules(tmp_path):
+    """The notebook helper: the same rounds without Hydra; a failing candidate does not stop the others."""
+    from boring import Boring, Data
+
+    from lightning_rectlaw import adaptive_sweep
+
+    class Offset(Boring):
+        def __init__(self, offset):
+            super().__init__()
+            self.offset = offset
+
+        def validation_step(self, batch, _):
+            x, y = batch
+            loss = torch.nn.functional.mse_loss(self.layer(x).squeeze(-1), y) + 0.05 + self.offset
+            self.log("val_loss", loss)
+
+    def broken():
+        raise RuntimeError("cannot load this checkpoint")
+
+    import torch
+
+    sweep = adaptive_sweep(
+        {
+            "good": lambda: Offset(0.0),
+            "close": lambda: Offset(0.002),
+            "bad": lambda: Offset(3.0),
+            "broken": broken,
+        },
+        Data(n=2048),
+        budget=1024,
+        min_size=32,
+        results_dir=tmp_path,
+        trainer={
+            "max_epochs": 1,
+            "logger": False,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+        },
+        callback={"zero_shot": True},
+    )
+    assert sweep.rungs == [128, 256, 512, 1024]
+    assert "cannot load this checkpoint" in sweep.failed["broken"]
+    assert sweep.eliminated_at == {"bad": 128}
+    assert sweep.best in ("good", "close") and sweep.ranking[-1] == "bad"
+    assert sweep.results["good"].sizes[0] == 1024 and sweep.results["bad"].sizes[0] == 128
+    assert "bad (eliminated: P(best)" in sweep.describe()[0]
+    assert len(list((tmp_path / "good" / "rectlaw_runs").glob("size_*.json"))) == 7  # 0 + 32..1024, each once
