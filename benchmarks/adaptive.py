@@ -39,8 +39,9 @@ GRID = list(itertools.product(THRESHOLDS, (3, 4), (1, 2), (4, 5)))  # threshold,
 TOLERANCE = 0.5  # points of mean RelAcc a variant may lose on a training table
 
 
-def score(table: LossTable, ratios, threshold, min_points, floor, count) -> tuple[float, float, float]:
-    """Mean over budgets of: compute (% of the full schedule), full RelAcc, adaptive RelAcc."""
+def score(table: LossTable, ratios, threshold, min_points, floor, count) -> tuple:
+    """Mean over budgets of: compute (% of the full schedule), full RelAcc, adaptive RelAcc; and
+    the compute per budget."""
     truth = table.losses[:, -1]
     compute, full_acc, adaptive_acc = [], [], []
     for r in ratios:
@@ -56,7 +57,7 @@ def score(table: LossTable, ratios, threshold, min_points, floor, count) -> tupl
         compute.append(100 * run.examples / full.examples)
         full_acc.append(relacc(truth[table.names.index(full.best)], truth))
         adaptive_acc.append(relacc(truth[table.names.index(run.selection.best)], truth))
-    return float(np.mean(compute)), float(np.mean(full_acc)), float(np.mean(adaptive_acc))
+    return float(np.mean(compute)), float(np.mean(full_acc)), float(np.mean(adaptive_acc)), compute
 
 
 def main() -> None:
@@ -78,8 +79,10 @@ def main() -> None:
         train = [n for n in tables if n != held]
         ok = [v for v in GRID if all(results[(n, v)][1] - results[(n, v)][2] <= TOLERANCE for n in train)]
         chosen = min(ok, key=lambda v: (np.mean([results[(n, v)][0] for n in train]), -v[2], v[1]))
-        c, f, a = results[(held, chosen)]
-        print(f"| {held} | {chosen} | {c:.0f}% | {f:.1f} | {a:.1f} |")
+        c, f, a, per = results[(held, chosen)]
+        budgets = "/".join(f"{x:.0f}" for x in per)
+        at = ", 1/".join(map(str, tables[held][1]))
+        print(f"| {held} | {chosen} | {c:.0f}% ({budgets} at 1/{at}) | {f:.1f} | {a:.1f} |")
     every = [v for v in GRID if all(results[(n, v)][1] - results[(n, v)][2] <= TOLERANCE for n in tables)]
     if every:
         best = min(every, key=lambda v: (np.mean([results[(n, v)][0] for n in tables]), -v[2], v[1]))
@@ -93,7 +96,7 @@ def main() -> None:
     for thr in THRESHOLDS:
         cells = []
         for name in tables:
-            c, f, a = results[(name, (thr, *defaults))]
+            c, f, a, _ = results[(name, (thr, *defaults))]
             cells.append(f"{c:.0f}% / {a - f:+.1f}")
         print(f"| {thr:g} | " + " | ".join(cells) + " |")
 

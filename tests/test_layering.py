@@ -21,6 +21,7 @@ CORE = (
     "result",
     "formatting",
     "display",
+    "adaptive",
 )
 # Presentation a core object may reach lazily, from inside a method (``Selection.plot()``):
 # importing the core still imports no framework.
