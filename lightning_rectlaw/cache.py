@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import logging
 import math
 import pickle
 import shutil
@@ -124,7 +125,7 @@ class RunCache:
             rank_zero_warn(f"[rectlaw] ignoring unreadable {path}; re-running that subset")
             return None
         if data.get("key") == self.key_for(size):
-            info(f"size {size}: reusing the finished run in {path} (same fingerprint)")
+            info(f"size {size}: reusing the finished run in {path} (same fingerprint)", level=logging.DEBUG)
             return float(data["loss"]), float(data.get("seconds", 0.0))
         old = data.get("parts") or {}
         parts = self.parts_for(size)

@@ -34,7 +34,8 @@ class RectifiedLawResult:
         law: rectified law fitted to the clean points, for reference (``None`` with too few).
         vanilla_law: vanilla law fitted to the clean points, for reference.
         examples_processed: training examples seen across subset runs (size × epochs).
-        seconds: wall time of the subset runs.
+        seconds: wall time of the subset runs (a reused run counts its original time).
+        reused: subset runs taken from the resume cache instead of trained.
         status: ``"ok"`` or why no prediction could be made.
     """
 
@@ -54,6 +55,7 @@ class RectifiedLawResult:
     vanilla_law: dict[str, float] | None = None
     examples_processed: int = 0
     seconds: float = 0.0
+    reused: int = 0
     device: str = "cpu"
     status: str = "pending"
 
@@ -68,6 +70,7 @@ class RectifiedLawResult:
             lo, hi = self.interval
             interval = f" ({self.interval_level:.0%} interval {format_number(lo, 4)}-{format_number(hi, 4)})"
         left_out = f", {len(self.outliers)} left out" if self.outliers else ""
+        left_out += f", {self.reused} reused" if self.reused else ""
         return (
             f"{head}predicted loss {format_number(self.predicted_loss, 4)}{interval} at {self.target_size} "
             f"examples; {len(self.sizes)} subsets{left_out}, {self.seconds:.0f} s on {self.device}"

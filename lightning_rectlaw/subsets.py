@@ -162,6 +162,7 @@ class SubsetRuns:
                 self.cache.put(size, loss, seconds)
         else:
             loss, seconds = saved
+            result.reused += int(size > 0)
         result.seconds += seconds
         return loss
 

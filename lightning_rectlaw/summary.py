@@ -80,7 +80,11 @@ class CandidateRecord(TypedDict, total=False):
     vanilla_law: dict[str, float] | None
     examples_processed: int
     seconds: float
+    reused: int
     device: str
+    round: int
+    eliminated_at: int
+    elimination_reason: str
 
 
 class NothingRankedError(ValueError):

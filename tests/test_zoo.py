@@ -82,4 +82,4 @@ def test_miniature_zoo_end_to_end(tmp_path, capsys):
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "gpt2-s-short: cached" in again.stdout and "control: cached" in again.stdout
-    assert (again.stdout + again.stderr).count("reusing the finished run") >= 10
+    assert (again.stdout + again.stderr).count(" reused, ") >= 2  # every subset of each candidate
