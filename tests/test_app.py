@@ -447,6 +447,7 @@ def test_the_packaged_app_runs_from_an_installed_wheel(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "lightning_rectlaw/conf/config.yaml" in names and "lightning_rectlaw/py.typed" in names
     assert "lightning_rectlaw/conf/model/tiny_gpt2.yaml" in names
+    assert "hydra_plugins/rectlaw_sweeper/rectlaw_sweeper.py" in names  # hydra/sweeper=rectlaw
     installed = subprocess.run(
         [*pip, "install", "--no-deps", "--target", str(site), str(wheel)], capture_output=True, text=True
     )

@@ -31,7 +31,7 @@ def _resumed(tmp_path, caplog, data, **trainer_kw):
     """Fit with the resume cache of ``tmp_path/res``; the result and the cache's log lines."""
     law = RectifiedLawCallback(schedule="all", results_dir=tmp_path / "res")
     caplog.clear()
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.DEBUG, logger="lightning_rectlaw"):  # reuse lines are DEBUG
         trainer_with(tmp_path, law, **trainer_kw).fit(
             Boring(), datamodule=NestedSubsetDataModule(data, budget=128, min_size=32)
         )
@@ -151,7 +151,7 @@ def test_a_changed_training_step_is_a_different_computation(tmp_path, caplog):
 
     law = RectifiedLawCallback(schedule="all", results_dir=tmp_path / "res")
     caplog.clear()
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.DEBUG, logger="lightning_rectlaw"):  # reuse lines are DEBUG
         trainer_with(tmp_path, law).fit(
             Edited(), datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32)
         )
