@@ -15,11 +15,11 @@ the library's defaults, on every table.
 from __future__ import annotations
 
 import itertools
-import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
+from heldout import load  # the held-out protocol's table loader (benchmarks/ is on the path)
 
 from lightning_rectlaw.adaptive import DEFAULT_FLOOR, DEFAULT_MIN_POINTS, DEFAULT_RUNGS, simulate
 from lightning_rectlaw.metrics import relacc
@@ -62,12 +62,7 @@ def score(table: LossTable, ratios, threshold, min_points, floor, count) -> tupl
 
 def main() -> None:
     warnings.simplefilter("ignore")
-    tables = {}
-    for name, (path, ratios) in TABLES.items():
-        if path.exists():
-            tables[name] = (LossTable.read_csv(path), ratios)
-        else:
-            print(f"note: {name} left out, {path} not found", file=sys.stderr)
+    tables = load(TABLES)
     results = {(name, v): score(t, ratios, *v) for name, (t, ratios) in tables.items() for v in GRID}
     print(f"{len(GRID)} variants (threshold x min_points x floor x rungs), chosen leave-one-table-out\n")
     print(

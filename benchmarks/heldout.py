@@ -56,9 +56,10 @@ POOL = 5
 OWN_SCHEME = "prior"  # fixed in advance for the own-error rate (not chosen on the tables)
 
 
-def load() -> dict[str, tuple[LossTable, tuple[int, ...]]]:
+def load(specs=None) -> dict[str, tuple[LossTable, tuple[int, ...]]]:
+    """The tables of ``specs`` (name -> (path, budget ratios); default :data:`TABLES`) that exist."""
     tables = {}
-    for name, (path, ratios) in TABLES.items():
+    for name, (path, ratios) in (specs or TABLES).items():
         if path.exists():
             tables[name] = (LossTable.read_csv(path), ratios)
         else:

@@ -299,24 +299,23 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _probability(text: str) -> float:
+def _fraction(text: str, low_open: bool, what: str) -> float:
+    """A float in (0, 1) (``low_open``) or [0, 1), or a usage error saying what it should be."""
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1) like 0.02, got {text!r}")
+    if not ((0 < value) if low_open else (0 <= value)) or not value < 1:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
     return value
+
+
+def _probability(text: str) -> float:
+    return _fraction(text, False, "a probability in [0, 1) like 0.02")
 
 
 def _level(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be a coverage in (0, 1) like 0.8 or 0.95, got {text!r}")
-    return value
+    return _fraction(text, True, "a coverage in (0, 1) like 0.8 or 0.95")
 
 
 def _cmd_methods(args) -> int:
