@@ -138,30 +138,14 @@ def run_rounds(
         results = launch(batch, job_index)
         job_index += len(batch)
         returns.append(results)
-        records = {}
-        for k, r in zip(alive, results):
-            try:
-                records[k] = r.return_value
-            except Exception as err:  # noqa: BLE001 - a job that raised: that candidate failed
-                records[k] = {"name": k, "status": f"failed: {type(err).__name__}: {err}"}
+        records = {k: _record(k, r) for k, r in zip(alive, results)}
         # A job that raised or failed before measuring is out; a curve too short for a prediction
         # at this rung is still in the race (the rule keeps what it cannot rank).
         measured = {
-            k: {**r, "name": r.get("name") or k, "status": "ok"}
-            for k, r in records.items()
-            if isinstance(r, dict) and r.get("sizes") and "error" not in r
+            k: {**r, "status": "ok"} for k, r in records.items() if r.get("sizes") and "error" not in r
         }
         decisions = [
-            {
-                "candidate": k,
-                "name": (records[k] or {}).get("name", k) if isinstance(records[k], dict) else k,
-                "keep": False,
-                "reason": str(
-                    (records[k] or {}).get("status", "no result")
-                    if isinstance(records[k], dict)
-                    else "no result"
-                ),
-            }
+            {"candidate": k, "name": records[k]["name"], "keep": False, "reason": records[k]["status"]}
             for k in alive
             if k not in measured
         ]
@@ -208,6 +192,20 @@ def run_rounds(
     state["done"] = True
     _write_rounds(sweep_dir, state)
     return returns
+
+
+def _record(key: str, job: Any) -> dict[str, Any]:
+    """A job's ``candidate.json`` record from its Hydra ``JobReturn`` (a failed record if it raised)."""
+    try:
+        value = job.return_value
+    except Exception as err:  # noqa: BLE001 - a job that raised: that candidate failed, the sweep goes on
+        return {"name": key, "status": f"failed: {type(err).__name__}: {err}", "error": str(err)}
+    if not isinstance(value, dict):
+        return {"name": key, "status": "failed: the job returned no result", "error": repr(value)}
+    status = str(value.get("status", "failed"))
+    if status == "failed" and value.get("error"):
+        status = f"failed: {value['error']}"
+    return {**value, "name": value.get("name") or key, "status": status}
 
 
 def candidate_subdir(overrides: Sequence[str]) -> str:

@@ -14,7 +14,6 @@ import pytest
 from lightning_rectlaw.sweeper import ROUNDS_FILE, plan_rungs
 
 ARGS = [
-    "model=tiny_gpt2,tiny_llama,small_gpt2",
     "data.block_size=16",
     "data.max_val_blocks=32",
     "rectlaw.budget=512",
@@ -25,17 +24,9 @@ ARGS = [
 ]
 
 
-def sweep_cmd(sweep, *extra):
-    return [
-        sys.executable,
-        "-m",
-        "lightning_rectlaw",
-        "sweep",
-        "-m",
-        *ARGS,
-        *extra,
-        f"hydra.sweep.dir={sweep}",
-    ]
+def sweep_cmd(sweep, *extra, models="tiny_gpt2,tiny_llama,small_gpt2", flags=()):
+    head = [sys.executable, "-m", "lightning_rectlaw", "sweep", "-m", *flags]
+    return [*head, f"model={models}", *ARGS, *extra, f"hydra.sweep.dir={sweep}"]
 
 
 def test_rungs_are_planned_in_examples_and_a_fraction_needs_the_target():
@@ -91,20 +82,29 @@ def test_adaptive_sweep_eliminates_reports_rounds_and_resumes_after_a_kill(tmp_p
 
 
 @pytest.mark.slow
-def test_adaptive_sweep_through_the_joblib_launcher(tmp_path):
+def test_adaptive_sweep_through_the_joblib_launcher_with_a_failing_candidate(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="pip install hydra-joblib-launcher")
-    sweep = tmp_path / "sweep"
-    done = subprocess.run(
-        sweep_cmd(sweep, "hydra/launcher=local_parallel"),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    mine = tmp_path / "my_conf" / "model"
+    mine.mkdir(parents=True)
+    (mine / "broken.yaml").write_text(
+        "_target_: lightning_rectlaw.lm.CausalLMModule\nmodel_name_or_path: /nonexistent/model\n"
     )
+    sweep = tmp_path / "sweep"
+    cmd = sweep_cmd(
+        sweep,
+        "hydra/launcher=local_parallel",
+        models="tiny_gpt2,broken,tiny_llama",
+        flags=[f"--config-dir={tmp_path / 'my_conf'}"],  # the user's own config groups
+    )
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     state = json.loads((sweep / ROUNDS_FILE).read_text())
     assert state["done"] and len(state["rounds"]) == 3
-    assert (sweep / "selection_summary.md").exists()
+    first = {d["name"]: d for d in state["rounds"][0]["decisions"]}
+    assert not first["/nonexistent/model"]["keep"] and "nonexistent" in first["/nonexistent/model"]["reason"]
+    assert all(d["name"] != "/nonexistent/model" for d in state["rounds"][1]["decisions"])
+    rows = {r["candidate"]: r for r in csv.DictReader((sweep / "selection_summary.csv").open())}
+    assert rows["/nonexistent/model"]["status"].startswith("failed") and rows["tiny_llama"]["rank"]
 
 
 def test_in_process_adaptive_sweep_over_candidate_modules(tmp_path):
