@@ -562,6 +562,8 @@ class Method:
         needs: table columns it cannot do without: ``"zero_shot"`` (column ``0``),
             ``"num_params"`` (column ``size``).
         min_points: in-budget points a candidate needs, given the options.
+        zero_shot_point: whether the zero-shot loss counts as one of those points (a law fitted
+            through size 0); AtS-based methods use it only to screen diverged runs.
     """
 
     scorer: Selector
@@ -570,6 +572,7 @@ class Method:
     schedule: str = "all"
     needs: tuple[str, ...] = ()
     min_points: Callable[[dict[str, Any]], int] = field(default=lambda o: 1, repr=False)
+    zero_shot_point: bool = False
 
     @property
     def options(self) -> dict[str, Any]:
@@ -652,6 +655,7 @@ METHODS: dict[str, Method] = {
         "OurFit",
         "rectified law fitted to all in-budget points incl. zero-shot",
         min_points=_LAW_OPTIONS("rectified"),
+        zero_shot_point=True,
     ),
     "vanillafit": Method(
         _vanillafit,

@@ -232,11 +232,13 @@ def check_enough_subsets(dm: NestedSubsetDataModule, method: str, options: dict,
     """Before any training: the subsets the budget allows can feed the method at all."""
     entry = METHODS[method]
     need = entry.min_points(entry.resolve(method, options))
-    have = len(dm.sizes) + int(zero_shot)
+    have = len(dm.sizes) + int(zero_shot and entry.zero_shot_point)
     if have < need:
+        counted = " (the zero-shot loss included)" if zero_shot and entry.zero_shot_point else ""
         raise ValueError(
             f"the budget {dm.budget!r} and min_size={dm.min_size} give {len(dm.sizes)} subset(s) "
-            f"{dm.sizes}, but `method={method!r}` needs {need} points: lower min_size or raise the budget"
+            f"{dm.sizes}{counted}, but `method={method!r}` needs {need} points: lower min_size or "
+            "raise the budget"
         )
 
 

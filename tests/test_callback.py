@@ -228,6 +228,14 @@ def test_too_few_subsets_for_the_method_fail_before_training(tmp_path):
     with pytest.raises(ValueError, match=r"give 2 subset\(s\) \[64, 32\], but `method='ats'` needs 3 points"):
         trainer_with(tmp_path, RectifiedLawCallback(method="ats")).fit(model, datamodule=dm)
     assert model.starts == []
+    # the zero-shot loss is not one of AtS's k points (it only screens diverged runs)...
+    with pytest.raises(ValueError, match=r"\[64, 32\], but `method='robust_ats'` needs 3 points"):
+        trainer_with(tmp_path, RectifiedLawCallback(zero_shot=True)).fit(model, datamodule=dm)
+    # ...but it is one of the points the rectified law is fitted through
+    law = RectifiedLawCallback(method="ourfit", zero_shot=True)
+    dm = NestedSubsetDataModule(Data(), budget=128, min_size=32)  # 3 subsets + zero-shot = 4 points
+    trainer_with(tmp_path, law).fit(Boring(), datamodule=dm)
+    assert law.result.sizes == [128, 64, 32] and law.result.zero_shot_loss is not None
 
 
 @pytest.mark.parametrize(
