@@ -154,3 +154,80 @@ def test_in_process_adaptive_sweep_over_candidate_modules(tmp_path):
     assert sweep.results["good"].sizes[0] == 1024 and sweep.results["bad"].sizes[0] == 128
     assert "bad (eliminated: P(best)" in sweep.describe()[0]
     assert len(list((tmp_path / "good" / "rectlaw_runs").glob("size_*.json"))) == 7  # 0 + 32..1024, each once
+
+
+class _Job:
+    def __init__(self, value=None, error=None):
+        self._value, self._error = value, error
+
+    @property
+    def return_value(self):
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def _fake_launcher(curves, target, calls, crash_at=None):
+    """Jobs that 'measure' each candidate's curve up to the round's budget (no training)."""
+    import numpy as np
+
+    def launch(batch, first):
+        calls.append([job[0] for job in batch])
+        if crash_at is not None and len(calls) == crash_at:
+            raise KeyboardInterrupt("killed")  # the sweep dies in the middle of this round
+        out = []
+        for job in batch:
+            name = job[0].split("=", 1)[1]
+            budget = int(next(o for o in job if o.startswith("rectlaw.budget=")).split("=")[1])
+            if name == "broken":
+                out.append(_Job(error=RuntimeError("CUDA out of memory")))
+                continue
+            sizes = [s for s in sorted(curves[name], reverse=True) if s <= budget]
+            out.append(
+                _Job(
+                    {
+                        "name": name,
+                        "status": "ok",
+                        "sizes": sizes,
+                        "losses": [curves[name][s] for s in sizes],
+                        "target_size": target,
+                        "examples_processed": int(np.sum(sizes)),
+                    }
+                )
+            )
+        return out
+
+    return launch
+
+
+def test_rounds_eliminate_record_failures_and_resume_after_the_last_finished_round(tmp_path):
+    from lightning_rectlaw.sweeper import candidate_subdir, read_rounds, run_rounds
+
+    sizes = [200 * 2**i for i in range(9)]
+    offsets = {"a": 0.0, "b": 0.01, "c": 0.5, "d": 0.9}
+    curves = {n: {s: 3.0 * s**-0.3 + 1.0 + o for s in sizes} for n, o in offsets.items()}
+    candidates = [[f"model={n}"] for n in (*offsets, "broken")]
+    rungs = [(str(s), s) for s in (6400, 12800, 25600, 51200)]
+    kw = dict(threshold=0.1, min_points=3, floor=2, method="robust_ats", options={}, subdir=candidate_subdir)
+
+    calls = []
+    with pytest.raises(KeyboardInterrupt):
+        run_rounds(_fake_launcher(curves, 409600, calls, crash_at=2), candidates, rungs, tmp_path, **kw)
+    state = read_rounds(tmp_path)
+    assert len(state["rounds"]) == 1 and not state.get("done")
+    first = {d["name"]: d for d in state["rounds"][0]["decisions"]}
+    assert not first["c"]["keep"] and not first["d"]["keep"] and "P(best)" in first["c"]["reason"]
+    assert not first["model=broken"]["keep"] and "CUDA out of memory" in first["model=broken"]["reason"]
+    assert first["a"]["keep"] and first["b"]["keep"]
+
+    calls.clear()
+    run_rounds(_fake_launcher(curves, 409600, calls), candidates, rungs, tmp_path, **kw)
+    assert calls == [["model=a", "model=b"]] * 3  # rounds 2-4 only, survivors only
+    state = read_rounds(tmp_path)
+    assert (
+        state["done"]
+        and len(state["rounds"]) == 4
+        and state["rounds"][0]["decisions"] == list(first.values())
+    )
+    with pytest.raises(ValueError, match="other candidates or rungs"):
+        run_rounds(_fake_launcher(curves, 409600, []), candidates[:2], rungs, tmp_path, **kw)
