@@ -9,7 +9,7 @@ import pytest
 import yaml
 from boring import Boring, Data
 from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from lightning_rectlaw import NestedSubsetDataModule, RectifiedLawCallback
 from lightning_rectlaw.loggers import FIGURE_FILE
@@ -146,3 +146,48 @@ def test_a_rich_progress_bar_is_kept(tmp_path, monkeypatch):
     assert styles == ["rich"]
     assert trainer.progress_bar_callback is bar  # the user's bar is the user's Trainer's, untouched
     assert law.result.status == "ok"
+
+
+class Recording(Logger):
+    """A user's own logger (W&B-like: it takes images through ``log_image``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.metrics, self.params, self.images, self.finalized = [], {}, [], []
+
+    @property
+    def name(self):
+        return "mine"
+
+    @property
+    def version(self):
+        return 0
+
+    def log_metrics(self, metrics, step=None):
+        self.metrics.append((dict(metrics), step))
+
+    def log_hyperparams(self, params, *args, **kwargs):
+        self.params.update(dict(params))
+
+    def log_image(self, key, images, **kwargs):
+        self.images.append((key, list(images)))
+
+    def finalize(self, status):
+        self.finalized.append(status)
+
+
+def test_any_logger_gets_the_curve_merged_hparams_the_figure_and_prefixed_subset_runs(tmp_path):
+    mine = Recording()
+    law, _ = fit(tmp_path, [mine])
+    curve = {
+        step: m["rectlaw/test_loss_vs_subset_size"]
+        for m, step in mine.metrics
+        if "rectlaw/test_loss_vs_subset_size" in m
+    }
+    assert curve == pytest.approx(dict(zip(law.result.sizes, law.result.losses)))
+    assert mine.params["lr"] == 0.05 and mine.params["rectlaw/method"] == "robust_ats"  # merged
+    ((key, (path,)),) = mine.images
+    assert key == "rectlaw/fit" and path.endswith(FIGURE_FILE)
+    size = law.result.sizes[-1]
+    assert any(f"subsets/size_{size}/val_loss" in m for m, _ in mine.metrics)  # the subset runs, prefixed
+    assert mine.finalized == ["success"]  # once, by the user's Trainer; never by a subset run
