@@ -29,11 +29,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
 from .formatting import format_number
-from .selection import DEFAULT_METHOD, CandidateScore, Selection, select
+from .selection import DEFAULT_METHOD, CandidateScore, Selection, method_entry, select
 from .table import LossTable
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "AdaptiveRun",
     "Decision",
+    "points_to_judge",
     "rungs",
     "schedule_round",
     "simulate",
@@ -106,10 +108,12 @@ def schedule_round(
     min_points: int = DEFAULT_MIN_POINTS,
     min_survivors: int = DEFAULT_FLOOR,
     method: str = DEFAULT_METHOD,
+    last: bool = False,
     **options,
 ) -> tuple[Selection, list[Decision]]:
     """Decide, after ``rung``, which candidates of ``table`` (those still running, with what they
-    measured) continue. Returns the selection at this rung and one decision per candidate.
+    measured) continue. Returns the selection at this rung and one decision per candidate; after
+    the ``last`` rung (the budget) nobody is eliminated: that selection is the choice.
 
     A method without P(best) (e.g. ``ats``) eliminates nobody: the rule needs calibrated
     probabilities to be safe.
@@ -123,45 +127,39 @@ def schedule_round(
         )
     sel = select(table, method, budget=rung, target=target, **options)
     probs = sel.prob_best
-    by_name = {c.name: c for c in sel.candidates}
     in_rung = table.sizes <= rung * (1 + 1e-9)
-    points = {n: int(np.isfinite(table.losses[i, in_rung]).sum()) for i, n in enumerate(table.names)}
-    ranked = [n for n in sel.ranking]
-    protected = set(ranked[:min_survivors])
+    protected = set(sel.ranking[:min_survivors])
+
+    def verdict(i: int, c: CandidateScore, p: float | None) -> tuple[bool, str]:
+        points = int(np.isfinite(table.losses[i, in_rung]).sum())
+        if last:
+            return True, "ran the whole budget"
+        if probs is None:
+            return True, f"{method} gives no P(best): nobody is eliminated"
+        if not c.rankable:
+            return True, f"kept: not rankable at this rung ({c.reason})"
+        if points < min_points:
+            return True, f"kept: {points} point(s), fewer than {min_points} to judge"
+        if c.name in protected:
+            return True, f"kept: P(best) {_pct(p)}, among the top {min_survivors}"
+        if p is not None and p < prob_threshold:
+            return False, f"eliminated: P(best) {_pct(p)} < threshold {_pct(prob_threshold)}"
+        return True, f"kept: P(best) {_pct(p)} >= threshold {_pct(prob_threshold)}"
+
+    by_name = {c.name: c for c in sel.candidates}
     decisions = []
-    for name in table.names:
+    for i, name in enumerate(table.names):
         c = by_name[name]
         p = None if probs is None else probs.get(name)
-        pred = _prediction(c)
-        if probs is None:
-            decisions.append(
-                Decision(name, True, f"{method} gives no P(best): nobody is eliminated", None, pred)
-            )
-        elif not c.rankable:
-            decisions.append(
-                Decision(name, True, f"kept: not rankable at this rung ({c.reason})", None, pred)
-            )
-        elif points[name] < min_points:
-            decisions.append(
-                Decision(
-                    name, True, f"kept: {points[name]} point(s), fewer than {min_points} to judge", p, pred
-                )
-            )
-        elif name in protected:
-            decisions.append(
-                Decision(name, True, f"kept: P(best) {_pct(p)}, among the top {min_survivors}", p, pred)
-            )
-        elif p is not None and p < prob_threshold:
-            decisions.append(
-                Decision(
-                    name, False, f"eliminated: P(best) {_pct(p)} < threshold {_pct(prob_threshold)}", p, pred
-                )
-            )
-        else:
-            decisions.append(
-                Decision(name, True, f"kept: P(best) {_pct(p)} >= threshold {_pct(prob_threshold)}", p, pred)
-            )
+        keep, reason = verdict(i, c, p)
+        decisions.append(Decision(name, keep, reason, p, _prediction(c)))
     return sel, decisions
+
+
+def points_to_judge(min_points: int, method: str, options: dict[str, Any]) -> int:
+    """Subsets a candidate needs at a rung: the rule's minimum, and what ``method`` needs to rank."""
+    entry = method_entry(method)
+    return max(min_points, entry.min_points(entry.resolve(method, options)), 2)
 
 
 def _prediction(c: CandidateScore) -> float | None:
@@ -242,14 +240,11 @@ def simulate(
             min_survivors=min_survivors,
             method=method,
             level=level,
+            last=rung == plan[-1],
             **options,
         )
         last.update({c.name: (rung, c) for c in sel.candidates})
         if rung == plan[-1]:
-            decisions = [
-                Decision(d.name, True, "ran the whole budget", d.prob_best, d.predicted_loss)
-                for d in decisions
-            ]
             final = sel
         rounds.append(tuple(decisions))
         for d in decisions:

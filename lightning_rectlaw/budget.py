@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["budget_size", "check_budget", "parse_budget"]
+__all__ = ["budget_size", "check_budget", "parse_budget", "subset_sizes"]
 
 
 def parse_budget(budget: float | str) -> float:
@@ -52,3 +52,13 @@ def check_budget(budget: float | str, min_size: int) -> None:
         raise ValueError(
             f"`min_size` ({min_size}) is above the budget ({budget}); lower it or raise the budget"
         )
+
+
+def subset_sizes(max_size: int, min_size: int) -> list[int]:
+    """``max_size, max_size/2, max_size/4, ...`` (rounded down) while ``>= min_size``: the nested
+    subsets a budget of ``max_size`` examples runs."""
+    sizes, s = [], float(max_size)
+    while math.floor(s) >= min_size:
+        sizes.append(int(math.floor(s)))
+        s /= 2
+    return sizes

@@ -9,18 +9,9 @@ import numpy as np
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset, Subset
 
-from lightning_rectlaw.budget import budget_size, check_budget
+from lightning_rectlaw.budget import budget_size, check_budget, subset_sizes
 
 __all__ = ["NestedSubsetDataModule", "subset_sizes"]
-
-
-def subset_sizes(max_size: int, min_size: int) -> list[int]:
-    """``max_size, max_size/2, max_size/4, ...`` (rounded down) while ``>= min_size``."""
-    sizes, s = [], float(max_size)
-    while math.floor(s) >= min_size:
-        sizes.append(int(math.floor(s)))
-        s /= 2
-    return sizes
 
 
 class NestedSubsetDataModule(L.LightningDataModule):

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lightning_rectlaw.adaptive import simulate
 from lightning_rectlaw.metrics import brier, coverage, pearcorr, pool_choices, relacc
 from lightning_rectlaw.selection import METHODS, select
 from lightning_rectlaw.table import LossTable, TableError
@@ -137,8 +138,6 @@ def evaluate(
     for method in methods:
         for r in ratios:
             if schedule == "adaptive":
-                from lightning_rectlaw.adaptive import simulate
-
                 run = simulate(
                     table, target / r, target, method=method, level=0.8, **(adaptive or {}), **options
                 )

@@ -34,11 +34,12 @@ from lightning_rectlaw.adaptive import (
     DEFAULT_RUNGS,
     DEFAULT_THRESHOLD,
     Decision,
+    points_to_judge,
     schedule_round,
 )
 from lightning_rectlaw.console import info
 from lightning_rectlaw.result import RectifiedLawResult
-from lightning_rectlaw.selection import DEFAULT_METHOD, METHODS
+from lightning_rectlaw.selection import DEFAULT_METHOD
 
 __all__ = ["AdaptiveSweep", "adaptive_sweep"]
 
@@ -63,13 +64,15 @@ class AdaptiveSweep:
 
     @property
     def ranking(self) -> list[str]:
-        """Survivors by predicted loss at the budget, then the eliminated, the later first."""
+        """Survivors by predicted loss at the budget, then the eliminated, the later first; a
+        candidate whose fit failed in any round is not ranked."""
 
         def key(name: str) -> tuple[float, float]:
             loss = self.results[name].predicted_loss
             return (-self.eliminated_at.get(name, float("inf")), float("inf") if loss is None else loss)
 
-        return sorted((n for n in self.results if self.results[n].predicted_loss is not None), key=key)
+        ranked = (n for n, r in self.results.items() if n not in self.failed and r.predicted_loss is not None)
+        return sorted(ranked, key=key)
 
     @property
     def best(self) -> str:
@@ -131,8 +134,8 @@ def adaptive_sweep(
     probe.setup("fit")
     options = dict(callback or {})
     method = options.get("method", DEFAULT_METHOD)
-    entry = METHODS[method]
-    need = max(min_points, entry.min_points(entry.resolve(method, {})), 2)
+    rule = {k: options[k] for k in ("k", "delta", "holdouts") if k in options}  # the method's options
+    need = points_to_judge(min_points, method, rule)
     plan = [size for _, size in plan_rungs(probe.max_size, min_size, probe.target, rungs, need)]
     sweep = AdaptiveSweep(plan)
     alive = list(candidates)
@@ -150,24 +153,24 @@ def adaptive_sweep(
             except Exception as err:  # noqa: BLE001 - recorded and reported; the others go on
                 sweep.failed[name] = f"{type(err).__name__}: {err}"
                 info(f"{name} failed: {sweep.failed[name]}\n{traceback.format_exc()}")
-        alive = [n for n in alive if n not in sweep.failed and sweep.results[n].sizes]
+        for n in alive:
+            if n not in sweep.failed and not sweep.results[n].sizes:
+                sweep.failed[n] = f"no subset finished ({sweep.results[n].status})"
+        alive = [n for n in alive if n not in sweep.failed]
         if not alive:
             break
         records = [{**vars(sweep.results[n]), "name": n, "status": "ok"} for n in alive]
-        table = loss_table(records)
-        if i == len(plan) - 1:
-            decisions = [Decision(n, True, "ran the whole budget") for n in table.names]
-        else:
-            _, decisions = schedule_round(
-                table,
-                float(rung),
-                float(probe.target),
-                prob_threshold=prob_threshold,
-                min_points=min_points,
-                min_survivors=min_survivors,
-                method=method,
-                **{k: options[k] for k in ("k", "delta", "holdouts") if k in options},
-            )
+        _, decisions = schedule_round(
+            loss_table(records),
+            float(rung),
+            float(probe.target),
+            prob_threshold=prob_threshold,
+            min_points=min_points,
+            min_survivors=min_survivors,
+            method=method,
+            last=i == len(plan) - 1,
+            **rule,
+        )
         sweep.rounds.append(decisions)
         for d in decisions:
             if not d.keep:

@@ -104,7 +104,7 @@ def log_result(trainer: Any, result: RectifiedLawResult, out_dir: Path) -> None:
     }
     for prefix, law in (("law", result.law), ("vanilla", result.vanilla_law)):
         params.update({f"rectlaw/{prefix}_{k}": v for k, v in (law or {}).items()})
-    png = _figure_png(result) if curve else None
+    figure = _Figure(result, out_dir) if curve else None
     for lg in trainer.loggers:
         for size, loss in curve:
             lg.log_metrics({"rectlaw/test_loss_vs_subset_size": loss}, step=int(size))
@@ -116,9 +116,26 @@ def log_result(trainer: Any, result: RectifiedLawResult, out_dir: Path) -> None:
             lg.log_hyperparams(params)
             if metrics:
                 lg.log_metrics(metrics)
-        if png is not None and not _log_image(lg, png, out_dir):
-            atomic_write_bytes(out_dir / FIGURE_FILE, png)
+        if figure is not None:
+            _log_figure(lg, figure)
         lg.save()
+
+
+class _Figure:
+    """The fit's figure, rendered once, as PNG bytes and, when some logger needs a file, as
+    :data:`FIGURE_FILE` beside the result (written once)."""
+
+    def __init__(self, result: RectifiedLawResult, out_dir: Path) -> None:
+        self.png = _figure_png(result)
+        self._path = out_dir / FIGURE_FILE
+        self._written = False
+
+    def file(self) -> Path:
+        """The PNG beside the result, written on first use."""
+        if not self._written:
+            atomic_write_bytes(self._path, self.png)
+            self._written = True
+        return self._path
 
 
 def _figure_png(result: RectifiedLawResult) -> bytes:
@@ -129,25 +146,18 @@ def _figure_png(result: RectifiedLawResult) -> bytes:
     return buf.getvalue()
 
 
-def _log_image(lg: Logger, png: bytes, out_dir: Path) -> bool:
-    """Give the figure to a logger that takes images; ``False`` when this one takes none."""
+def _log_figure(lg: Logger, figure: _Figure) -> None:
+    """The figure as an image where the logger takes images, else as the file beside the result."""
     exp = getattr(lg, "experiment", None)
     if isinstance(lg, TensorBoardLogger):
         import numpy as np
         from matplotlib.image import imread
 
-        rgb = (imread(io.BytesIO(png), format="png")[..., :3] * 255).astype(np.uint8)
+        rgb = (imread(io.BytesIO(figure.png), format="png")[..., :3] * 255).astype(np.uint8)
         exp.add_image("rectlaw/fit", rgb, dataformats="HWC")
-        return True
-    if callable(getattr(lg, "log_image", None)):  # W&B, Neptune: takes file paths
-        path = out_dir / FIGURE_FILE
-        atomic_write_bytes(path, png)
-        lg.log_image(key="rectlaw/fit", images=[str(path)])
-        return True
-    run_id = getattr(lg, "run_id", None)
-    if run_id is not None and callable(getattr(exp, "log_artifact", None)):  # MLflow
-        path = out_dir / FIGURE_FILE
-        atomic_write_bytes(path, png)
-        exp.log_artifact(run_id, str(path), artifact_path="rectlaw")
-        return True
-    return False
+    elif callable(getattr(lg, "log_image", None)):  # W&B, Neptune: takes file paths
+        lg.log_image(key="rectlaw/fit", images=[str(figure.file())])
+    elif getattr(lg, "run_id", None) is not None and callable(getattr(exp, "log_artifact", None)):  # MLflow
+        exp.log_artifact(lg.run_id, str(figure.file()), artifact_path="rectlaw")
+    else:
+        figure.file()  # the file beside the result is this logger's copy

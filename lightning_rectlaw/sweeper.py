@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,8 @@ from lightning_rectlaw.adaptive import (
     DEFAULT_THRESHOLD,
     schedule_round,
 )
-from lightning_rectlaw.budget import parse_budget
+from lightning_rectlaw.adaptive import rungs as rung_budgets
+from lightning_rectlaw.budget import budget_size, parse_budget, subset_sizes
 from lightning_rectlaw.console import info
 from lightning_rectlaw.files import atomic_write_text
 
@@ -59,30 +59,22 @@ class RectlawSweeperConf:
 def plan_rungs(
     budget: Any, min_size: int, target_size: int | None, count: int, need: int
 ) -> list[tuple[str, int]]:
-    """The rungs as ``(value for rectlaw.budget, size in examples)``, smallest first: budget/2**j
-    for j = count-1 .. 0, without those that give fewer than ``need`` subsets above ``min_size``.
+    """The rungs as ``(value for rectlaw.budget, size in examples)``, smallest first: those of
+    :func:`lightning_rectlaw.adaptive.rungs` over the subsets the budget runs (``need``: the
+    subsets a candidate needs at a rung to be judged).
 
     Raises:
         ValueError: a fractional budget without ``rectlaw.target_size`` (the rungs cannot be
             planned before the train set is seen).
     """
     value = parse_budget(budget)
-    if value <= 1:
-        if target_size is None:
-            raise ValueError(
-                f"hydra/sweeper=rectlaw plans its rungs in examples: give an absolute rectlaw.budget "
-                f"(e.g. 2048) or set rectlaw.target_size with the fraction {budget!r}"
-            )
-        top = int(value * target_size)
-    else:
-        top = int(value)
-    out = []
-    for j in range(count - 1, -1, -1):
-        size = top // 2**j
-        points = int(math.floor(math.log2(size / min_size))) + 1 if size >= min_size else 0
-        if j == 0 or points >= need:
-            out.append((str(size), size))
-    return out
+    if value <= 1 and target_size is None:
+        raise ValueError(
+            f"hydra/sweeper=rectlaw plans its rungs in examples: give an absolute rectlaw.budget "
+            f"(e.g. 2048) or set rectlaw.target_size with the fraction {budget!r}"
+        )
+    top = int(budget_size(value, target_size or 0))
+    return [(str(int(r)), int(r)) for r in rung_budgets(subset_sizes(top, min_size), top, count, need)]
 
 
 def read_rounds(sweep_dir: str | Path) -> dict[str, Any] | None:
@@ -153,33 +145,18 @@ def run_rounds(
             names = {r["name"]: k for k, r in measured.items()}
             table = loss_table(list(measured.values()))
             target = float(next(iter(measured.values()))["target_size"])
-            if i == len(rungs) - 1:
-                judged = [
-                    {"candidate": names[n], "name": n, "keep": True, "reason": "ran the whole budget"}
-                    for n in table.names
-                ]
-            else:
-                _, ds = schedule_round(
-                    table,
-                    float(size),
-                    target,
-                    prob_threshold=threshold,
-                    min_points=min_points,
-                    min_survivors=floor,
-                    method=method,
-                    **options,
-                )
-                judged = [
-                    {
-                        "candidate": names[d.name],
-                        "name": d.name,
-                        "keep": d.keep,
-                        "reason": d.reason,
-                        "prob_best": d.prob_best,
-                        "predicted_loss": d.predicted_loss,
-                    }
-                    for d in ds
-                ]
+            _, judged = schedule_round(
+                table,
+                float(size),
+                target,
+                prob_threshold=threshold,
+                min_points=min_points,
+                min_survivors=floor,
+                method=method,
+                last=i == len(plan) - 1,
+                **options,
+            )
+            judged = [{"candidate": names[d.name], **asdict(d)} for d in judged]
             decisions = judged + decisions
         state["rounds"].append({"rung": value, "size": size, "decisions": decisions})
         _write_rounds(sweep_dir, state)

@@ -15,6 +15,8 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
+from lightning_rectlaw.adaptive import points_to_judge
+from lightning_rectlaw.selection import method_entry
 from lightning_rectlaw.sweeper import RectlawSweeperConf, candidate_subdir, plan_rungs, run_rounds
 
 log = logging.getLogger(__name__)
@@ -61,11 +63,10 @@ class RectlawSweeper(Sweeper):
         target = fixed.get("rectlaw.target_size", r.target_size)
         target = None if target in (None, "null") else int(float(target))
         method = fixed.get("rectlaw.method", r.method)
-        from lightning_rectlaw.selection import METHODS
-
-        entry = METHODS[method]
-        options = entry.resolve(method, {k: r[k] for k in ("k", "delta", "holdouts") if k in entry.options})
-        need = max(self.min_points, entry.min_points(options), 2)  # subsets, the zero-shot point aside
+        # the method's options as the jobs get them: the config's, or this command line's
+        options = {k: type(r[k])(fixed.get(f"rectlaw.{k}", r[k])) for k in ("k", "delta", "holdouts")}
+        options = {k: v for k, v in options.items() if k in method_entry(method).options}
+        need = points_to_judge(self.min_points, method, options)  # subsets; the zero-shot point aside
         rungs = plan_rungs(budget, min_size, target, self.rungs, need)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
