@@ -50,6 +50,10 @@ def test_guards_keep_candidates_on_too_little_evidence():
     assert all(d.keep for d in decisions) and "no P(best)" in decisions[0].reason
     with pytest.raises(ValueError, match="prob_threshold"):
         schedule_round(table, 6400, table.max_size, prob_threshold=1.5)
+    with pytest.raises(ValueError, match="`min_points` must be at least 2 and `min_survivors` at least 1"):
+        schedule_round(table, 6400, table.max_size, min_survivors=0)
+    with pytest.raises(ValueError, match="`schedule` should be 'full' or 'adaptive'"):
+        evaluate(table, ["robust_ats"], [2], schedule="rounds")
 
 
 def test_replay_reads_only_the_cells_it_runs_and_spends_less():

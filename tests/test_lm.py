@@ -139,6 +139,14 @@ def test_lora_trains_only_the_adapters():
     assert sum(p.numel() for p in model.parameters() if id(p) in trained) < model.num_params / 10
 
 
+def test_lora_without_peft_says_how_to_install_it(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "peft", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"`lora=` needs the `peft` package: pip install peft"):
+        CausalLMModule(config=TINY, lora={"r": 4})
+
+
 def test_tokenized_blocks_are_cached_by_content(tmp_path, monkeypatch):
     doc = tmp_path / "a.txt"
     doc.write_text("hello world " * 200)

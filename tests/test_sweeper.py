@@ -36,6 +36,14 @@ def test_rungs_are_planned_in_examples_and_a_fraction_needs_the_target():
         plan_rungs("1/8", 32, None, 4, 3)
 
 
+def test_the_sweeper_refuses_to_sweep_the_budget(tmp_path):
+    cmd = sweep_cmd(tmp_path / "sweep", "rectlaw.budget=256,512")
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "sweeps candidates on rungs of one budget: give one rectlaw.budget" in done.stderr
+    assert not list((tmp_path / "sweep").glob("*/candidate.json"))  # nothing was launched
+
+
 @pytest.mark.slow
 def test_adaptive_sweep_eliminates_reports_rounds_and_resumes_after_a_kill(tmp_path):
     sweep = tmp_path / "sweep"
