@@ -105,15 +105,18 @@ def run_rounds(
     from lightning_rectlaw.summary import loss_table
 
     keys = [" ".join(c) for c in candidates]
-    state = read_rounds(sweep_dir)
     plan = [r for r, _ in rungs]
-    if state is not None and (state.get("candidates") != keys or state.get("rungs") != plan):
+    rule = {"threshold": threshold, "min_points": min_points, "floor": floor, "method": method}
+    state = read_rounds(sweep_dir)
+    if state is not None and any(
+        state.get(k) != v for k, v in (("candidates", keys), ("rungs", plan), ("rule", rule))
+    ):
         raise ValueError(
-            f"{sweep_dir / ROUNDS_FILE} is from a sweep with other candidates or rungs; "
+            f"{sweep_dir / ROUNDS_FILE} is from a sweep with other candidates, rungs or rule; "
             "use a new hydra.sweep.dir or delete the file to start over"
         )
     if state is None:
-        state = {"candidates": keys, "rungs": plan, "rounds": [], "threshold": threshold}
+        state = {"candidates": keys, "rungs": plan, "rule": rule, "rounds": []}
     alive = list(keys)
     for done in state["rounds"]:  # resume: who was still running after the last finished round
         alive = [d["candidate"] for d in done["decisions"] if d["keep"]]

@@ -237,5 +237,9 @@ def test_rounds_eliminate_record_failures_and_resume_after_the_last_finished_rou
         and len(state["rounds"]) == 4
         and state["rounds"][0]["decisions"] == list(first.values())
     )
-    with pytest.raises(ValueError, match="other candidates or rungs"):
+    with pytest.raises(ValueError, match="other candidates, rungs or rule"):
         run_rounds(_fake_launcher(curves, 409600, []), candidates[:2], rungs, tmp_path, **kw)
+    with pytest.raises(ValueError, match="other candidates, rungs or rule"):  # a resumed sweep keeps its rule
+        run_rounds(
+            _fake_launcher(curves, 409600, []), candidates, rungs, tmp_path, **{**kw, "threshold": 0.05}
+        )
