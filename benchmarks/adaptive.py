@@ -21,7 +21,14 @@ from pathlib import Path
 import numpy as np
 from heldout import load  # the held-out protocol's table loader (benchmarks/ is on the path)
 
-from lightning_rectlaw.adaptive import DEFAULT_FLOOR, DEFAULT_MIN_POINTS, DEFAULT_RUNGS, simulate
+from lightning_rectlaw.adaptive import (
+    DEFAULT_FLOOR,
+    DEFAULT_MIN_POINTS,
+    DEFAULT_RULE,
+    DEFAULT_RUNGS,
+    RULES,
+    simulate,
+)
 from lightning_rectlaw.metrics import relacc
 from lightning_rectlaw.selection import select
 from lightning_rectlaw.table import LossTable
@@ -34,12 +41,13 @@ TABLES = {
     "zoo-stdlib": (ROOT / "data" / "zoo_stdlib.csv", (8, 16, 32)),
     "zoo-cross": (ROOT / "data" / "zoo_cross.csv", (8, 16, 32)),
 }
-THRESHOLDS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.1)
-GRID = list(itertools.product(THRESHOLDS, (3, 4), (1, 2), (4, 5)))  # threshold, min_points, floor, rungs
+THRESHOLDS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3)
+# rule, threshold, min_points, floor, rungs
+GRID = list(itertools.product(RULES, THRESHOLDS, (3, 4), (1, 2), (4, 5)))
 TOLERANCE = 0.5  # points of mean RelAcc a variant may lose on a training table
 
 
-def score(table: LossTable, ratios, threshold, min_points, floor, count) -> tuple:
+def score(table: LossTable, ratios, rule, threshold, min_points, floor, count) -> tuple:
     """Mean over budgets of: compute (% of the full schedule), full RelAcc, adaptive RelAcc; and
     the compute per budget."""
     truth = table.losses[:, -1]
@@ -53,6 +61,7 @@ def score(table: LossTable, ratios, threshold, min_points, floor, count) -> tupl
             min_points=min_points,
             min_survivors=floor,
             count=count,
+            rule=rule,
         )
         compute.append(100 * run.examples / full.examples)
         full_acc.append(relacc(truth[table.names.index(full.best)], truth))
@@ -64,23 +73,24 @@ def main() -> None:
     warnings.simplefilter("ignore")
     tables = load(TABLES)
     results = {(name, v): score(t, ratios, *v) for name, (t, ratios) in tables.items() for v in GRID}
-    print(f"{len(GRID)} variants (threshold x min_points x floor x rungs), chosen leave-one-table-out\n")
+    axes = "rule x threshold x min_points x floor x rungs"
+    print(f"{len(GRID)} variants ({axes}), chosen leave-one-table-out\n")
     print(
-        "| held-out table | chosen (threshold, min points, floor, rungs) | compute, % of full "
+        "| held-out table | chosen (rule, threshold, min points, floor, rungs) | compute, % of full "
         "| RelAcc full | RelAcc adaptive |"
     )
     print("|---|---|---|---|---|")
     for held in tables:
         train = [n for n in tables if n != held]
         ok = [v for v in GRID if all(results[(n, v)][1] - results[(n, v)][2] <= TOLERANCE for n in train)]
-        chosen = min(ok, key=lambda v: (np.mean([results[(n, v)][0] for n in train]), -v[2], v[1]))
+        chosen = min(ok, key=lambda v: (np.mean([results[(n, v)][0] for n in train]), -v[3], v[2]))
         c, f, a, per = results[(held, chosen)]
         budgets = "/".join(f"{x:.0f}" for x in per)
         at = ", 1/".join(map(str, tables[held][1]))
         print(f"| {held} | {chosen} | {c:.0f}% ({budgets} at 1/{at}) | {f:.1f} | {a:.1f} |")
     every = [v for v in GRID if all(results[(n, v)][1] - results[(n, v)][2] <= TOLERANCE for n in tables)]
     if every:
-        best = min(every, key=lambda v: (np.mean([results[(n, v)][0] for n in tables]), -v[2], v[1]))
+        best = min(every, key=lambda v: (np.mean([results[(n, v)][0] for n in tables]), -v[3], v[2]))
         print(f"\nchosen on every table (the library's defaults): {best}")
     defaults = (DEFAULT_MIN_POINTS, DEFAULT_FLOOR, DEFAULT_RUNGS)
     print(
@@ -91,7 +101,7 @@ def main() -> None:
     for thr in THRESHOLDS:
         cells = []
         for name in tables:
-            c, f, a, _ = results[(name, (thr, *defaults))]
+            c, f, a, _ = results[(name, (DEFAULT_RULE, thr, *defaults))]
             cells.append(f"{c:.0f}% / {a - f:+.1f}")
         print(f"| {thr:g} | " + " | ".join(cells) + " |")
 

@@ -40,8 +40,10 @@ from .table import LossTable
 __all__ = [
     "DEFAULT_FLOOR",
     "DEFAULT_MIN_POINTS",
+    "DEFAULT_RULE",
     "DEFAULT_THRESHOLD",
     "AdaptiveRun",
+    "RULES",
     "Decision",
     "points_to_judge",
     "rungs",
@@ -59,6 +61,11 @@ DEFAULT_MIN_POINTS = 3
 DEFAULT_FLOOR = 2
 #: Rungs per sweep: budget/8, budget/4, budget/2, budget.
 DEFAULT_RUNGS = 4
+#: How the threshold applies: ``"mass"`` stops the least likely candidates while their *summed*
+#: P(best) stays below it (it bounds the chance that this round stops the best); ``"each"`` stops
+#: every candidate whose own P(best) is below it (many near-misses can then add up).
+RULES = ("mass", "each")
+DEFAULT_RULE = "each"
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,7 @@ def schedule_round(
     prob_threshold: float = DEFAULT_THRESHOLD,
     min_points: int = DEFAULT_MIN_POINTS,
     min_survivors: int = DEFAULT_FLOOR,
+    rule: str = DEFAULT_RULE,
     method: str = DEFAULT_METHOD,
     last: bool = False,
     **options,
@@ -120,6 +128,8 @@ def schedule_round(
     """
     if not 0 <= prob_threshold < 1:
         raise ValueError(f"`prob_threshold` must be in [0, 1), got {prob_threshold!r}")
+    if rule not in RULES:
+        raise ValueError(f"`rule` must be one of {', '.join(RULES)}, got {rule!r}")
     if min_points < 2 or min_survivors < 1:
         raise ValueError(
             "`min_points` must be at least 2 and `min_survivors` at least 1, "
@@ -127,32 +137,55 @@ def schedule_round(
         )
     sel = select(table, method, budget=rung, target=target, **options)
     probs = sel.prob_best
+    by_name = {c.name: c for c in sel.candidates}
     in_rung = table.sizes <= rung * (1 + 1e-9)
+    points = dict(zip(table.names, np.isfinite(table.losses[:, in_rung]).sum(axis=1).tolist()))
     protected = set(sel.ranking[:min_survivors])
 
-    def verdict(i: int, c: CandidateScore, p: float | None) -> tuple[bool, str]:
-        points = int(np.isfinite(table.losses[i, in_rung]).sum())
-        if last:
-            return True, "ran the whole budget"
-        if probs is None:
-            return True, f"{method} gives no P(best): nobody is eliminated"
-        if not c.rankable:
-            return True, f"kept: not rankable at this rung ({c.reason})"
-        if points < min_points:
-            return True, f"kept: {points} point(s), fewer than {min_points} to judge"
-        if c.name in protected:
-            return True, f"kept: P(best) {_pct(p)}, among the top {min_survivors}"
-        if p is not None and p < prob_threshold:
-            return False, f"eliminated: P(best) {_pct(p)} < threshold {_pct(prob_threshold)}"
-        return True, f"kept: P(best) {_pct(p)} >= threshold {_pct(prob_threshold)}"
-
-    by_name = {c.name: c for c in sel.candidates}
-    decisions = []
-    for i, name in enumerate(table.names):
+    def guard(name: str) -> str | None:
+        """Why ``name`` cannot be eliminated at this rung, or ``None`` when it can."""
         c = by_name[name]
-        p = None if probs is None else probs.get(name)
-        keep, reason = verdict(i, c, p)
-        decisions.append(Decision(name, keep, reason, p, _prediction(c)))
+        if last:
+            return "ran the whole budget"
+        if probs is None:
+            return f"{method} gives no P(best): nobody is eliminated"
+        if not c.rankable:
+            return f"kept: not rankable at this rung ({c.reason})"
+        if points[name] < min_points:
+            return f"kept: {points[name]} point(s), fewer than {min_points} to judge"
+        if name in protected:
+            return f"kept: P(best) {_pct(probs[name])}, among the top {min_survivors}"
+        return None
+
+    reasons = {name: guard(name) for name in table.names}
+    eligible = sorted((n for n, why in reasons.items() if why is None), key=lambda n: probs[n])
+    stopped: list[str] = []
+    mass = 0.0
+    for name in eligible:  # least likely first
+        if (probs[name] if rule == "each" else mass + probs[name]) >= prob_threshold:
+            break
+        stopped.append(name)
+        mass += probs[name]
+    limit = _pct(prob_threshold)
+    for name in eligible:
+        p, out = _pct(probs[name]), name in stopped
+        if rule == "each":
+            why = f"P(best) {p} {'<' if out else '>='} threshold {limit}"
+        elif out:
+            why = f"P(best) {p}; the {len(stopped)} stopped this round hold {_pct(mass)} < threshold {limit}"
+        else:
+            why = f"P(best) {p}; stopping it too: {_pct(mass + probs[name])} >= threshold {limit}"
+        reasons[name] = ("eliminated: " if out else "kept: ") + why
+    decisions = [
+        Decision(
+            name,
+            name not in stopped,
+            reasons[name],
+            None if probs is None else probs.get(name),
+            _prediction(by_name[name]),
+        )
+        for name in table.names
+    ]
     return sel, decisions
 
 
@@ -216,6 +249,7 @@ def simulate(
     min_points: int = DEFAULT_MIN_POINTS,
     min_survivors: int = DEFAULT_FLOOR,
     count: int = DEFAULT_RUNGS,
+    rule: str = DEFAULT_RULE,
     method: str = DEFAULT_METHOD,
     level: float = 0.95,
     **options,
@@ -238,6 +272,7 @@ def simulate(
             prob_threshold=prob_threshold,
             min_points=min_points,
             min_survivors=min_survivors,
+            rule=rule,
             method=method,
             level=level,
             last=rung == plan[-1],

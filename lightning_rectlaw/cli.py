@@ -5,7 +5,8 @@ Usage::
     rectlaw fit TABLE.csv [--law rectified|vanilla] [--free-alpha] [--format table|csv|json]
     rectlaw select TABLE.csv --budget 1/8 [--target SIZE] [--method NAME] [--format ...]
     rectlaw evaluate TABLE.csv [--target SIZE] [--methods a,b] [--metrics m,n] [--pool-size N]
-                     [--compute] [--schedule full|adaptive [--threshold P]] [--format table|csv]
+                     [--compute] [--schedule full|adaptive [--rule R] [--threshold P]]
+                     [--format table|csv]
     rectlaw methods
     rectlaw summarize SWEEP_DIR [--table LOSSES.csv] [--out DIR]
     rectlaw sweep -m model=a,b,c [HYDRA OVERRIDES]    (the Hydra sweep app; ``rectlaw sweep --help``)
@@ -128,13 +129,19 @@ def _parser() -> argparse.ArgumentParser:
         choices=["full", "adaptive"],
         default="full",
         help="full: every candidate runs its whole schedule; adaptive: successive elimination on "
-        "P(best) at rungs budget/8, /4, /2, budget (Compute counts what it ran)",
+        "P(best) at rungs doubling up to the budget (Compute counts what it ran)",
     )
     e.add_argument(
         "--threshold",
         type=_probability,
         default=None,
-        help="adaptive: P(best) below which a candidate stops (default %(default)s: the library's)",
+        help="adaptive: the P(best) the stopped candidates may hold (default: the library's)",
+    )
+    e.add_argument(
+        "--rule",
+        default=None,
+        help="adaptive: mass (stop the least likely while their summed P(best) is below the "
+        "threshold) or each (stop every candidate below it); default: the library's",
     )
     _format(e, ["table", "csv"])
     e.set_defaults(run=_cmd_evaluate)
@@ -257,7 +264,9 @@ def _cmd_evaluate(args) -> int:
         metrics=metrics,
         pool_size=args.pool_size,
         schedule=args.schedule,
-        adaptive=None if args.threshold is None else {"prob_threshold": args.threshold},
+        adaptive={
+            k: v for k, v in (("prob_threshold", args.threshold), ("rule", args.rule)) if v is not None
+        },
     )
     if args.format == "csv":
         w = csv.writer(sys.stdout, lineterminator="\n")

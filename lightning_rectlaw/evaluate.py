@@ -100,8 +100,8 @@ def evaluate(
             ``Coverage80`` are skipped for methods without P(best) or intervals.
         pool_size, pools, seed: the random pools of ``HitRate`` and ``Regret``.
         schedule: ``"full"`` (every candidate's whole schedule) or ``"adaptive"`` (successive
-            elimination; ``adaptive`` holds its options: ``prob_threshold``, ``min_points``,
-            ``min_survivors``, ``count``).
+            elimination; ``adaptive`` holds its options: ``rule``, ``prob_threshold``,
+            ``min_points``, ``min_survivors``, ``count``).
 
     Candidates without a loss at ``target`` are left out (with a warning); a candidate a method
     cannot rank is left out of that method's PearCorr and cannot be chosen.

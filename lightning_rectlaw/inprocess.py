@@ -31,6 +31,7 @@ from typing import Any
 from lightning_rectlaw.adaptive import (
     DEFAULT_FLOOR,
     DEFAULT_MIN_POINTS,
+    DEFAULT_RULE,
     DEFAULT_RUNGS,
     DEFAULT_THRESHOLD,
     Decision,
@@ -104,6 +105,7 @@ def adaptive_sweep(
     target_size: int | None = None,
     seed: int = 0,
     callback: Mapping[str, Any] | None = None,
+    rule: str = DEFAULT_RULE,
     prob_threshold: float = DEFAULT_THRESHOLD,
     min_points: int = DEFAULT_MIN_POINTS,
     min_survivors: int = DEFAULT_FLOOR,
@@ -119,7 +121,8 @@ def adaptive_sweep(
         trainer: keyword arguments of each round's ``lightning.Trainer``.
         min_size, target_size, seed: as for :class:`NestedSubsetDataModule`.
         callback: keyword arguments of :class:`RectifiedLawCallback` (``method``, ``zero_shot``...).
-        prob_threshold, min_points, min_survivors, rungs: the rule (see :mod:`~lightning_rectlaw.adaptive`).
+        rule, prob_threshold, min_points, min_survivors, rungs: the rule (see
+            :mod:`~lightning_rectlaw.adaptive`).
     """
     import lightning as L
 
@@ -134,8 +137,8 @@ def adaptive_sweep(
     probe.setup("fit")
     options = dict(callback or {})
     method = options.get("method", DEFAULT_METHOD)
-    rule = {k: options[k] for k in ("k", "delta", "holdouts") if k in options}  # the method's options
-    need = points_to_judge(min_points, method, rule)
+    method_options = {k: options[k] for k in ("k", "delta", "holdouts") if k in options}
+    need = points_to_judge(min_points, method, method_options)
     plan = [size for _, size in plan_rungs(probe.max_size, min_size, probe.target, rungs, need)]
     sweep = AdaptiveSweep(plan)
     alive = list(candidates)
@@ -167,9 +170,10 @@ def adaptive_sweep(
             prob_threshold=prob_threshold,
             min_points=min_points,
             min_survivors=min_survivors,
+            rule=rule,
             method=method,
             last=i == len(plan) - 1,
-            **rule,
+            **method_options,
         )
         sweep.rounds.append(decisions)
         for d in decisions:

@@ -27,6 +27,7 @@ from typing import Any
 from lightning_rectlaw.adaptive import (
     DEFAULT_FLOOR,
     DEFAULT_MIN_POINTS,
+    DEFAULT_RULE,
     DEFAULT_RUNGS,
     DEFAULT_THRESHOLD,
     schedule_round,
@@ -50,6 +51,7 @@ class RectlawSweeperConf:
 
     _target_: str = "hydra_plugins.rectlaw_sweeper.rectlaw_sweeper.RectlawSweeper"
     params: dict[str, str] | None = None  # the swept candidates, as for the basic sweeper
+    rule: str = DEFAULT_RULE
     threshold: float = DEFAULT_THRESHOLD
     min_points: int = DEFAULT_MIN_POINTS
     floor: int = DEFAULT_FLOOR
@@ -93,6 +95,7 @@ def run_rounds(
     rungs: list[tuple[str, int]],
     sweep_dir: Path,
     *,
+    rule: str,
     threshold: float,
     min_points: int,
     floor: int,
@@ -106,17 +109,17 @@ def run_rounds(
 
     keys = [" ".join(c) for c in candidates]
     plan = [r for r, _ in rungs]
-    rule = {"threshold": threshold, "min_points": min_points, "floor": floor, "method": method}
+    how = {"rule": rule, "threshold": threshold, "min_points": min_points, "floor": floor, "method": method}
     state = read_rounds(sweep_dir)
     if state is not None and any(
-        state.get(k) != v for k, v in (("candidates", keys), ("rungs", plan), ("rule", rule))
+        state.get(k) != v for k, v in (("candidates", keys), ("rungs", plan), ("rule", how))
     ):
         raise ValueError(
             f"{sweep_dir / ROUNDS_FILE} is from a sweep with other candidates, rungs or rule; "
             "use a new hydra.sweep.dir or delete the file to start over"
         )
     if state is None:
-        state = {"candidates": keys, "rungs": plan, "rule": rule, "rounds": []}
+        state = {"candidates": keys, "rungs": plan, "rule": how, "rounds": []}
     alive = list(keys)
     for done in state["rounds"]:  # resume: who was still running after the last finished round
         alive = [d["candidate"] for d in done["decisions"] if d["keep"]]
@@ -155,6 +158,7 @@ def run_rounds(
                 prob_threshold=threshold,
                 min_points=min_points,
                 min_survivors=floor,
+                rule=rule,
                 method=method,
                 last=i == len(plan) - 1,
                 **options,

@@ -37,6 +37,31 @@ def test_clear_losers_stop_with_a_reason_and_contenders_go_on():
     assert by["close0"].prob_best + by["close1"].prob_best == pytest.approx(1.0, abs=1e-3)
 
 
+def test_mass_rule_bounds_what_a_round_stops_where_each_lets_near_misses_add_up():
+    rng = np.random.default_rng(1)
+    offsets = [0.0, *np.linspace(0.04, 0.08, 6)]  # a leader and six near misses
+    rows = [(3.0 * SIZES**-0.3 + 1.0 + o) * rng.uniform(0.998, 1.002, SIZES.size) for o in offsets]
+    table = LossTable(tuple(f"c{i}" for i in range(7)), SIZES, np.array(rows), zero_shot=np.array([5.0] * 7))
+    run = {
+        rule: schedule_round(table, 6400, table.max_size, prob_threshold=0.1, min_survivors=1, rule=rule)[1]
+        for rule in ("mass", "each")
+    }
+    stopped = {rule: [d for d in ds if not d.keep] for rule, ds in run.items()}
+    # each: every candidate under the threshold stops, and together they hold more than it
+    assert all(d.prob_best < 0.1 for d in stopped["each"]) and len(stopped["each"]) >= 2
+    assert all(d.prob_best >= 0.1 for d in run["each"] if d.keep)
+    assert sum(d.prob_best for d in stopped["each"]) > 0.1
+    # mass: the least likely stop while their sum stays under it; the next one would cross it
+    assert 0 < len(stopped["mass"]) < len(stopped["each"])
+    held = sum(d.prob_best for d in stopped["mass"])
+    kept = sorted(d.prob_best for d in run["mass"] if d.keep)
+    assert held < 0.1 and held + kept[0] >= 0.1
+    assert max(d.prob_best for d in stopped["mass"]) <= kept[0]
+    assert f"the {len(stopped['mass'])} stopped this round hold" in stopped["mass"][0].reason
+    with pytest.raises(ValueError, match="`rule` must be one of mass, each"):
+        schedule_round(table, 6400, table.max_size, rule="greedy")
+
+
 def test_guards_keep_candidates_on_too_little_evidence():
     table = field_of()
     # too few points at the rung: nobody can be eliminated there

@@ -216,7 +216,15 @@ def test_rounds_eliminate_record_failures_and_resume_after_the_last_finished_rou
     curves = {n: {s: 3.0 * s**-0.3 + 1.0 + o for s in sizes} for n, o in offsets.items()}
     candidates = [[f"model={n}"] for n in (*offsets, "broken")]
     rungs = [(str(s), s) for s in (6400, 12800, 25600, 51200)]
-    kw = dict(threshold=0.1, min_points=3, floor=2, method="robust_ats", options={}, subdir=candidate_subdir)
+    kw = dict(
+        rule="mass",
+        threshold=0.1,
+        min_points=3,
+        floor=2,
+        method="robust_ats",
+        options={},
+        subdir=candidate_subdir,
+    )
 
     calls = []
     with pytest.raises(KeyboardInterrupt):

@@ -30,10 +30,17 @@ class RectlawSweeper(Sweeper):
     """Rounds of the sweep's candidates on growing budgets; the unlikely ones stop early."""
 
     def __init__(
-        self, params: dict[str, str] | None, threshold: float, min_points: int, floor: int, rungs: int
+        self,
+        params: dict[str, str] | None,
+        rule: str,
+        threshold: float,
+        min_points: int,
+        floor: int,
+        rungs: int,
     ) -> None:
         self.params = dict(params or {})
-        self.threshold, self.min_points, self.floor, self.rungs = threshold, min_points, floor, rungs
+        self.rule, self.threshold = rule, threshold
+        self.min_points, self.floor, self.rungs = min_points, floor, rungs
         self.config: DictConfig | None = None
         self.launcher = None
         self.hydra_context: HydraContext | None = None
@@ -81,6 +88,7 @@ class RectlawSweeper(Sweeper):
             candidates,
             rungs,
             sweep_dir,
+            rule=self.rule,
             threshold=self.threshold,
             min_points=self.min_points,
             floor=self.floor,
