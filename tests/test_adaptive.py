@@ -22,7 +22,8 @@ def field_of(n_close=2, n_far=6, seed=0):
 
 
 def test_rungs_double_up_to_the_budget_and_skip_those_too_small_to_judge():
-    assert rungs(SIZES, 51200) == [6400, 12800, 25600, 51200]
+    assert rungs(SIZES, 51200, count=4) == [6400, 12800, 25600, 51200]
+    assert rungs(SIZES, 51200) == [3200, 6400, 12800, 25600, 51200]  # the default: 5 rungs
     assert rungs(SIZES[SIZES <= 1600], 1600, min_points=3) == [800, 1600]  # 200 and 400 have < 3 points
     assert rungs(SIZES, 400, min_points=4) == [400]  # the budget is always run
 

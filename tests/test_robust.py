@@ -191,6 +191,15 @@ def test_committed_zoo_tables_have_crossing_curves_and_no_false_flags():
             assert robust.ranking == select(table, "ats", budget=f"1/{r}").ranking
 
 
+def test_committed_demo_table_is_the_demo_run_to_its_full_set_and_crosses_late():
+    demo = LossTable.read_csv(DATA / "demo_losses.csv")
+    assert demo.names == ("small_gpt2", "tiny_gpt2", "tiny_llama") and demo.max_size == 5934
+    # small_gpt2 leads every subset up to 741 examples; tiny_llama is the best after the full set
+    for size in demo.sizes[demo.sizes <= 741]:
+        assert demo.names[int(np.argmin(demo.column(size)))] == "small_gpt2"
+    assert demo.names[int(np.argmin(demo.column(demo.max_size)))] == "tiny_llama"
+
+
 def test_screening_and_spread_options_are_checked():
     from lightning_rectlaw.predictive import inflate
 
