@@ -123,6 +123,8 @@ def test_evaluate_and_the_cli_score_the_adaptive_schedule(tmp_path, capsys):
                 "--compute",
                 "--threshold",
                 "0.05",
+                "--rule",
+                "each",
                 "--format",
                 "csv",
             ]
@@ -136,3 +138,5 @@ def test_evaluate_and_the_cli_score_the_adaptive_schedule(tmp_path, capsys):
     with pytest.raises(SystemExit):  # argparse: a bad value is a usage error, exit status 2
         rectlaw(["evaluate", str(path), "--schedule", "adaptive", "--threshold", "2"])
     assert "must be a probability in [0, 1)" in capsys.readouterr().err
+    assert rectlaw(["evaluate", str(path), "--schedule", "adaptive", "--rule", "greedy"]) == 2
+    assert "`rule` must be one of mass, each, got 'greedy'" in capsys.readouterr().err
