@@ -98,6 +98,24 @@ def choose(results, variants, train):
     return min(ok, key=key) if ok else None
 
 
+def misses(table: LossTable, ratios, **rule) -> tuple[int, float, int]:
+    """Is the rule's P(best) honest? Over the rounds (all budgets) in which the default rule stops
+    someone: how many, the P(best) the stopped held in total (the misses the rule expects), and in
+    how many the candidate truly best at the target among those running was stopped."""
+    truth = dict(zip(table.names, table.losses[:, -1]))
+    rounds, expected, actual = 0, 0.0, 0
+    for r in ratios:
+        run = simulate(table, table.max_size / r, **rule)
+        for decisions in run.rounds:
+            stopped = [d for d in decisions if not d.keep]
+            if stopped:
+                best = min((d.name for d in decisions), key=truth.__getitem__)
+                rounds += 1
+                expected += sum(d.prob_best for d in stopped)
+                actual += any(d.name == best for d in stopped)
+    return rounds, expected, actual
+
+
 def main() -> None:
     warnings.simplefilter("ignore")
     tables = load(TABLES)
@@ -134,6 +152,15 @@ def main() -> None:
             c, f, a, _ = results[(held, chosen)]
             cells.append(f"{c:.0f}% / {a - f:+.1f}")
         print(f"| {thr:g} | " + " | ".join(cells) + " |")
+    print(
+        "\nIs P(best) honest at the rungs? The default rule, all budgets: rounds that stopped someone, "
+        "misses expected (their summed P(best)), rounds that stopped the true best of those running\n"
+    )
+    print("| table | rounds | expected misses | actual misses |")
+    print("|---|---|---|---|")
+    for name, (table, ratios) in tables.items():
+        rounds, expected, actual = misses(table, ratios)
+        print(f"| {name} | {rounds} | {expected:.2f} | {actual} |")
 
 
 if __name__ == "__main__":
