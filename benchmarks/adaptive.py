@@ -10,7 +10,9 @@ full schedule on every one of them is chosen; it is then scored on the held-out 
 the full schedule's (the default, ``robust_ats``, runs every in-budget size); "least possible" is
 what any rule with the chosen guards would spend if everyone but the floor stopped at the first
 rung where it can be judged. Then the trade-off curve over the threshold, held out the same way
-(at each threshold, the other options chosen on the other tables).
+(at each threshold, the other options chosen on the other tables), and whether P(best) is honest
+at the rungs: the misses the default rule expects (the P(best) it stopped) against the rounds in
+which it stopped the candidate truly best among those running.
 
 The tables: FLAN and WMT19 from ``../shared/benchmark`` (left out with a note when absent); the
 zoos (``examples/make_zoo.py --truth``, with ``--min-size 4`` for stdlib and ``--min-size 8`` for
