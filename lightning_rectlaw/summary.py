@@ -423,6 +423,14 @@ def _markdown(
             lines.append(
                 f"- round {i}, {rnd['size']} examples: {ran} ran; stopped: {', '.join(out) or 'none'}"
             )
+        if any(not d["keep"] for rnd in rounds["rounds"] for d in rnd["decisions"]):
+            lines += [
+                "",
+                "Candidates stopped early were judged on short curves, where P(best) has been "
+                'overconfident when the best model overtakes the others late (README, "Is P(best) '
+                'honest at the rungs?"). If your candidates differ in architecture or pretraining, '
+                "check with a lower `hydra.sweeper.threshold` (0.05) or the full schedule.",
+            ]
         lines.append("")
     lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_fmt(r[c]) for c in columns) + " |" for r in rows]

@@ -86,6 +86,7 @@ def test_adaptive_sweep_eliminates_reports_rounds_and_resumes_after_a_kill(tmp_p
     assert "**Adaptive sweep**" in md and "of the full schedule" in md
     for n in eliminated:
         assert f"`{n}` (eliminated: P(best)" in md
+    assert ("judged on short curves" in md) == bool(eliminated)  # the caveat comes with eliminations
     assert "[rectlaw] chose " in done.stdout.strip().splitlines()[-1]
 
 
