@@ -162,12 +162,12 @@ def schedule_round(
 
     reasons = {name: guard(name) for name in table.names}
     eligible = sorted((n for n, why in reasons.items() if why is None), key=lambda n: probs[n])
-    stopped: list[str] = []
+    stopped: set[str] = set()
     mass = 0.0
     for name in eligible:  # least likely first
         if (probs[name] if rule == "each" else mass + probs[name]) >= prob_threshold:
             break
-        stopped.append(name)
+        stopped.add(name)
         mass += probs[name]
     limit = _pct(prob_threshold)
     for name in eligible:
