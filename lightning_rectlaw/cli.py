@@ -255,6 +255,9 @@ def _cmd_evaluate(args) -> int:
         raise ValueError(f"--ratios must be comma-separated integers, got {args.ratios!r}") from None
     if not ratios or any(r < 1 for r in ratios):
         raise ValueError(f"--ratios must be positive integers (budget = target / r), got {args.ratios!r}")
+    adaptive = {k: v for k, v in (("prob_threshold", args.threshold), ("rule", args.rule)) if v is not None}
+    if adaptive and args.schedule != "adaptive":
+        raise ValueError("--threshold and --rule set the adaptive schedule: add --schedule adaptive")
     results = evaluate(
         table,
         methods,
@@ -264,9 +267,7 @@ def _cmd_evaluate(args) -> int:
         metrics=metrics,
         pool_size=args.pool_size,
         schedule=args.schedule,
-        adaptive={
-            k: v for k, v in (("prob_threshold", args.threshold), ("rule", args.rule)) if v is not None
-        },
+        adaptive=adaptive,
     )
     if args.format == "csv":
         w = csv.writer(sys.stdout, lineterminator="\n")

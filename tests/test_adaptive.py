@@ -140,3 +140,5 @@ def test_evaluate_and_the_cli_score_the_adaptive_schedule(tmp_path, capsys):
     assert "must be a probability in [0, 1)" in capsys.readouterr().err
     assert rectlaw(["evaluate", str(path), "--schedule", "adaptive", "--rule", "greedy"]) == 2
     assert "`rule` must be one of mass, each, got 'greedy'" in capsys.readouterr().err
+    assert rectlaw(["evaluate", str(path), "--rule", "each"]) == 2  # would be ignored by the full schedule
+    assert "add --schedule adaptive" in capsys.readouterr().err
