@@ -83,3 +83,25 @@ def test_miniature_zoo_end_to_end(tmp_path, capsys):
     assert again.returncode == 0, again.stderr[-3000:]
     assert "gpt2-s-short: cached" in again.stdout and "control: cached" in again.stdout
     assert (again.stdout + again.stderr).count(" reused, ") >= 2  # every subset of each candidate
+
+
+@pytest.mark.slow
+def test_code_zoo_links_both_zoos_models_under_prefixed_names(tmp_path):
+    script = str(ROOT / "examples" / "make_zoo.py")
+    out, std, cross = tmp_path / "code", tmp_path / "std", tmp_path / "cross"
+    bad = subprocess.run(
+        [sys.executable, script, "--zoo=code", f"--out={out}", f"--sources={std}"],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode != 0 and "--sources needs 2 directories" in bad.stderr
+    cmd = [sys.executable, script, "--zoo=code", f"--out={out}", f"--sources={std},{cross}", "--scale=0"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    links = sorted(p.name for p in out.iterdir() if p.is_symlink())
+    assert len(links) == 14 and "std-control" in links and "x-llama-m-control" in links
+    assert (out / "std-gpt2-s-long").resolve() == (std / "gpt2-s-long").resolve()
+    assert (out / "x-gpt2-s-long").resolve() == (cross / "gpt2-s-long").resolve()  # same name, other zoo
+    # a second run reuses the models and the links
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and again.stdout.count("cached") == 14
