@@ -345,12 +345,6 @@ def build(spec: Spec, out: Path, scale: float, accelerator: str, pretrain: str =
 def ground_truth(specs, out: Path, zoo: Zoo, target, min_size, epochs, ratios, accelerator) -> None:
     """Fine-tune every candidate on all nested subsets up to ``target`` with the Hydra app, then
     write the zoo's loss table and the selectors' scores."""
-    from lightning_rectlaw.evaluate import evaluate
-    from lightning_rectlaw.plot import curve_figure
-    from lightning_rectlaw.selection import METHODS
-    from lightning_rectlaw.summary import collect_results, loss_table
-    from lightning_rectlaw.table import atomic_write_text
-
     sweep = out / f"truth_sweep_t{target}_m{min_size}_e{epochs}"  # re-running resumes it
     paths = ",".join(str(out / s.name) for s in specs)
     cmd = [
@@ -374,7 +368,17 @@ def ground_truth(specs, out: Path, zoo: Zoo, target, min_size, epochs, ratios, a
     ]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, cwd=out)
-    seconds = time.perf_counter() - t0
+    write_truth(sweep, out, zoo, target, ratios, time.perf_counter() - t0)
+
+
+def write_truth(sweep: Path, out: Path, zoo: Zoo, target, ratios, seconds: float) -> None:
+    """The zoo's loss table, the selectors' scores and the curves' plot, from a finished sweep."""
+    from lightning_rectlaw.evaluate import evaluate
+    from lightning_rectlaw.plot import curve_figure
+    from lightning_rectlaw.selection import METHODS
+    from lightning_rectlaw.summary import collect_results, loss_table
+    from lightning_rectlaw.table import atomic_write_text
+
     records = collect_results(sweep)
     failed = [r["name"] for r in records if r["status"] != "ok"]
     if failed:

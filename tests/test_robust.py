@@ -213,3 +213,15 @@ def test_screening_and_spread_options_are_checked():
         inflate(np.array([0.1]), 0.2, "max")
     with pytest.raises(ValueError, match=r"`scheme` must be one of \['floor', 'prior', 'scale'\], got 'max'"):
         select(_table(), budget="1/8", scheme="max")
+
+
+def test_committed_code_zoo_table_holds_both_zoos_and_the_adaptive_default_keeps_its_best():
+    from lightning_rectlaw.adaptive import simulate
+
+    code = LossTable.read_csv(DATA / "zoo_code.csv")
+    assert len(code) == 14 and all(n.startswith(("std-", "x-")) for n in code.names)
+    assert {"std-gpt2-s-long", "x-gpt2-s-long"} <= set(code.names)  # the same name from each zoo
+    best = code.names[int(np.argmin(code.column(code.max_size)))]
+    for r in (8, 16, 32, 64):
+        run = simulate(code, f"1/{r}")
+        assert run.eliminated_at and run.selection.best == best == select(code, budget=f"1/{r}").best
