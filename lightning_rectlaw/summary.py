@@ -313,11 +313,22 @@ def _adaptive(root: Path, records: list[CandidateRecord]) -> dict[str, Any] | No
                 r["eliminated_at"], r["elimination_reason"] = rnd["size"], d["reason"]
                 r["prob_best"] = d.get("prob_best")
     spent = sum(float(r.get("examples_processed") or 0) for r in records)
-    finished = [
-        float(r.get("examples_processed") or 0) for r in records if r.get("round") == len(state["rungs"])
-    ]
-    full = max(finished, default=0.0) * len(records)
-    return {**state, "spent": spent, "full": full}
+    return {**state, "spent": spent, "full": _full_schedule(records, len(state["rungs"]))}
+
+
+def _full_schedule(records: list[CandidateRecord], last_round: int) -> float:
+    """Training examples every candidate would have run to the budget: the subsets a candidate
+    that ran the last round ran, times each candidate's own examples per subset example (its
+    epochs; the median of the others' for a candidate that ran nothing)."""
+    finished = [r for r in records if r.get("round") == last_round and r.get("sizes")]
+    schedule = max((sum(map(float, r["sizes"])) for r in finished), default=0.0)
+    passes = {
+        r["name"]: float(r["examples_processed"]) / sum(map(float, r["sizes"]))
+        for r in records
+        if r.get("examples_processed") and r.get("sizes") and sum(map(float, r["sizes"])) > 0
+    }
+    typical = float(np.median(list(passes.values()))) if passes else 0.0
+    return schedule * sum(passes.get(r["name"], typical) for r in records)
 
 
 def _rows(records: list[CandidateRecord]) -> list[dict[str, Any]]:

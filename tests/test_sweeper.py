@@ -252,3 +252,31 @@ def test_rounds_eliminate_record_failures_and_resume_after_the_last_finished_rou
         run_rounds(
             _fake_launcher(curves, 409600, []), candidates, rungs, tmp_path, **{**kw, "threshold": 0.05}
         )
+
+
+def test_full_schedule_compute_counts_each_candidates_own_epochs(tmp_path):
+    from lightning_rectlaw.summary import _adaptive
+
+    keep = lambda name: {"name": name, "keep": True, "reason": "kept"}  # noqa: E731
+    state = {
+        "candidates": [],
+        "rungs": ["32", "64"],
+        "rounds": [
+            {
+                "rung": "32",
+                "size": 32,
+                "decisions": [keep("a"), {"name": "b", "keep": False, "reason": "eliminated: x"}],
+            },
+            {"rung": "64", "size": 64, "decisions": [keep("a")]},
+        ],
+    }
+    (tmp_path / ROUNDS_FILE).write_text(json.dumps(state))
+    records = [
+        {"name": "a", "status": "ok", "sizes": [64, 32, 16], "examples_processed": 2 * 112},  # 2 epochs
+        {"name": "b", "status": "ok", "sizes": [32, 16], "examples_processed": 48},  # 1 epoch, stopped
+    ]
+    rounds = _adaptive(tmp_path, records)
+    assert rounds["spent"] == 224 + 48
+    # to the budget: a runs 112 examples twice, b would have run them once
+    assert rounds["full"] == 2 * 112 + 112
+    assert records[1]["eliminated_at"] == 32 and records[0]["round"] == 2
