@@ -15,6 +15,10 @@ rectified law is about. This script makes candidates that do, with nothing downl
   a code base none of them was pretrained on: the ``email``, ``http`` and ``json`` packages of
   the standard library (the pretraining corpus has only its top-level modules). Measured after
   the adaptive schedule's defaults were fixed, as a table nothing was chosen on.
+* ``--zoo props`` (the same 14): fine-tuned on tabular text unlike any pretraining text, the
+  Unicode character properties from ``unicodedata`` (code point, category, bidirectional class,
+  East Asian width, combining class, mirrored, decomposition, numeric value). Measured after
+  zoo-code, with the same defaults, nothing chosen on it either.
 
 1. **Zoo** (``python examples/make_zoo.py [--zoo cross]``): small causal LMs of two architectures
    and several sizes, pretrained for different numbers of steps, plus untrained controls. Each is
@@ -96,7 +100,9 @@ class Zoo:
 
     specs: tuple[Spec, ...]
     pretrain: str  # "stdlib" (Python source) or "stdlib+english" (source and pydoc topics)
-    target_text: str  # "pydoc_topics" (English help texts), "unicode_names" or "stdlib_packages"
+    target_text: (
+        str  # "pydoc_topics" (English help texts), "unicode_names", "stdlib_packages", "unicode_props"
+    )
     target: int  # full fine-tuning set, in 64-byte examples
     min_size: int
     ratios: str
@@ -137,11 +143,19 @@ ZOOS = {
         min_size=32,
         ratios="4,8,16,32",
     ),
-    # The two zoos above on a third text (their models are linked, not rebuilt): see CODE_FROM.
+    # The two zoos above on other texts (their models are linked, not rebuilt): see CODE_FROM.
     "code": Zoo(
         (),
         pretrain="",
         target_text="stdlib_packages",
+        target=4096,
+        min_size=8,
+        ratios="4,8,16,32",
+    ),
+    "props": Zoo(
+        (),
+        pretrain="",
+        target_text="unicode_props",
         target=4096,
         min_size=8,
         ratios="4,8,16,32",
@@ -170,13 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--sources",
         default="zoo,zoo-cross",
-        help="--zoo code: the stdlib and cross zoo directories whose models it links (built if missing)",
+        help="--zoo code/props: the stdlib and cross zoos whose models it links (built if missing)",
     )
     args = p.parse_args(argv)
 
     zoo = ZOOS[args.zoo]
     out = Path(args.out or ("zoo" if args.zoo == "stdlib" else f"zoo-{args.zoo}")).resolve()
-    if args.zoo == "code":
+    if not zoo.specs:  # a zoo of the other zoos' models
         zoo = replace(zoo, specs=link_sources(out, args.sources.split(","), args.scale, args.accelerator))
     known = {s.name: s for s in zoo.specs}
     names = args.models.split(",") if args.models else list(known)
@@ -186,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     specs = [known[m] for m in names]
     t0 = time.perf_counter()
     for spec in specs:
-        if args.zoo != "code":  # the code zoo's models were built in their own zoos
+        if ZOOS[args.zoo].specs:  # a zoo of the other zoos' models built them in their own
             build(spec, out, args.scale, args.accelerator, zoo.pretrain)
     print(f"[zoo] {len(specs)} models ready in {out} ({time.perf_counter() - t0:.0f} s)")
     if args.truth:
@@ -234,13 +248,9 @@ def unicode_names_file(out: Path, lines_per_doc: int = 64) -> Path:
     path = out / "_text" / f"unicode_names_{unicodedata.unidata_version}.jsonl"
     if path.exists():
         return path
-    skip = ("CJK UNIFIED", "CJK COMPATIBILITY IDEOGRAPH", "HANGUL SYLLABLE", "TANGUT", "KHITAN")
-    skip += ("NUSHU", "EGYPTIAN HIEROGLYPH", "CUNEIFORM")
-    lines = []
-    for cp in range(0x20, 0x30000):
-        name = unicodedata.name(chr(cp), None)
-        if name is not None and not name.startswith(skip):
-            lines.append(f"{cp:04X} {name} {unicodedata.category(chr(cp))}")
+    lines = [
+        f"{cp:04X} {unicodedata.name(chr(cp))} {unicodedata.category(chr(cp))}" for cp in _named_code_points()
+    ]
     docs = ["\n".join(lines[i : i + lines_per_doc]) for i in range(0, len(lines), lines_per_doc)]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
@@ -255,6 +265,47 @@ def package_sources_file(out: Path) -> Path:
         files = [f for pkg in CODE_PACKAGES for f in sorted((stdlib / pkg).glob("*.py"))]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(json.dumps({"text": f.read_text()}) + "\n" for f in files))
+    return path
+
+
+def _named_code_points() -> list[int]:
+    """Code points from U+0020 with a name in ``unicodedata``, but the computed names (CJK
+    ideographs, Hangul syllables, ...), which would only repeat a counter."""
+    import unicodedata
+
+    skip = ("CJK UNIFIED", "CJK COMPATIBILITY IDEOGRAPH", "HANGUL SYLLABLE", "TANGUT", "KHITAN")
+    skip += ("NUSHU", "EGYPTIAN HIEROGLYPH", "CUNEIFORM")
+    return [
+        cp
+        for cp in range(0x20, 0x30000)
+        if (name := unicodedata.name(chr(cp), None)) is not None and not name.startswith(skip)
+    ]
+
+
+def unicode_props_file(out: Path, lines_per_doc: int = 64) -> Path:
+    """The Unicode character properties (``0439 Ll L A 0 0 0438 0306 -``: code point, category,
+    bidirectional class, East Asian width, combining class, mirrored, decomposition, numeric value),
+    one JSON-lines document per ``lines_per_doc`` characters named in ``unicodedata``, the same
+    characters as :func:`unicode_names_file` (their names left out)."""
+    import unicodedata
+
+    path = out / "_text" / f"unicode_props_{unicodedata.unidata_version}.jsonl"
+    if path.exists():
+        return path
+    lines = []
+    for cp in _named_code_points():
+        ch = chr(cp)
+        fields = [f"{cp:04X}", unicodedata.category(ch), unicodedata.bidirectional(ch)]
+        fields += [
+            unicodedata.east_asian_width(ch),
+            str(unicodedata.combining(ch)),
+            str(unicodedata.mirrored(ch)),
+        ]
+        fields += [unicodedata.decomposition(ch) or "-", str(unicodedata.numeric(ch, "-"))]
+        lines.append(" ".join(fields))
+    docs = ["\n".join(lines[i : i + lines_per_doc]) for i in range(0, len(lines), lines_per_doc)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
     return path
 
 
@@ -411,7 +462,8 @@ def _target_data(zoo: Zoo, out: Path) -> list[str]:
     """Hydra overrides selecting the zoo's fine-tuning text."""
     if zoo.target_text == "pydoc_topics":
         return []  # the app's default data
-    text = package_sources_file(out) if zoo.target_text == "stdlib_packages" else unicode_names_file(out)
+    texts = {"stdlib_packages": package_sources_file, "unicode_props": unicode_props_file}
+    text = texts.get(zoo.target_text, unicode_names_file)(out)
     return [
         "data=text_files",
         f"data.files=[{text}]",

@@ -95,6 +95,12 @@ def test_code_zoo_links_both_zoos_models_under_prefixed_names(tmp_path):
         text=True,
     )
     assert bad.returncode != 0 and "--sources needs 2 directories" in bad.stderr
+    bad = subprocess.run(
+        [sys.executable, script, "--zoo=props", f"--out={out}", f"--sources={std}"],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode != 0 and "--sources needs 2 directories" in bad.stderr  # props links them too
     cmd = [sys.executable, script, "--zoo=code", f"--out={out}", f"--sources={std},{cross}", "--scale=0"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
