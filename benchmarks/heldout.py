@@ -55,6 +55,7 @@ TABLES = {
 #: as they are, nothing chosen or fitted on them (the cleanest held-out figures we have).
 FRESH = {
     "zoo-code": (ROOT / "data" / "zoo_code.csv", (4, 8, 16, 32)),
+    "zoo-props": (ROOT / "data" / "zoo_props.csv", (4, 8, 16, 32)),
 }
 #: The selectors the default is chosen from (the variants tried are counted in the README).
 CHOICES = ("robust_ats", "ats", "pooled", "ourfit", "subtuning")

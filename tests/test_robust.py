@@ -225,3 +225,18 @@ def test_committed_code_zoo_table_holds_both_zoos_and_the_adaptive_default_keeps
     for r in (8, 16, 32, 64):
         run = simulate(code, f"1/{r}")
         assert run.eliminated_at and run.selection.best == best == select(code, budget=f"1/{r}").best
+
+
+def test_committed_props_zoo_table_is_hard_and_the_adaptive_default_keeps_its_best_running():
+    from lightning_rectlaw.adaptive import simulate
+
+    props = LossTable.read_csv(DATA / "zoo_props.csv")
+    assert len(props) == 14
+    best = props.names[int(np.argmin(props.column(props.max_size)))]
+    # another model leads every subset up to 1024 examples: the best overtakes late
+    assert all(props.names[int(np.argmin(props.column(s)))] != best for s in props.sizes[props.sizes <= 1024])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OutlierWarning)
+        for r in (8, 16, 32, 64):
+            run = simulate(props, f"1/{r}")
+            assert run.eliminated_at and best not in run.eliminated_at
