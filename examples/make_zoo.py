@@ -40,6 +40,7 @@ Examples::
     python examples/make_zoo.py --truth                # + ground truth and scores
     python examples/make_zoo.py --zoo cross --truth    # the zoo whose curves cross
     python examples/make_zoo.py --zoo code --truth     # both zoos' models on new code
+    python examples/make_zoo.py --zoo props --truth    # ... and on Unicode character properties
     python examples/make_zoo.py --truth --accelerator gpu
     python examples/make_zoo.py --out /tmp/z --models gpt2-s-short,control --scale 0.05 \\
         --truth --target 128 --min-size 16 --ratios 2,4   # a miniature zoo (the slow test)
