@@ -173,7 +173,7 @@ SELECTORS = ("robust_ats", "ats", "pooled", "subtuning", "zeroshot")
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--zoo", choices=sorted(ZOOS), default="stdlib", help="which zoo (default: stdlib)")
-    p.add_argument("--out", default=None, help="zoo directory (default: ./zoo, ./zoo-cross for --zoo cross)")
+    p.add_argument("--out", default=None, help="zoo directory (default: ./zoo, ./zoo-<name> for the others)")
     p.add_argument("--models", default=None, help="comma-separated subset (default: the whole zoo)")
     p.add_argument("--scale", type=float, default=1.0, help="multiply pretraining steps (tests: 0.05)")
     p.add_argument("--accelerator", default="auto", help="Lightning accelerator (default: auto)")
