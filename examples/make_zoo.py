@@ -322,9 +322,11 @@ def link_sources(out: Path, sources: list[str], scale: float, accelerator: str) 
             target = build(spec, src_out, scale, accelerator, ZOOS[name].pretrain)
             link = out / f"{prefix}-{spec.name}"
             link.parent.mkdir(parents=True, exist_ok=True)
+            if link.exists() and not link.is_symlink():
+                raise SystemExit(f"{link} exists and is not a link to {target}: move it or use another --out")
             if link.is_symlink() and link.resolve() != target.resolve():
                 link.unlink()
-            if not link.exists():
+            if not link.is_symlink():
                 link.symlink_to(target, target_is_directory=True)
             specs.append(replace(spec, name=link.name))
     return tuple(specs)

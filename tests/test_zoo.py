@@ -111,3 +111,10 @@ def test_code_zoo_links_both_zoos_models_under_prefixed_names(tmp_path):
     # a second run reuses the models and the links
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and again.stdout.count("cached") == 14
+    # a directory of its own where a link would go is never trained in its place
+    other = tmp_path / "other"
+    (other / "std-control").mkdir(parents=True)
+    clash = subprocess.run(
+        [*cmd[:3], f"--out={other}", *cmd[4:]], capture_output=True, text=True, timeout=600
+    )
+    assert clash.returncode != 0 and "std-control exists and is not a link" in clash.stderr
