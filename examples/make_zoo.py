@@ -101,9 +101,7 @@ class Zoo:
 
     specs: tuple[Spec, ...]
     pretrain: str  # "stdlib" (Python source) or "stdlib+english" (source and pydoc topics)
-    target_text: (
-        str  # "pydoc_topics" (English help texts), "unicode_names", "stdlib_packages", "unicode_props"
-    )
+    target_text: str  # "pydoc_topics" (English help texts) or a key of TEXTS
     target: int  # full fine-tuning set, in 64-byte examples
     min_size: int
     ratios: str
@@ -144,27 +142,14 @@ ZOOS = {
         min_size=32,
         ratios="4,8,16,32",
     ),
-    # The two zoos above on other texts (their models are linked, not rebuilt): see CODE_FROM.
-    "code": Zoo(
-        (),
-        pretrain="",
-        target_text="stdlib_packages",
-        target=4096,
-        min_size=8,
-        ratios="4,8,16,32",
-    ),
-    "props": Zoo(
-        (),
-        pretrain="",
-        target_text="unicode_props",
-        target=4096,
-        min_size=8,
-        ratios="4,8,16,32",
-    ),
+    # The two zoos above on other texts (no specs: their models are linked, see LINKED_FROM).
+    "code": Zoo((), pretrain="", target_text="stdlib_packages", target=4096, min_size=8, ratios="4,8,16,32"),
+    "props": Zoo((), pretrain="", target_text="unicode_props", target=4096, min_size=8, ratios="4,8,16,32"),
 }
 ZOO = ZOOS["stdlib"].specs
-#: The ``code`` zoo's candidates: name prefix -> the zoo whose models it links.
-CODE_FROM = {"std": "stdlib", "x": "cross"}
+#: The candidates of the zoos without specs (code, props): name prefix -> the zoo whose models
+#: they link.
+LINKED_FROM = {"std": "stdlib", "x": "cross"}
 #: The ``code`` zoo's fine-tuning text: these standard-library packages, one document per module.
 CODE_PACKAGES = ("email", "http", "json")
 SELECTORS = ("robust_ats", "ats", "pooled", "subtuning", "zeroshot")
@@ -259,13 +244,17 @@ def unicode_names_file(out: Path, lines_per_doc: int = 64) -> Path:
 
 
 def package_sources_file(out: Path) -> Path:
-    """The :data:`CODE_PACKAGES` modules' source, one JSON-lines document per module (sorted)."""
+    """The :data:`CODE_PACKAGES` modules' source, one JSON-lines document per module (sorted).
+
+    Read from the running Python each time (a patch release can change them) and written only
+    when it differs from the file already there."""
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     path = out / "_text" / f"stdlib_packages_{sys.version_info[0]}.{sys.version_info[1]}.jsonl"
-    if not path.exists():
-        files = [f for pkg in CODE_PACKAGES for f in sorted((stdlib / pkg).glob("*.py"))]
+    files = [f for pkg in CODE_PACKAGES for f in sorted((stdlib / pkg).glob("*.py"))]
+    text = "".join(json.dumps({"text": f.read_text()}) + "\n" for f in files)
+    if not path.exists() or path.read_text() != text:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(json.dumps({"text": f.read_text()}) + "\n" for f in files))
+        path.write_text(text)
     return path
 
 
@@ -311,12 +300,12 @@ def unicode_props_file(out: Path, lines_per_doc: int = 64) -> Path:
 
 
 def link_sources(out: Path, sources: list[str], scale: float, accelerator: str) -> tuple[Spec, ...]:
-    """Build (or reuse) the models of the zoos in :data:`CODE_FROM`, in the directories
+    """Build (or reuse) the models of the zoos in :data:`LINKED_FROM`, in the directories
     ``sources`` (same order), and link each as ``out/<prefix>-<name>``; their specs, renamed."""
-    if len(sources) != len(CODE_FROM):
-        raise SystemExit(f"--sources needs {len(CODE_FROM)} directories (stdlib, cross zoo), got {sources}")
+    if len(sources) != len(LINKED_FROM):
+        raise SystemExit(f"--sources needs {len(LINKED_FROM)} directories (stdlib, cross zoo), got {sources}")
     specs = []
-    for (prefix, name), src in zip(CODE_FROM.items(), sources):
+    for (prefix, name), src in zip(LINKED_FROM.items(), sources):
         src_out = Path(src).resolve()
         for spec in ZOOS[name].specs:
             target = build(spec, src_out, scale, accelerator, ZOOS[name].pretrain)
@@ -440,7 +429,7 @@ def write_truth(sweep: Path, out: Path, zoo: Zoo, target, ratios, seconds: float
     for r in records:
         r["name"] = Path(r["name"]).name  # zoo/<name> -> <name>
         base = r["name"]
-        for prefix in CODE_FROM:  # the code zoo's std-/x- prefixes
+        for prefix in LINKED_FROM:  # the linked zoos' std-/x- prefixes
             base = base.removeprefix(f"{prefix}-")
         r["family"] = "control" if base == "control" else base.split("-")[0]
     table = loss_table(records, source=str(out / "zoo_losses.csv"))
@@ -461,12 +450,19 @@ def write_truth(sweep: Path, out: Path, zoo: Zoo, target, ratios, seconds: float
     print(f"[zoo] zoo_curves.png; rerun the scores with: rectlaw evaluate {out / 'zoo_losses.csv'}")
 
 
+#: Fine-tuning texts written to a file in the zoo directory: ``target_text`` -> its writer.
+TEXTS = {
+    "unicode_names": unicode_names_file,
+    "stdlib_packages": package_sources_file,
+    "unicode_props": unicode_props_file,
+}
+
+
 def _target_data(zoo: Zoo, out: Path) -> list[str]:
     """Hydra overrides selecting the zoo's fine-tuning text."""
     if zoo.target_text == "pydoc_topics":
         return []  # the app's default data
-    texts = {"stdlib_packages": package_sources_file, "unicode_props": unicode_props_file}
-    text = texts.get(zoo.target_text, unicode_names_file)(out)
+    text = TEXTS[zoo.target_text](out)
     return [
         "data=text_files",
         f"data.files=[{text}]",
