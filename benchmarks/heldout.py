@@ -18,7 +18,7 @@ Run ``python benchmarks/heldout.py`` (about a minute on 2 cores). For each held-
 The tables: FLAN and WMT19 from ``../shared/benchmark`` (skipped with a note when absent), and the
 two local zoos in ``data/`` (``examples/make_zoo.py --truth``). ``--fit-all`` prints the calibration
 chosen and fitted on every table, the values shipped as ``selection.SPREAD``. Then the
-:data:`FRESH` tables, measured after all that was fixed (``make_zoo.py --zoo code --truth``), are
+:data:`FRESH` tables, measured after all that was fixed (``make_zoo.py --zoo code|props --truth``), are
 scored with the shipped defaults as they are: nothing is chosen or fitted on them.
 """
 
@@ -269,6 +269,22 @@ def bad_runs(table: LossTable, ratios, factor: float = 1.3) -> dict[str, float]:
     return out
 
 
+def report(name: str, table: LossTable, ratios, rows, spread: dict) -> None:
+    """One table's block: every shown selector's mean metrics (marked in-sample where its design
+    looked at ``name``), then P(best) against the hit rate in pools of 5, ``robust_ats`` with
+    ``spread`` (``{}``: the shipped calibration)."""
+    print("| method | " + " | ".join(METRICS) + " |")
+    print("|---" * (len(METRICS) + 1) + "|")
+    for m in SHOWN:
+        vals = [mean_metric(rows, m, metric) for metric in METRICS]
+        label = m + (" (in-sample: designed on it)" if name in DESIGNED_ON.get(m, ()) else "")
+        print(f"| {label} | " + " | ".join("-" if np.isnan(v) else f"{v:.2f}" for v in vals) + " |")
+    for m, opts in (("robust_ats", spread), ("pooled", {})):
+        pb, hit = pool_reliability(table, ratios, m, opts)
+        print(f"{m}, pools of 5 selected on their own: P(best) of the pick {pb:.1f}%, best {hit:.1f}%")
+    print()
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
@@ -304,29 +320,12 @@ def main(argv=None) -> int:
         rows += [r for r in scores[held] if r.method in SHOWN and r.method != "robust_ats"]
         print(f"### held out: {held} ({len(table)} candidates, budgets 1/{ratios[0]}..1/{ratios[-1]})")
         print(f"chosen and fitted on {', '.join(train)}: spread {spread}; lowest Regret there: {chosen}")
-        print("| method | " + " | ".join(METRICS) + " |")
-        print("|---" * (len(METRICS) + 1) + "|")
-        for m in SHOWN:
-            vals = [mean_metric(rows, m, metric) for metric in METRICS]
-            label = m + (" (in-sample: designed on it)" if held in DESIGNED_ON.get(m, ()) else "")
-            print(f"| {label} | " + " | ".join("-" if np.isnan(v) else f"{v:.2f}" for v in vals) + " |")
-        for m, opts in (("robust_ats", spread), ("pooled", {})):
-            pb, hit = pool_reliability(table, ratios, m, opts)
-            print(f"{m}, pools of 5 selected on their own: P(best) of the pick {pb:.1f}%, best {hit:.1f}%")
-        print()
+        report(held, table, ratios, rows, spread)
     for name, (table, ratios) in load(FRESH).items():
         rows = evaluate(table, SHOWN, ratios, metrics=METRICS, target=table.max_size)
         print(f"### fresh: {name} ({len(table)} candidates, budgets 1/{ratios[0]}..1/{ratios[-1]})")
         print("measured after the defaults were fixed; the shipped defaults and SPREAD as they are")
-        print("| method | " + " | ".join(METRICS) + " |")
-        print("|---" * (len(METRICS) + 1) + "|")
-        for m in SHOWN:
-            vals = [mean_metric(rows, m, metric) for metric in METRICS]
-            print(f"| {m} | " + " | ".join("-" if np.isnan(v) else f"{v:.2f}" for v in vals) + " |")
-        for m in ("robust_ats", "pooled"):
-            pb, hit = pool_reliability(table, ratios, m, {})
-            print(f"{m}, pools of 5 selected on their own: P(best) of the pick {pb:.1f}%, best {hit:.1f}%")
-        print()
+        report(name, table, ratios, rows, {})
     print("### one bad run (x1.3 or /1.3 at the budget, budget/2 or budget/4; every candidate, every budget)")
     print(
         "| table | flags on the clean table | faults found | clean points flagged beside them "

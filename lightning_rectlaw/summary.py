@@ -320,12 +320,12 @@ def _full_schedule(records: list[CandidateRecord], last_round: int) -> float:
     """Training examples every candidate would have run to the budget: the subsets a candidate
     that ran the last round ran, times each candidate's own examples per subset example (its
     epochs; the median of the others' for a candidate that ran nothing)."""
-    finished = [r for r in records if r.get("round") == last_round and r.get("sizes")]
-    schedule = max((sum(map(float, r["sizes"])) for r in finished), default=0.0)
+    ran = {r["name"]: sum(map(float, r.get("sizes") or ())) for r in records}
+    schedule = max((ran[r["name"]] for r in records if r.get("round") == last_round), default=0.0)
     passes = {
-        r["name"]: float(r["examples_processed"]) / sum(map(float, r["sizes"]))
+        r["name"]: float(r["examples_processed"]) / ran[r["name"]]
         for r in records
-        if r.get("examples_processed") and r.get("sizes") and sum(map(float, r["sizes"])) > 0
+        if r.get("examples_processed") and ran[r["name"]] > 0
     }
     typical = float(np.median(list(passes.values()))) if passes else 0.0
     return schedule * sum(passes.get(r["name"], typical) for r in records)
