@@ -110,26 +110,35 @@ def choose(results, variants, train):
     return min(ok, key=key) if ok else None
 
 
-def misses(table: LossTable, ratios, **rule) -> tuple[int, float, int, float]:
+def misses(table: LossTable, ratios, **rule) -> tuple[int, float, int, float, int]:
     """Is the rule's P(best) honest? Over the rounds (all budgets) in which the default rule stops
     someone: how many, the P(best) the stopped held in total (the misses the rule expects), in
-    how many the candidate truly best at the target among those running was stopped, and the
-    largest gap, in % of loss at the target, between such a stopped best and the best survivor."""
+    how many the candidate truly best at the target among those running was stopped, the largest
+    gap, in % of loss at the target, between such a stopped best and the best survivor, and how
+    many distinct candidates those misses stopped. Budgets share their target, so a round with
+    the same rung and the same candidates running at another budget is the same computation: it
+    is counted once."""
     truth = dict(zip(table.names, table.losses[:, -1]))
+    seen: set = set()
+    missed: set[str] = set()
     rounds, expected, actual, gap = 0, 0.0, 0, 0.0
     for r in ratios:
         run = simulate(table, table.max_size / r, **rule)
-        for decisions in run.rounds:
+        for rung, decisions in zip(run.rungs, run.rounds):
+            key = (rung, frozenset(d.name for d in decisions))
             stopped = [d for d in decisions if not d.keep]
-            if stopped:
-                best = min((d.name for d in decisions), key=truth.__getitem__)
-                rounds += 1
-                expected += sum(d.prob_best for d in stopped)
-                if any(d.name == best for d in stopped):
-                    actual += 1
-                    kept = min(truth[d.name] for d in decisions if d.keep)
-                    gap = max(gap, 100 * (kept / truth[best] - 1))
-    return rounds, expected, actual, gap
+            if not stopped or key in seen:
+                continue
+            seen.add(key)
+            best = min((d.name for d in decisions), key=truth.__getitem__)
+            rounds += 1
+            expected += sum(d.prob_best for d in stopped)
+            if any(d.name == best for d in stopped):
+                actual += 1
+                missed.add(best)
+                kept = min(truth[d.name] for d in decisions if d.keep)
+                gap = max(gap, 100 * (kept / truth[best] - 1))
+    return rounds, expected, actual, gap, len(missed)
 
 
 def meeting_bar(scores) -> int:
@@ -174,10 +183,10 @@ def main() -> None:
             c, f, a, per = scores[best]
             budgets = "/".join(f"{x:.0f}" for x in per)
             print(f"| {name} | {best} | {c:.0f}% ({budgets}) | {f:.1f} | {a:.1f} | {bar} of {len(GRID)} |")
-            rounds, expected, actual, gap = misses(table, ratios)
-            worst = f", the stopped best {gap:.1f}% better than the best survivor" if actual else ""
-            honesty.append(f"{name}: {rounds} rounds stopped someone; misses expected {expected:.2f}, ")
-            honesty[-1] += f"actual {actual}{worst}"
+            rounds, expected, actual, gap, who = misses(table, ratios)
+            worst = f" ({who} candidate(s)), the stopped best {gap:.1f}% better than the best survivor"
+            honesty.append(f"{name}: {rounds} distinct round(s) stopped someone; ")
+            honesty[-1] += f"misses expected {expected:.2f}, actual {actual}{worst if actual else ''}"
         print("\n" + "\n".join(honesty))
     print(
         "\nTrade-off over the threshold, held out (the other options chosen on the other tables "
@@ -196,16 +205,20 @@ def main() -> None:
             cells.append(f"{c:.0f}% / {a - f:+.1f}")
         print(f"| {thr:g} | " + " | ".join(cells) + " |")
     print(
-        "\nIs P(best) honest at the rungs? The default rule, all budgets: rounds that stopped someone, "
+        "\nIs P(best) honest at the rungs? The default rule, all budgets: distinct rounds that stopped "
+        "someone (a round repeated at another budget, with the same rung and candidates, counted once), "
         "misses expected (their summed P(best)), rounds that stopped the true best of those running, "
-        "and by how much that best beat the best survivor at the target\n"
+        "how many candidates those were, and by how much that best beat the best survivor at the target\n"
     )
-    print("| table | rounds | expected misses | actual misses | largest gap to the best survivor |")
-    print("|---|---|---|---|---|")
+    print(
+        "| table | distinct rounds | expected misses | actual misses | candidates missed "
+        "| largest gap to the best survivor |"
+    )
+    print("|---|---|---|---|---|---|")
     for name, (table, ratios) in tables.items():
-        rounds, expected, actual, gap = misses(table, ratios)
+        rounds, expected, actual, gap, who = misses(table, ratios)
         worst = f"{gap:.1f}%" if actual else "-"
-        print(f"| {name} | {rounds} | {expected:.2f} | {actual} | {worst} |")
+        print(f"| {name} | {rounds} | {expected:.2f} | {actual} | {who} | {worst} |")
 
 
 if __name__ == "__main__":
