@@ -56,10 +56,11 @@ def _leave_process_group(synchronize: bool) -> None:
         dist.destroy_process_group()
 
 
-def build_callback(cfg: Any, results_dir: str | Path, name: str | None = None):
+def build_callback(cfg: Any, results_dir: str | Path, name: str | None = None, **overrides: Any):
     """The callback from ``cfg.rectlaw.callback``, its options and the budget checked: call it
     before anything heavy, so a bad value fails before any model is loaded, naming the key.
-    ``name`` is the candidate's, for the progress bar and the result line."""
+    ``name`` is the candidate's, for the progress bar and the result line; ``overrides`` replace
+    options of the node (the app's own decisions, e.g. ``progress``)."""
     from hydra.utils import instantiate
 
     from lightning_rectlaw.budget import check_budget
@@ -70,7 +71,7 @@ def build_callback(cfg: Any, results_dir: str | Path, name: str | None = None):
     except ValueError as err:
         raise ValueError(f"rectlaw.budget / rectlaw.min_size: {err}") from None
     log.debug(f"Instantiating callback <{r.callback._target_}>")
-    return instantiate(r.callback, results_dir=Path(results_dir), name=name)
+    return instantiate(r.callback, results_dir=Path(results_dir), name=name, **overrides)
 
 
 def run_candidate(cfg: Any, output_dir: str | Path, name: str, law=None) -> CandidateRecord:

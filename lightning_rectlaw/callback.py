@@ -44,6 +44,9 @@ from lightning_rectlaw.subsets import SubsetRuns, check_enough_subsets, check_st
 __all__ = ["RectifiedLawCallback", "RectifiedLawResult"]
 
 SCHEDULES = ("auto", "ats", "all", "pooled")
+#: How the subset runs show their progress: ``"auto"`` draws the Trainer's kind of bar;
+#: ``"lines"`` logs one line per subset instead (jobs that share one terminal).
+PROGRESS = ("auto", "lines")
 
 
 class RectifiedLawCallback(Callback):
@@ -78,10 +81,15 @@ class RectifiedLawCallback(Callback):
             requeue resumes that subset where it was; ``None`` disables it. The checkpoint is
             kept only until the subset finishes, under a name that includes the fingerprint.
         name: the candidate's name in the progress bar and the log lines (default: none).
+        progress: ``"auto"`` (default): one bar over all subset runs, of the Trainer's kind;
+            ``"lines"``: no live bar, one log line per subset (named, with the time left), for
+            jobs running side by side in one terminal, whose bars would overwrite each other
+            (the sweep app sets it under the joblib launcher).
 
     Console: one progress bar over all subset runs (Rich when the Trainer has a
-    ``RichProgressBar``, tqdm otherwise, none with ``enable_progress_bar=False``) and one line
-    with the prediction; the subset Trainers print no banners or summaries. Logging: through
+    ``RichProgressBar``, tqdm otherwise; a log line per subset instead with
+    ``enable_progress_bar=False`` or ``progress="lines"``) and one line with the prediction;
+    the subset Trainers print no banners or summaries. Logging: through
     every logger of the Trainer (the curve at ``step=size``, the prediction and fitted
     parameters, the figure), and each subset run through a logger of the same kind under
     ``subsets/``.
@@ -114,8 +122,11 @@ class RectifiedLawCallback(Callback):
         level: float = 0.95,
         checkpoint_every: float | None = 600.0,
         name: str | None = None,
+        progress: str = "auto",
     ) -> None:
         schedule = _checked_schedule(method, schedule, k, delta, holdouts, zero_shot, level)
+        if progress not in PROGRESS:
+            raise ValueError(f"`progress` must be one of {', '.join(PROGRESS)}, got {progress!r}")
         self.method, self.k, self.delta, self.schedule = method, int(k), float(delta), schedule
         self.holdouts = int(holdouts)
         self.monitor, self.zero_shot, self.continue_fit = monitor, zero_shot, continue_fit
@@ -123,6 +134,7 @@ class RectifiedLawCallback(Callback):
         self.level = level
         self.checkpoint_every = checkpoint_every
         self.name = name
+        self.progress = progress
         self.result: RectifiedLawResult | None = None
         self._restored = False  # the result came from a checkpoint: keep it, do not re-measure
         self._unlogged: Path | None = None  # where the measured result waits to be logged
@@ -206,7 +218,8 @@ class RectifiedLawCallback(Callback):
             if self.results_dir is not None:
                 parts = fingerprint_parts(pl_module, dm, trainer, self.monitor, snapshot)
                 cache = RunCache(self.results_dir, parts, train_digests(dm))
-            progress = SubsetProgress(bar_style(trainer), self.name)
+            style = bar_style(trainer) if self.progress == "auto" else None
+            progress = SubsetProgress(style, self.name)
             try:
                 runs = SubsetRuns(
                     trainer,

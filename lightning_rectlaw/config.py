@@ -34,6 +34,7 @@ class RectlawConf:
     continue_fit: bool = False
     level: float = 0.95
     checkpoint_every: Optional[float] = 600.0  # noqa: UP045
+    progress: str = "auto"  # auto (a bar; lines under a launcher running jobs side by side) or lines
     datamodule: Any = None  # the NestedSubsetDataModule node (_target_), built from the keys above
     callback: Any = None  # the RectifiedLawCallback node (_target_)
 

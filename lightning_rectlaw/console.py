@@ -146,6 +146,11 @@ class SubsetProgress:
         head = f"[rectlaw] {self.name}" if self.name else "[rectlaw]"
         return f"{head} {text}".rstrip()
 
+    def note(self, text: str) -> None:
+        """Log ``text`` as one line, prefixed with the candidate's name (the progress without a
+        bar: jobs side by side in one terminal interleave whole lines, not redrawn bars)."""
+        info(f"{self.name} {text}" if self.name else text)
+
     def start(self, label: str, work: float) -> None:
         self._work = float(work)
         self._show(self.done, label)

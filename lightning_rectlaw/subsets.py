@@ -88,8 +88,9 @@ class SubsetRuns:
             work = size * epochs(trainer, size, dm)
             self.progress.start(f"subset {i}/{len(sizes)} ({size})", work)
             if not bar:  # without a bar, a line per subset tells the progress
-                eta = "" if per_example is None else f", about {per_example * sum(sizes[i - 1 :]):.0f}s left"
-                info(f"subset {i}/{len(sizes)}: {size} examples{eta}")
+                left = None if per_example is None else round(per_example * sum(sizes[i - 1 :]))
+                eta = "" if left is None else f", about {timedelta(seconds=left)} left"  # H:MM:SS, as bars
+                self.progress.note(f"subset {i}/{len(sizes)}: {size} examples{eta}")
             t0 = time.perf_counter()
             pl_module.load_state_dict(snapshot)
             loss = self._cached_or_run(size, result, lambda s=size: self._fit_subset(s))

@@ -300,10 +300,41 @@ def test_sweep_runs_on_existing_launchers(tmp_path, launcher, plugin):
         *TINY,
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
     ]
+    if launcher == "local_parallel":  # jobs side by side: a named line per subset, no bar drawn
+        cmd.insert(-1, "trainer.enable_progress_bar=true")
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = list(csv.DictReader((tmp_path / "sweep" / "selection_summary.csv").open()))
     assert sorted(r["candidate"] for r in rows if r["rank"]) == ["tiny_gpt2", "tiny_llama"]
+    if launcher == "local_parallel":
+        console = proc.stdout + proc.stderr
+        assert "━" not in console and "ex/s" not in console  # neither a Rich nor a tqdm bar
+        for name in ("tiny_gpt2", "tiny_llama"):
+            assert f"[rectlaw] {name} subset 1/" in console
+
+
+def test_jobs_side_by_side_in_one_terminal_log_lines_instead_of_bars():
+    from types import SimpleNamespace
+
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from lightning_rectlaw.sweep import side_by_side
+
+    def hc(mode, **launcher):
+        return SimpleNamespace(mode=mode, launcher=OmegaConf.create(launcher))
+
+    assert side_by_side(hc(RunMode.MULTIRUN, _target_="...JoblibLauncher", n_jobs=3))
+    assert side_by_side(hc(RunMode.MULTIRUN, _target_="...JoblibLauncher", n_jobs=-1))  # every core
+    assert not side_by_side(hc(RunMode.MULTIRUN, _target_="...JoblibLauncher", n_jobs=1))
+    assert not side_by_side(hc(RunMode.MULTIRUN, _target_="...BasicLauncher"))  # one job at a time
+    assert not side_by_side(hc(RunMode.MULTIRUN, _target_="...SlurmLauncher", timeout_min=60))  # log files
+    assert not side_by_side(hc(RunMode.RUN, _target_="...JoblibLauncher", n_jobs=3))
+    law = build_callback(_compose(), "unused", progress="lines")  # what the app passes then
+    assert law.progress == "lines"
+    assert build_callback(_compose(["rectlaw.progress=lines"]), "unused").progress == "lines"
+    with pytest.raises(Exception, match="`progress` must be one of"):
+        build_callback(_compose(["rectlaw.progress=bars"]), "unused")
 
 
 def _hydra_job(job_dir, overrides, model_name=None, choice="tiny_gpt2"):

@@ -127,6 +127,33 @@ def test_one_tqdm_bar_over_the_subsets(tmp_path, capfd):
     assert f"{total}/{total}" in err
 
 
+def test_progress_lines_draw_no_bar_and_name_the_candidate_per_subset(tmp_path, capfd, caplog):
+    """Jobs side by side in one terminal (joblib): whole named lines, no bar to draw over."""
+    caplog.set_level(logging.INFO)
+    law = RectifiedLawCallback(schedule="all", name="boring", progress="lines")
+    trainer = L.Trainer(
+        max_epochs=1,
+        callbacks=[law, TQDMProgressBar()],
+        logger=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(Boring(), datamodule=NestedSubsetDataModule(Data(), budget="1/2", min_size=64))
+    err = capfd.readouterr().err
+    assert "examples" not in err and "ex/s" not in err  # no subset bar (the user's Trainer stops at once)
+    lines = [r.getMessage() for r in caplog.records if r.name == "lightning_rectlaw"]
+    n = len(law.result.sizes)
+    per_subset = [m for m in lines if m.startswith("[rectlaw] boring subset ")]
+    heads = [m.split(":")[0] for m in per_subset]
+    assert heads == [f"[rectlaw] boring subset {i}/{n}" for i in range(1, n + 1)]
+    assert "left" in per_subset[-1]  # the time left, from the subsets already run
+
+
+def test_an_unknown_progress_style_is_refused():
+    with pytest.raises(ValueError, match="`progress` must be one of auto, lines"):
+        RectifiedLawCallback(progress="bars")
+
+
 def test_a_rich_progress_bar_is_kept(tmp_path, monkeypatch):
     pytest.importorskip("rich")
     from lightning_rectlaw import console
@@ -141,7 +168,13 @@ def test_a_rich_progress_bar_is_kept(tmp_path, monkeypatch):
     monkeypatch.setattr(console.SubsetProgress, "__init__", spy)
     bar = RichProgressBar()
     law = RectifiedLawCallback(schedule="all")
-    trainer = L.Trainer(max_epochs=1, callbacks=[law, bar], logger=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        max_epochs=1,
+        callbacks=[law, bar],
+        logger=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(Boring(), datamodule=NestedSubsetDataModule(Data(), budget="1/2", min_size=64))
     assert styles == ["rich"]
     assert trainer.progress_bar_callback is bar  # the user's bar is the user's Trainer's, untouched
