@@ -304,5 +304,5 @@ def simulate(
         return replace(c, sizes_run=tuple(float(s) for s in in_budget[keep]))
 
     candidates = tuple(ran(c) for c in final.candidates) + tuple(ran(c) for c in gone)
-    selection = Selection(method, budget_size, target, candidates, final.interval_level)
+    selection = Selection(method, budget_size, target, candidates, final.interval_level, table)
     return AdaptiveRun(tuple(plan), tuple(rounds), selection, eliminated_at)

@@ -10,7 +10,20 @@ import numpy as np
 
 from lightning_rectlaw.law import law_value
 
-__all__ = ["curve_figure", "table_figure"]
+__all__ = ["curve_figure", "candidate_styles", "table_figure"]
+
+#: Point markers beyond the first round of colours ("x" and "*" mean a run left out and a prediction).
+_MARKERS = ("o", "s", "^", "D", "v", "P", "h", "<", ">", "p")
+
+
+def candidate_styles(n: int) -> list[tuple[str, str]]:
+    """A ``(colour, marker)`` per candidate, no two alike for up to 100 candidates: Matplotlib's
+    colour cycle, and once it has been used up (10 colours by default) the next marker with it,
+    so that a sweep of many candidates has no two that look the same."""
+    import matplotlib
+
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    return [(colors[i % len(colors)], _MARKERS[(i // len(colors)) % len(_MARKERS)]) for i in range(n)]
 
 
 def curve_figure(curves: Mapping[str, Any], title: str = "Fine-tuning scaling curves"):
@@ -22,21 +35,20 @@ def curve_figure(curves: Mapping[str, Any], title: str = "Fine-tuning scaling cu
     ``curves`` maps a name to a ``RectifiedLawResult`` or a dict with the same fields. Built on a
     bare Matplotlib ``Figure``: the caller's pyplot backend and state are left alone.
     """
-    import matplotlib
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7, 4.5))
     ax = fig.add_subplot()
-    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     any_reference = False
-    for i, (name, c) in enumerate(curves.items()):
+    for (name, c), (color, marker) in zip(curves.items(), candidate_styles(len(curves))):
         c = c if isinstance(c, Mapping) else vars(c)
-        color = colors[i % len(colors)]
         sizes, losses = np.asarray(c.get("sizes") or [], float), np.asarray(c.get("losses") or [], float)
         if sizes.size == 0:
             continue
         left_out = np.array([str(int(s)) in _keys(c.get("outliers")) for s in sizes], dtype=bool)
-        ax.scatter(sizes[~left_out], losses[~left_out], color=color, s=18, zorder=3, label=name)
+        ax.scatter(
+            sizes[~left_out], losses[~left_out], color=color, marker=marker, s=18, zorder=3, label=name
+        )
         if left_out.any():
             ax.scatter(sizes[left_out], losses[left_out], color=color, marker="x", s=30, zorder=3)
         target = float(c.get("target_size") or sizes.max())
@@ -69,9 +81,20 @@ def curve_figure(curves: Mapping[str, Any], title: str = "Fine-tuning scaling cu
     legend += "dotted: rectified-law fit (reference), " if any_reference else ""
     legend += "dashed: zero-shot"
     ax.set_title("\n".join([title, *textwrap.wrap(f"({legend})", 100)]), fontsize=8)
-    ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
+    _legend(fig, ax, len(curves))
     return fig
+
+
+def _legend(fig: Any, ax: Any, n: int) -> None:
+    """The candidates' legend: inside the axes for a few, beside them (in columns of 20, the figure
+    widened) for more, where it would hide the curves."""
+    if n <= 10:
+        ax.legend(fontsize=7, loc="best")
+    else:
+        columns = -(-n // 20)
+        fig.set_figwidth(fig.get_figwidth() + 2.2 * columns)
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), ncols=columns, borderaxespad=0)
+    fig.tight_layout()
 
 
 def _keys(outliers: Any) -> set[str]:
@@ -86,17 +109,16 @@ def table_figure(table: Any, title: str | None = None):
 
     fig = Figure(figsize=(7, 4.5))
     ax = fig.add_subplot()
-    for i, name in enumerate(table.names):
+    for i, (name, (color, marker)) in enumerate(zip(table.names, candidate_styles(len(table.names)))):
         keep = np.isfinite(table.losses[i])
-        (line,) = ax.plot(table.sizes[keep], table.losses[i][keep], marker="o", ms=3, lw=1, label=name)
+        sizes, losses = table.sizes[keep], table.losses[i][keep]
+        ax.plot(sizes, losses, color=color, marker=marker, ms=3, lw=1, label=name)
         if table.zero_shot is not None and np.isfinite(table.zero_shot[i]):
-            ax.axhline(table.zero_shot[i], color=line.get_color(), lw=0.6, ls="--", alpha=0.6)
+            ax.axhline(table.zero_shot[i], color=color, lw=0.6, ls="--", alpha=0.6)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("fine-tuning examples D")
     ax.set_ylabel("test loss")
     ax.set_title(title or f"{len(table.names)} candidates ({table.source})", fontsize=9)
-    if len(table.names) <= 20:
-        ax.legend(fontsize=6, loc="best")
-    fig.tight_layout()
+    _legend(fig, ax, len(table.names))
     return fig

@@ -165,6 +165,8 @@ class Selection:
     target: float
     candidates: tuple[CandidateScore, ...]
     interval_level: float = 0.95
+    #: The table it ranked (what :meth:`plot` draws the measured points from).
+    table: LossTable | None = field(default=None, repr=False, compare=False)
 
     @property
     def ranking(self) -> tuple[str, ...]:
@@ -265,11 +267,10 @@ class Selection:
         shown = [c for c in self.candidates if c.rankable][: top or None]
         curves = {}
         for c in shown:
-            sizes = getattr(c.fit, "sizes", None)
-            losses = getattr(c.fit, "losses", None)
+            sizes, losses = self._points(c)
             curves[c.name] = {
-                "sizes": [] if sizes is None else np.asarray(sizes, float).tolist(),
-                "losses": [] if losses is None else np.asarray(losses, float).tolist(),
+                "sizes": sizes,
+                "losses": losses,
                 "target_size": self.target,
                 "predicted_loss": c.predicted_loss if c.predicted_loss is not None else None,
                 "interval": c.interval,
@@ -279,6 +280,19 @@ class Selection:
             }
         title = f"{self.method} at budget {self.budget:g}: top {len(shown)}"
         return curve_figure(curves, title=title)
+
+    def _points(self, c: CandidateScore) -> tuple[list[float], list[float]]:
+        """The losses ``c``'s decision read (those left out too), from the table; without one,
+        the points of its fit."""
+        if self.table is None:
+            sizes, losses = getattr(c.fit, "sizes", None), getattr(c.fit, "losses", None)
+            if sizes is None or losses is None:
+                return [], []
+            return np.asarray(sizes, float).tolist(), np.asarray(losses, float).tolist()
+        read = c.sizes_run if c.sizes_run is not None else c.sizes_used
+        row = self.table.losses[self.table.names.index(c.name)]
+        keep = np.isin(self.table.sizes, [s for s in read if s > 0]) & np.isfinite(row)
+        return self.table.sizes[keep].tolist(), row[keep].tolist()
 
 
 # --- the selectors ----------------------------------------------------------------------------
@@ -718,6 +732,5 @@ def select(
     budget_size = table.resolve_budget(budget, target)
     scored = entry.scorer(table, budget_size, target, level, **options)
     ranked = sorted((c for c in scored if c.rankable), key=lambda c: c.score)
-    return Selection(
-        method, budget_size, target, tuple(ranked) + tuple(c for c in scored if not c.rankable), level
-    )
+    candidates = tuple(ranked) + tuple(c for c in scored if not c.rankable)
+    return Selection(method, budget_size, target, candidates, level, table)

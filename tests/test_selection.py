@@ -143,3 +143,47 @@ def test_every_fitted_curve_keeps_one_predict_and_interval_contract(method):
         assert isinstance(lo, float | np.floating) and isinstance(hi, float | np.floating)
         assert (lo, hi) == pytest.approx(c.interval)
         assert lo <= c.predicted_loss <= hi
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_selection_plot_shows_the_points_each_decision_read(method):
+    pytest.importorskip("matplotlib")
+    from matplotlib.collections import PathCollection
+
+    sel = select(_table(), method, budget="1/8")
+    ax = sel.plot().axes[0]
+    points = [col for col in ax.collections if isinstance(col, PathCollection)]  # not the error bars
+    drawn = sorted(x for col in points for x in np.asarray(col.get_offsets())[:, 0])
+    read = sorted(s for c in sel.candidates if c.rankable for s in (c.sizes_run or c.sizes_used) if s > 0)
+    assert drawn == pytest.approx(read)  # also for the default, whose line carries no points of its own
+
+
+def test_an_adaptive_selection_plot_shows_only_what_each_candidate_ran():
+    pytest.importorskip("matplotlib")
+    from lightning_rectlaw.adaptive import simulate
+
+    table = _table()
+    run = simulate(table, "1/4", prob_threshold=0.3, min_survivors=1)
+    assert run.eliminated_at  # someone stopped early
+    from matplotlib.collections import PathCollection
+
+    ax = run.selection.plot().axes[0]
+    points = [col for col in ax.collections if isinstance(col, PathCollection)]
+    drawn = {round(x) for col in points for x in np.asarray(col.get_offsets())[:, 0]}
+    assert max(drawn) == table.max_size / 4  # the survivor ran the budget
+    stopped = next(iter(run.eliminated_at))
+    mine = {col.get_label(): col for col in points}[stopped]
+    assert np.asarray(mine.get_offsets())[:, 0].max() <= run.eliminated_at[stopped]
+
+
+def test_many_candidates_are_told_apart_by_colour_and_marker():
+    pytest.importorskip("matplotlib")
+    from lightning_rectlaw.plot import candidate_styles
+
+    assert len(set(candidate_styles(30))) == 30  # the colour cycle has 10: markers make the rest differ
+    names = tuple(f"m{i}" for i in range(14))
+    losses = np.array([law_value(SIZES, 800, 0.5, 1 + i / 10, 100) for i in range(14)])
+    table = LossTable(names, SIZES, losses)
+    handles, labels = table.plot().axes[0].get_legend_handles_labels()
+    assert labels == list(names)  # every candidate in the legend, none hidden
+    assert len({(h.get_color(), h.get_marker()) for h in handles}) == 14
