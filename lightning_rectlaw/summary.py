@@ -481,7 +481,9 @@ def write_summary(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike | Non
     w.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
     from lightning_rectlaw.plot import curve_figure
 
-    fig = curve_figure({r["name"]: r for r in records if r.get("sizes")}, title=f"Candidates of {root.name}")
+    fig = curve_figure(
+        {_plot_label(r): r for r in records if r.get("sizes")}, title=f"Candidates of {root.name}"
+    )
     png = io.BytesIO()
     fig.savefig(png, format="png", dpi=120)
     size = (round(fig.get_figwidth() * 120), round(fig.get_figheight() * 120))
@@ -507,6 +509,12 @@ def write_summary(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike | Non
             f"no candidate of {str(root)!r} could be ranked ({reasons}); the summary is in {paths[0]}"
         )
     return paths
+
+
+def _plot_label(record: dict) -> str:
+    """A candidate's name in the plot; one the adaptive sweep stopped says where (its curve ends there)."""
+    at = record.get("eliminated_at")
+    return record["name"] if at is None else f"{record['name']} (stopped at {format_number(at)})"
 
 
 def verdict(summary_path: str | os.PathLike) -> str:

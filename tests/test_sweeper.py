@@ -280,3 +280,33 @@ def test_full_schedule_compute_counts_each_candidates_own_epochs(tmp_path):
     # to the budget: a runs 112 examples twice, b would have run them once
     assert rounds["full"] == 2 * 112 + 112
     assert records[1]["eliminated_at"] == 32 and records[0]["round"] == 2
+
+
+def test_the_summary_plot_says_where_a_stopped_candidate_stopped(tmp_path, monkeypatch):
+    """Its curve ends early because the sweep stopped it, not because its runs failed."""
+    from lightning_rectlaw import plot
+    from lightning_rectlaw.summary import write_summary
+
+    sizes = {"a": [3200, 1600, 800, 400], "b": [3200, 1600, 800, 400], "c": [1600, 800, 400]}
+    for name, run in sizes.items():
+        (tmp_path / name).mkdir()
+        losses = [(1.0 + 0.3 * (name == "c")) * 3.0 / (5 + s**0.3) for s in run]
+        record = {"name": name, "status": "ok", "method": "robust_ats", "options": {}, "sizes": run}
+        record |= {"losses": losses, "target_size": 102400, "examples_processed": sum(run)}
+        (tmp_path / name / "candidate.json").write_text(json.dumps(record))
+    keep = lambda n: {"name": n, "keep": True, "reason": "kept"}  # noqa: E731
+    stop = {"name": "c", "keep": False, "reason": "eliminated: P(best) 0.1%"}
+    rounds = [
+        {"rung": "1600", "size": 1600, "decisions": [keep("a"), keep("b"), stop]},
+        {"rung": "3200", "size": 3200, "decisions": [keep("a"), keep("b")]},
+    ]
+    (tmp_path / ROUNDS_FILE).write_text(
+        json.dumps({"candidates": [], "rungs": ["1600", "3200"], "rounds": rounds})
+    )
+    drawn = []
+    real = plot.curve_figure
+    monkeypatch.setattr(
+        plot, "curve_figure", lambda curves, **kw: drawn.append(list(curves)) or real(curves, **kw)
+    )
+    write_summary(tmp_path)
+    assert sorted(drawn[0]) == ["a", "b", "c (stopped at 1600)"]
