@@ -102,8 +102,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--target", type=float, default=None)
     e.add_argument(
         "--methods",
-        default=",".join(EVAL_METHODS),
-        help=f"comma-separated (default: {','.join(EVAL_METHODS)})",
+        default=None,
+        help=f"comma-separated (default: {','.join(EVAL_METHODS)}; with --schedule adaptive, "
+        f"{DEFAULT_METHOD}: the rule needs a method's P(best))",
     )
     e.add_argument(
         "--ratios",
@@ -247,6 +248,8 @@ def _cmd_select(args) -> int:
 
 def _cmd_evaluate(args) -> int:
     table = LossTable.read_csv(args.table)
+    if args.methods is None:
+        args.methods = DEFAULT_METHOD if args.schedule == "adaptive" else ",".join(EVAL_METHODS)
     methods = [m.strip().lower() for m in args.methods.split(",") if m.strip()]
     metrics = [_metric_name(m) for m in args.metrics.split(",") if m.strip()]
     try:

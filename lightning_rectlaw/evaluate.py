@@ -142,6 +142,12 @@ def evaluate(
                     table, target / r, target, method=method, level=0.8, **(adaptive or {}), **options
                 )
                 sel = run.selection
+                if sel.prob_best is None and r == ratios[0]:
+                    warnings.warn(
+                        f"{method} gives no P(best): the adaptive schedule stops none of its candidates "
+                        "(its Compute counts every in-budget size)",
+                        stacklevel=2,
+                    )
                 order = {c.name: i for i, c in enumerate(sel.candidates)}
                 picks = np.array([order[n] for n in table.names], dtype=float)
             else:

@@ -142,3 +142,16 @@ def test_evaluate_and_the_cli_score_the_adaptive_schedule(tmp_path, capsys):
     assert "`rule` must be one of mass, each, got 'greedy'" in capsys.readouterr().err
     assert rectlaw(["evaluate", str(path), "--rule", "each"]) == 2  # would be ignored by the full schedule
     assert "add --schedule adaptive" in capsys.readouterr().err
+
+
+def test_the_cli_scores_the_default_under_the_adaptive_schedule_and_says_who_cannot_stop(tmp_path, capsys):
+    path = tmp_path / "t.csv"
+    field_of().write_csv(path)
+    assert rectlaw(["evaluate", str(path), "--ratios", "2", "--schedule", "adaptive", "--format", "csv"]) == 0
+    methods = {line.split(",")[0] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert methods == {"RobustAtS"}  # the rule needs P(best): the default, not every method
+    args = ["evaluate", str(path), "--ratios", "2,4", "--schedule", "adaptive", "--methods", "ats,robust_ats"]
+    assert rectlaw(args) == 0
+    err = capsys.readouterr().err
+    assert err.count("ats gives no P(best): the adaptive schedule stops none of its candidates") == 1
+    assert "robust_ats gives no" not in err
