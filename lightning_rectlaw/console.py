@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 __all__ = ["SubsetProgress", "bar_style", "info", "log", "quiet_lightning"]
@@ -98,6 +100,7 @@ def bar_style(trainer: Any) -> str | None:
 class SubsetProgress:
     """One progress bar over the subset runs of a measurement, in training examples.
 
+    Without a bar (``style=None``) each run is one log line instead, with the time left.
     ``start(label, work)`` begins a run of ``work`` examples (subset size × epochs);
     ``fraction(f)`` moves within it; ``finish()`` completes it. :meth:`callback` gives the
     Lightning callback that reports a subset Trainer's progress (optimizer steps done out of
@@ -106,7 +109,8 @@ class SubsetProgress:
 
     def __init__(self, style: str | None, name: str | None = None) -> None:
         self.style, self.name = style, name
-        self.total = self.done = self._work = 0.0
+        self.total = self.done = self._work = self._started = 0.0
+        self._seconds_per_example: float | None = None  # the last run's pace
         self._bar: Any = None
         self._rich: Any = None
 
@@ -146,19 +150,27 @@ class SubsetProgress:
         head = f"[rectlaw] {self.name}" if self.name else "[rectlaw]"
         return f"{head} {text}".rstrip()
 
-    def note(self, text: str) -> None:
-        """Log ``text`` as one line, prefixed with the candidate's name (the progress without a
-        bar: jobs side by side in one terminal interleave whole lines, not redrawn bars)."""
-        info(f"{self.name} {text}" if self.name else text)
-
     def start(self, label: str, work: float) -> None:
         self._work = float(work)
+        if self.style is None and work > 0:
+            self._line(label)
+        self._started = time.perf_counter()
         self._show(self.done, label)
+
+    def _line(self, label: str) -> None:
+        """Without a bar, one log line per run, named, with the time left at the last run's pace
+        (jobs side by side in one terminal interleave whole lines, not redrawn bars)."""
+        if self._seconds_per_example is not None:
+            left = round(self._seconds_per_example * max(self.total - self.done, 0.0))
+            label += f", about {timedelta(seconds=left)} left"  # H:MM:SS, as the bars show it
+        info(f"{self.name} {label}" if self.name else label)
 
     def fraction(self, f: float) -> None:
         self._show(self.done + min(max(f, 0.0), 1.0) * self._work)
 
     def finish(self, postfix: str | None = None) -> None:
+        if self._work > 0:
+            self._seconds_per_example = (time.perf_counter() - self._started) / self._work
         self.done += self._work
         self._work = 0.0
         self._show(self.done, postfix=postfix)

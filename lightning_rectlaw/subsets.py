@@ -82,19 +82,11 @@ class SubsetRuns:
         """Run the schedule's subsets, largest first, filling ``result``."""
         trainer, pl_module, dm = self.trainer, self.pl_module, self.dm
         sizes = self.sizes
-        per_example: float | None = None
-        bar = self.progress.style is not None
         for i, size in enumerate(sizes, start=1):
             work = size * epochs(trainer, size, dm)
             self.progress.start(f"subset {i}/{len(sizes)} ({size})", work)
-            if not bar:  # without a bar, a line per subset tells the progress
-                left = None if per_example is None else round(per_example * sum(sizes[i - 1 :]))
-                eta = "" if left is None else f", about {timedelta(seconds=left)} left"  # H:MM:SS, as bars
-                self.progress.note(f"subset {i}/{len(sizes)}: {size} examples{eta}")
-            t0 = time.perf_counter()
             pl_module.load_state_dict(snapshot)
             loss = self._cached_or_run(size, result, lambda s=size: self._fit_subset(s))
-            per_example = (time.perf_counter() - t0) / size
             result.examples_processed += work
             self.progress.finish(postfix=f"loss at {size}: {loss:.4g}")
             info(f"subset of {size} examples: {self.monitor}={loss:.6g}", level=logging.DEBUG)

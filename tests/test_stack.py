@@ -144,9 +144,9 @@ def test_progress_lines_draw_no_bar_and_name_the_candidate_per_subset(tmp_path, 
     lines = [r.getMessage() for r in caplog.records if r.name == "lightning_rectlaw"]
     n = len(law.result.sizes)
     per_subset = [m for m in lines if m.startswith("[rectlaw] boring subset ")]
-    heads = [m.split(":")[0] for m in per_subset]
-    assert heads == [f"[rectlaw] boring subset {i}/{n}" for i in range(1, n + 1)]
-    assert "left" in per_subset[-1]  # the time left, from the subsets already run
+    heads = [m.split(",")[0] for m in per_subset]
+    assert heads == [f"[rectlaw] boring subset {i}/{n} ({s})" for i, s in enumerate(law.result.sizes, 1)]
+    assert "left" not in per_subset[0] and all("left" in m for m in per_subset[1:])  # from the runs so far
 
 
 def test_an_unknown_progress_style_is_refused():
