@@ -318,7 +318,8 @@ def _fraction(text: str, low_open: bool, what: str) -> float:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not ((0 < value) if low_open else (0 <= value)) or not value < 1:
+    above_low = value > 0 if low_open else value >= 0  # False for nan
+    if not (above_low and value < 1):
         raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
     return value
 

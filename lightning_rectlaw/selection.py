@@ -282,13 +282,9 @@ class Selection:
         return curve_figure(curves, title=title)
 
     def _points(self, c: CandidateScore) -> tuple[list[float], list[float]]:
-        """The losses ``c``'s decision read (those left out too), from the table; without one,
-        the points of its fit."""
+        """The losses ``c``'s decision read (those left out too), from the table (none without)."""
         if self.table is None:
-            sizes, losses = getattr(c.fit, "sizes", None), getattr(c.fit, "losses", None)
-            if sizes is None or losses is None:
-                return [], []
-            return np.asarray(sizes, float).tolist(), np.asarray(losses, float).tolist()
+            return [], []
         read = c.sizes_run if c.sizes_run is not None else c.sizes_used
         row = self.table.losses[self.table.names.index(c.name)]
         keep = np.isin(self.table.sizes, [s for s in read if s > 0]) & np.isfinite(row)

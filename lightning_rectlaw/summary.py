@@ -511,7 +511,7 @@ def write_summary(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike | Non
     return paths
 
 
-def _plot_label(record: dict) -> str:
+def _plot_label(record: CandidateRecord) -> str:
     """A candidate's name in the plot; one the adaptive sweep stopped says where (its curve ends there)."""
     at = record.get("eliminated_at")
     return record["name"] if at is None else f"{record['name']} (stopped at {format_number(at)})"
