@@ -127,13 +127,9 @@ class SubsetRuns:
     def _validate(self, trainer, reuse: bool = False) -> float:
         runner = trainer if reuse else subset_trainer(trainer, "zero_shot", callbacks=[])
         metrics = runner.validate(self.pl_module, dataloaders=self.dm.val_dataloader(), verbose=False)
-        values = metrics[0] if metrics else {}
+        values = {k: v for per_loader in metrics for k, v in per_loader.items()}  # one dict per loader
         if self.monitor not in values:
-            raise ValueError(
-                f"the metric {self.monitor!r} was never logged during validation "
-                f"(logged: {sorted(values)}); log it with self.log({self.monitor!r}, "
-                "...) in validation_step or set RectifiedLawCallback(monitor=...)"
-            )
+            raise ValueError(_never_logged(self.monitor, values))
         return float(values[self.monitor])
 
     def _cached_or_run(self, size: int, result: RectifiedLawResult, run) -> float:
@@ -158,6 +154,19 @@ class SubsetRuns:
             result.reused += int(size > 0)
         result.seconds += seconds
         return loss
+
+
+def _never_logged(monitor: str, logged) -> str:
+    """The error for a monitored metric missing from validation, with the fix for the likely cause."""
+    per_loader = sorted(k for k in logged if k.startswith(f"{monitor}/dataloader_idx_"))
+    fix = (
+        f"with several validation loaders Lightning logs it per loader: choose the one that is "
+        f"your test loss, e.g. RectifiedLawCallback(monitor={per_loader[0]!r})"
+        if per_loader
+        else f"log it with self.log({monitor!r}, ...) in validation_step or set "
+        "RectifiedLawCallback(monitor=...)"
+    )
+    return f"the metric {monitor!r} was never logged during validation (logged: {sorted(logged)}); {fix}"
 
 
 class _LastValidation(Callback):

@@ -7,6 +7,7 @@ import pytest
 import torch
 from boring import Boring, Data, trainer_with
 from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_rectlaw import NestedSubsetDataModule, RectifiedLawCallback
 
@@ -202,6 +203,34 @@ def test_monitored_key_never_logged(tmp_path):
         trainer_with(tmp_path, law).fit(
             Boring(key="other"), datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32)
         )
+
+
+class _TwoValLoaders(Data):
+    """The second validation loader is the test loss (scaled, so the two are told apart)."""
+
+    def val_dataloader(self):
+        x, y = self.val.tensors
+        return [DataLoader(self.val, batch_size=64), DataLoader(TensorDataset(x, 3 * y), batch_size=64)]
+
+
+class _PerLoader(Boring):
+    def validation_step(self, batch, batch_idx, dataloader_idx=0):
+        super().validation_step(batch, batch_idx)
+
+
+def test_several_validation_loaders_monitor_the_one_named(tmp_path):
+    def dm():
+        return NestedSubsetDataModule(_TwoValLoaders(), budget=128, min_size=32)
+
+    with pytest.raises(ValueError, match=r"per loader.*monitor='val_loss/dataloader_idx_0'"):
+        trainer_with(tmp_path, RectifiedLawCallback(schedule="all")).fit(_PerLoader(), datamodule=dm())
+    first, second = (
+        RectifiedLawCallback(schedule="all", monitor=f"val_loss/dataloader_idx_{i}") for i in (0, 1)
+    )
+    # No validation inside the fits: each loss comes from the validation pass after it.
+    trainer_with(tmp_path / "a", first, check_val_every_n_epoch=10).fit(_PerLoader(), datamodule=dm())
+    trainer_with(tmp_path / "b", second, check_val_every_n_epoch=10).fit(_PerLoader(), datamodule=dm())
+    assert all(b > 2 * a for a, b in zip(first.result.losses, second.result.losses, strict=True))
 
 
 def test_the_callback_given_twice_is_refused(tmp_path):
