@@ -31,8 +31,8 @@ class NestedSubsetDataModule(L.LightningDataModule):
     sampler is replaced by seeded shuffling of the subset, in batches of the same size.
 
     Args:
-        datamodule: the user's DataModule (must provide ``train_dataloader`` over a map-style
-            dataset, and ``val_dataloader``).
+        datamodule: the user's ``LightningDataModule`` (must provide ``train_dataloader`` over a
+            map-style dataset, batching single examples, and ``val_dataloader``).
         budget: largest subset: a fraction of the target size (``0.125``, ``"1/8"``) or an
             absolute number of examples (``> 1``); see :mod:`lightning_rectlaw.budget`.
             Default ``"1/8"``.
@@ -48,8 +48,9 @@ class NestedSubsetDataModule(L.LightningDataModule):
 
     Raises:
         ValueError: budget above the data or below ``min_size``, a train set too small for two
-            subsets, or no validation loader; TypeError: a datamodule without a train set, or an
-            iterable (not indexable) train dataset. All before any training.
+            subsets, or no validation loader; TypeError: not a ``LightningDataModule``, one without
+            a train set, an iterable (not indexable) train dataset, or a train loader that serves
+            whole batches (``batch_size=None``). All before any training.
     """
 
     def __init__(
@@ -61,10 +62,13 @@ class NestedSubsetDataModule(L.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if not callable(getattr(datamodule, "train_dataloader", None)) or (
-            isinstance(datamodule, L.LightningDataModule)
-            and not is_overridden("train_dataloader", datamodule)
-        ):
+        if not isinstance(datamodule, L.LightningDataModule):
+            raise TypeError(
+                f"NestedSubsetDataModule wraps a LightningDataModule, got {type(datamodule).__name__}; "
+                "build one from your datasets with L.LightningDataModule.from_datasets(train_dataset="
+                "..., val_dataset=..., batch_size=...)"
+            )
+        if not is_overridden("train_dataloader", datamodule):
             raise TypeError(
                 f"{type(datamodule).__name__} has no `train_dataloader`: the wrapped "
                 "datamodule must provide a train set to subsample"
@@ -100,9 +104,14 @@ class NestedSubsetDataModule(L.LightningDataModule):
                     "draw nested subsets from; give it a map-style dataset (with __len__ and "
                     "__getitem__), e.g. materialise the examples you would fine-tune on"
                 )
-            if isinstance(self.datamodule, L.LightningDataModule) and not is_overridden(
-                "val_dataloader", self.datamodule
-            ):
+            if loader.batch_size is None and loader.batch_sampler is None:
+                raise TypeError(
+                    f"{name}.train_dataloader() has automatic batching turned off (batch_size=None): "
+                    "each item it serves is a whole batch, so the nested subsets would count batches, "
+                    "not examples; serve single examples and let the DataLoader batch them "
+                    "(DataLoader(dataset, batch_size=...))"
+                )
+            if not is_overridden("val_dataloader", self.datamodule):
                 raise ValueError(
                     f"{name} has no val_dataloader: every subset is scored on the validation set, "
                     "so the wrapped datamodule must provide one"

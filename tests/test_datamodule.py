@@ -46,8 +46,14 @@ def test_datamodule_without_train_set_and_unwrapped_datamodule(tmp_path):
     class NoTrain(L.LightningDataModule):
         pass
 
+    class Loaders:  # a DataModule by duck typing: Lightning's Trainer takes none either
+        def train_dataloader(self):
+            return Data().train_dataloader()
+
     with pytest.raises(TypeError, match="has no `train_dataloader`"):
         NestedSubsetDataModule(NoTrain())
+    with pytest.raises(TypeError, match=r"wraps a LightningDataModule, got Loaders.*from_datasets"):
+        NestedSubsetDataModule(Loaders())
     with pytest.raises(TypeError, match="NestedSubsetDataModule"):
         trainer_with(tmp_path, RectifiedLawCallback()).fit(Boring(), datamodule=Data())
 
@@ -129,7 +135,16 @@ def test_iterable_datasets_and_missing_validation_loaders_fail_before_training(t
         def train_dataloader(self):
             return self.inner.train_dataloader()
 
+    class Prebatched(Data):  # each item a batch of 8: a subset would count batches
+        def train_dataloader(self):
+            x, y = self.train.tensors
+            return DataLoader(list(zip(x.split(8), y.split(8), strict=True)), batch_size=None)
+
     model = Boring()
+    with pytest.raises(TypeError, match=r"automatic batching turned off \(batch_size=None\).*count batches"):
+        trainer_with(tmp_path, RectifiedLawCallback()).fit(
+            model, datamodule=NestedSubsetDataModule(Prebatched(), budget=32, min_size=4)
+        )
     with pytest.raises(TypeError, match="serves an IterableDataset.*map-style dataset"):
         trainer_with(tmp_path, RectifiedLawCallback()).fit(
             model, datamodule=NestedSubsetDataModule(Streaming())
