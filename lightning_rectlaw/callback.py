@@ -86,6 +86,9 @@ class RectifiedLawCallback(Callback):
             jobs running side by side in one terminal, whose bars would overwrite each other
             (the sweep app sets it under the joblib launcher).
 
+    With the Trainer's ``fast_dev_run``, every subset trains that many batches: the code paths
+    are checked, nothing is measured, cached or written, and ``result.status`` says so.
+
     Console: one progress bar over all subset runs (Rich when the Trainer has a
     ``RichProgressBar``, tqdm otherwise; a log line per subset instead with
     ``enable_progress_bar=False`` or ``progress="lines"``) and one line with the prediction;
@@ -200,6 +203,15 @@ class RectifiedLawCallback(Callback):
             )
         check_strategy(trainer)
         check_enough_subsets(dm, self.method, self._method_options(), self.zero_shot)
+        # fast_dev_run: every subset trains fast_dev_run batches, which checks the code paths
+        # but measures nothing: no cache, no checkpoints, no result file, no prediction.
+        smoke = int(trainer.fast_dev_run)
+        if smoke:
+            rank_zero_warn(
+                f"[rectlaw] fast_dev_run: each subset trains {smoke} batch(es) to check the code; "
+                "nothing is measured, cached or predicted. Run without it for a prediction",
+                category=UserWarning,
+            )
         out_dir = self._out_dir(trainer)
         snapshot = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()}
         device = trainer.strategy.root_device
@@ -215,7 +227,7 @@ class RectifiedLawCallback(Callback):
         # fit (continue_fit=True) draws the same random numbers as without the callback.
         with isolate_rng():  # (hashing the validation batches draws from it too)
             cache = RunCache(None, {})  # no results_dir: nothing to hash or reuse
-            if self.results_dir is not None:
+            if self.results_dir is not None and not smoke:
                 parts = fingerprint_parts(pl_module, dm, trainer, self.monitor, snapshot)
                 cache = RunCache(self.results_dir, parts, train_digests(dm))
             style = bar_style(trainer) if self.progress == "auto" else None
@@ -231,7 +243,7 @@ class RectifiedLawCallback(Callback):
                     k=self.k,
                     delta=self.delta,
                     holdouts=self.holdouts,
-                    checkpoint_every=self.checkpoint_every,
+                    checkpoint_every=None if smoke else self.checkpoint_every,
                     progress=progress,
                 )
                 progress.open(runs.work())
@@ -244,6 +256,11 @@ class RectifiedLawCallback(Callback):
                 pl_module.to(device)
                 pl_module.trainer = trainer
                 dm.use_subset(None)
+        if smoke:
+            result.status = f"fast_dev_run: {smoke} batch(es) per subset, not a measurement"
+            self.result = result
+            info(result.headline(self.name))
+            return
         self._finish(result)
         self.result = result
         if trainer.is_global_zero:

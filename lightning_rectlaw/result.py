@@ -64,7 +64,7 @@ class RectifiedLawResult:
         ``tiny_gpt2: predicted loss 2.31 (95% interval 2.25-2.38) at 8192 examples; ...``."""
         head = f"{name}: " if name else ""
         if self.status != "ok" or self.predicted_loss is None:
-            return f"{head}no prediction ({self.status}); {len(self.sizes)} subset(s) measured"
+            return f"{head}no prediction ({self.status}); {len(self.sizes)} subset(s) run"
         interval = ""
         if self.interval is not None and all(map(math.isfinite, self.interval)):
             lo, hi = self.interval

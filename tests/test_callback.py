@@ -241,6 +241,19 @@ def test_the_callback_given_twice_is_refused(tmp_path):
         trainer_with(tmp_path, a, extra=[b]).fit(Boring(), datamodule=dm)
 
 
+def test_fast_dev_run_checks_the_code_but_predicts_and_caches_nothing(tmp_path):
+    law = RectifiedLawCallback(schedule="all", results_dir=tmp_path / "runs")
+    model = Boring()
+    with pytest.warns(UserWarning, match="fast_dev_run: each subset trains 1 batch"):
+        trainer_with(tmp_path, law, fast_dev_run=True).fit(
+            model, datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32)
+        )
+    assert len(model.starts) == 3  # every subset ran (one batch each)
+    assert law.result.sizes == [128, 64, 32] and law.result.predicted_loss is None
+    assert law.result.status.startswith("fast_dev_run") and "no prediction" in repr(law.result)
+    assert not (tmp_path / "runs").exists()  # no cache or result file a real run could pick up
+
+
 def test_validate_with_the_callback_warns_that_it_measures_only_in_fit(tmp_path):
     law = RectifiedLawCallback()
     dm = NestedSubsetDataModule(Data(), budget=128, min_size=32)
