@@ -2,9 +2,9 @@
 
 Mechanism (chosen deliberately over the in-loop road of Lightning's tuner callbacks, which
 snapshot and restore private loop state and have a history of bugs there): in
-``on_fit_start`` the callback snapshots the module's weights and runs every subset with a **fresh
-``Trainer``** built from the user's Trainer settings (epochs/steps, precision, clipping,
-accumulation, accelerator, validation limits), then restores the snapshot. A fresh Trainer gives
+``on_fit_start`` the callback snapshots the module's weights and buffers and runs every subset
+with a **fresh ``Trainer``** built from the user's Trainer settings (epochs/steps, precision,
+clipping, accumulation, accelerator, validation limits), then restores the snapshot. A fresh Trainer gives
 each subset a fresh optimizer, scheduler, loop state and dataloaders without touching Lightning's
 private loop internals, which is where the in-loop tuner callbacks have had their bugs. The
 user's own callbacks are not passed to the subset runs (so ModelCheckpoint never saves a subset
@@ -39,7 +39,7 @@ from lightning_rectlaw.files import atomic_write_text
 from lightning_rectlaw.loggers import log_result
 from lightning_rectlaw.result import RESULT_FILE, RectifiedLawResult
 from lightning_rectlaw.selection import DEFAULT_METHOD, METHODS, check_option, method_entry
-from lightning_rectlaw.subsets import SubsetRuns, check_enough_subsets, check_strategy
+from lightning_rectlaw.subsets import ModuleState, SubsetRuns, check_enough_subsets, check_strategy
 
 __all__ = ["RectifiedLawCallback", "RectifiedLawResult"]
 
@@ -213,7 +213,7 @@ class RectifiedLawCallback(Callback):
                 category=UserWarning,
             )
         out_dir = self._out_dir(trainer)
-        snapshot = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()}
+        snapshot = ModuleState(pl_module)
         device = trainer.strategy.root_device
         result = RectifiedLawResult(
             method=self.method,
@@ -228,7 +228,7 @@ class RectifiedLawCallback(Callback):
         with isolate_rng():  # (hashing the validation batches draws from it too)
             cache = RunCache(None, {})  # no results_dir: nothing to hash or reuse
             if self.results_dir is not None and not smoke:
-                parts = fingerprint_parts(pl_module, dm, trainer, self.monitor, snapshot)
+                parts = fingerprint_parts(pl_module, dm, trainer, self.monitor, snapshot.tensors())
                 cache = RunCache(self.results_dir, parts, train_digests(dm))
             style = bar_style(trainer) if self.progress == "auto" else None
             progress = SubsetProgress(style, self.name)
@@ -252,7 +252,7 @@ class RectifiedLawCallback(Callback):
                 runs.run(result, snapshot)
             finally:
                 progress.close()
-                pl_module.load_state_dict(snapshot)
+                snapshot.restore(pl_module)
                 pl_module.to(device)
                 pl_module.trainer = trainer
                 dm.use_subset(None)

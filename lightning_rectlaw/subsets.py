@@ -23,6 +23,7 @@ from lightning_rectlaw.result import RectifiedLawResult
 from lightning_rectlaw.selection import METHODS, ats_stopped
 
 __all__ = [
+    "ModuleState",
     "SubsetRuns",
     "check_enough_subsets",
     "check_strategy",
@@ -30,6 +31,38 @@ __all__ = [
     "seed_run",
     "subset_trainer",
 ]
+
+
+class ModuleState:
+    """A module's state to restore before each subset run and after the last: its ``state_dict``
+    and also the buffers registered with ``persistent=False``, which ``state_dict`` leaves out (a
+    running statistic a module updates in training would otherwise carry from one subset run into
+    the next, and into the user's own fit). Copies on the CPU."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.saved = {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+        self.transient = {
+            name: b.detach().to("cpu", copy=True)
+            for name, b in module.named_buffers()
+            if name not in self.saved
+        }
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Every tensor of the state by name (what the resume fingerprint hashes)."""
+        return {**self.saved, **self.transient}
+
+    def restore(self, module: torch.nn.Module) -> None:
+        module.load_state_dict(self.saved)
+        current = dict(module.named_buffers())
+        with torch.no_grad():
+            for name, value in self.transient.items():
+                buf = current.get(name)
+                if buf is not None and buf.shape == value.shape:
+                    buf.copy_(value)
+                else:  # replaced or resized in training (a cache that grows): put the saved one back
+                    owner, _, leaf = name.rpartition(".")
+                    device = buf.device if buf is not None else value.device
+                    setattr(module.get_submodule(owner), leaf, value.to(device, copy=True))
 
 
 class SubsetRuns:
@@ -78,14 +111,14 @@ class SubsetRuns:
         self.progress.finish()
         return loss
 
-    def run(self, result: RectifiedLawResult, snapshot: dict) -> None:
+    def run(self, result: RectifiedLawResult, snapshot: ModuleState) -> None:
         """Run the schedule's subsets, largest first, filling ``result``."""
         trainer, pl_module, dm = self.trainer, self.pl_module, self.dm
         sizes = self.sizes
         for i, size in enumerate(sizes, start=1):
             work = size * epochs(trainer, size, dm)
             self.progress.start(f"subset {i}/{len(sizes)} ({size})", work)
-            pl_module.load_state_dict(snapshot)
+            snapshot.restore(pl_module)
             loss = self._cached_or_run(size, result, lambda s=size: self._fit_subset(s))
             result.examples_processed += work
             self.progress.finish(postfix=f"loss at {size}: {loss:.4g}")

@@ -241,6 +241,48 @@ def test_the_callback_given_twice_is_refused(tmp_path):
         trainer_with(tmp_path, a, extra=[b]).fit(Boring(), datamodule=dm)
 
 
+class _RunningScale(Boring):
+    """Updates a non-persistent buffer (outside ``state_dict``) in training; validation reads it."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("steps", torch.zeros(()), persistent=False)
+
+    def training_step(self, batch, batch_idx):
+        self.steps += 1
+        return super().training_step(batch, batch_idx)
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_loss", torch.nn.functional.mse_loss(self.layer(x).squeeze(-1), y) + 0.01 * self.steps)
+
+
+def test_buffers_outside_the_state_dict_start_every_subset_run_afresh(tmp_path):
+    law, model = RectifiedLawCallback(schedule="all"), _RunningScale()
+    trainer_with(tmp_path, law, max_epochs=1).fit(
+        model, datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=16)
+    )
+    alone = RectifiedLawCallback(schedule="all")  # without the 128 run first: the same loss at 16
+    trainer_with(tmp_path / "alone", alone, max_epochs=1).fit(
+        _RunningScale(), datamodule=NestedSubsetDataModule(Data(), budget=64, min_size=16)
+    )
+    assert law.result.losses[-1] == pytest.approx(alone.result.losses[-1])
+    assert model.steps.item() == 0  # the user's module is left as it was given
+
+
+def test_module_state_puts_back_a_buffer_that_training_resized():
+    from lightning_rectlaw.subsets import ModuleState
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    model[0].register_buffer("cache", torch.arange(3.0), persistent=False)
+    state = ModuleState(model)
+    model[0].cache = torch.zeros(5)  # a cache that grew
+    model[0].weight.data.zero_()
+    state.restore(model)
+    assert torch.equal(model[0].cache, torch.arange(3.0)) and "cache" in dict(model[0].named_buffers())
+    assert model[0].weight.abs().sum() > 0 and "0.cache" not in model.state_dict()
+
+
 def test_fast_dev_run_checks_the_code_but_predicts_and_caches_nothing(tmp_path):
     law = RectifiedLawCallback(schedule="all", results_dir=tmp_path / "runs")
     model = Boring()
