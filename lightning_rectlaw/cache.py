@@ -1,12 +1,15 @@
 """The resume cache of finished subset runs, and the fingerprint that decides when one is reusable.
 
 A cached loss is reused only when everything that determines it is the same: the model class and
-hyperparameters, the source code of the module's and the datamodule's classes and the torch and
-Lightning versions, the initial weights (their bytes), the subset's own train examples (so a
-larger budget reuses the smaller subsets) and the validation batches (their contents), the
-wrapped datamodule's plain settings, the seed and the
-Trainer settings in :data:`TRAINER_SETTINGS` (the same list builds the subset Trainers). Each
-part is hashed separately, so a re-run can say which one changed.
+hyperparameters; the code (every source file that defines a class in the module's tree of
+submodules or in the datamodule's, or the train loader's collate function, with the versions of
+torch, Lightning and the packages those files come from); the initial weights and buffers (their
+bytes); the subset's own train examples (so a larger budget reuses the smaller subsets) and the
+validation batches (their contents); the wrapped datamodule's plain settings; the seed; the
+Trainer settings in :data:`TRAINER_SETTINGS` (the same list builds the subset Trainers); and the
+placement (accelerator kind and number of processes: under DDP the effective batch grows with
+it). Each part is hashed separately, so a re-run can say which one changed. Code a source file
+calls in *other* files (a helper module) is not hashed: clear ``results_dir`` after editing it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import logging
 import math
 import pickle
 import shutil
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -70,9 +74,10 @@ def fingerprint_parts(
         "datamodule settings": _digest(
             (type(dm.datamodule).__qualname__, _plain_settings(dm.datamodule), dm.batch_size, dm.full_size)
         ),
-        "code": _digest((_source(type(pl_module)), _source(type(dm.datamodule)), _versions())),
+        "code": _digest(_code(pl_module, dm)),
         "seed": _digest(dm.seed),
         "trainer settings": _digest((sorted(trainer_settings(trainer).items()), monitor)),
+        "placement": _digest((trainer.strategy.root_device.type, trainer.world_size)),
     }
     return parts
 
@@ -154,23 +159,51 @@ class RunCache:
         shutil.rmtree(self.partial_dir(size), ignore_errors=True)
 
 
-def _source(cls: type) -> str:
-    """The class's source and its bases' (a changed training_step is a different computation)."""
-    parts = []
-    for klass in cls.__mro__:
-        if klass.__module__.split(".")[0] in ("lightning", "pytorch_lightning", "torch", "builtins"):
-            break
-        try:
-            parts.append(inspect.getsource(klass))
-        except (OSError, TypeError):  # defined interactively: its name is all there is
-            parts.append(klass.__qualname__)
-    return "\n".join(parts)
+#: Packages whose code the torch and Lightning versions already stand for (and the standard
+#: library: the Python version does).
+_FRAMEWORK = ("builtins", "torch", "lightning", "pytorch_lightning", "lightning_fabric")
 
 
-def _versions() -> tuple[str, str]:
+def _code(pl_module, dm) -> dict[str, Any]:
+    """The source of every file that defines a class of the module's submodules (and their
+    bases), of the wrapped datamodule, or the train loader's collate and worker-init functions
+    (a changed ``training_step``, layer or tokenising collate is a different computation), and the
+    versions of Python, torch, Lightning and the packages those files belong to."""
+    loader = dm.train_dataloader()  # the full train loader: no subset is active yet
+    objects: list[Any] = [type(m) for m in pl_module.modules()] + [type(dm.datamodule)]
+    objects += [f for f in (loader.collate_fn, loader.worker_init_fn) if f is not None]
+    sources: dict[str, str] = {}
+    for obj in objects:
+        obj = getattr(obj, "func", obj)  # functools.partial
+        for klass in obj.__mro__ if isinstance(obj, type) else (obj,):
+            name = getattr(klass, "__module__", None) or ""
+            top = name.split(".")[0]
+            if top in _FRAMEWORK or top in sys.stdlib_module_names or name in sources:
+                continue
+            sources[name] = _source_text(name, klass)
+    packages = {name.split(".")[0] for name in sources} - {"__main__"}
     import lightning
 
-    return torch.__version__, lightning.__version__
+    versions = {"python": sys.version, "torch": torch.__version__, "lightning": lightning.__version__}
+    for package in sorted(packages):
+        version = getattr(sys.modules.get(package), "__version__", None)
+        if version is not None:
+            versions[package] = str(version)
+    return {"sources": sources, "versions": versions}
+
+
+def _source_text(module_name: str, obj: Any) -> str:
+    """The whole source file of ``module_name``; the object's own source when there is no file
+    (a notebook cell), its name when there is no source at all."""
+    module = sys.modules.get(module_name)
+    try:
+        return Path(inspect.getsourcefile(module)).read_text(errors="replace")
+    except (OSError, TypeError):
+        pass
+    try:
+        return inspect.getsource(obj)
+    except (OSError, TypeError):
+        return getattr(obj, "__qualname__", repr(obj))
 
 
 def _batches(loaders):

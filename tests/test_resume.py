@@ -1,6 +1,7 @@
 """Resume: the cache reuses only the same computation; interrupted runs and fits continue."""
 
 import logging
+import sys
 
 import lightning as L
 import pytest
@@ -178,3 +179,61 @@ def test_a_larger_budget_reuses_the_smaller_subsets_already_run(tmp_path):
     large, trained = run(256)
     assert large.sizes == [256, 128, 64, 32] and trained == 2  # 256 and 128 only
     assert large.losses[2:] == small.losses
+
+
+def test_an_edited_layer_in_another_file_is_a_different_computation(tmp_path, caplog, monkeypatch):
+    """The module's own class is unchanged; a layer it builds, from the user's other file, is not."""
+    import importlib
+
+    src = tmp_path / "user_layers.py"
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def write_layer(activation):
+        src.write_text(
+            "import torch\n\n"
+            "class Head(torch.nn.Linear):\n"
+            "    def __init__(self):\n"
+            "        super().__init__(8, 1)\n\n"
+            f"    def forward(self, x):\n        return {activation}(super().forward(x))\n"
+        )
+        sys.modules.pop("user_layers", None)
+        importlib.invalidate_caches()
+        return importlib.import_module("user_layers").Head
+
+    class WithHead(Boring):
+        def __init__(self, head):
+            super().__init__()
+            self.layer = head()
+
+    def run(head):
+        torch.manual_seed(0)
+        model = WithHead(head)
+        law = RectifiedLawCallback(schedule="all", results_dir=tmp_path / "res")
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="lightning_rectlaw"):
+            trainer_with(tmp_path, law).fit(
+                model, datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32)
+            )
+        return [r.getMessage() for r in caplog.records if "[rectlaw] size" in r.getMessage()]
+
+    run(write_layer("torch.relu"))
+    assert all("reusing" in m for m in run(write_layer("torch.relu")))
+    log = run(write_layer("torch.tanh"))  # same weights, same module class: another forward
+    assert log and all("retraining" in m and "code" in m for m in log)
+
+
+def test_more_processes_are_a_different_computation(tmp_path):
+    """Under DDP each process takes a batch: twice the processes, twice the effective batch."""
+    from lightning_rectlaw.cache import fingerprint_parts
+
+    model, dm = Boring(), NestedSubsetDataModule(Data(), budget=128, min_size=32)
+    dm.setup("fit")
+    weights = dict(model.state_dict())
+
+    def parts(**kw):
+        trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, **kw)
+        return fingerprint_parts(model, dm, trainer, "val_loss", weights)
+
+    one, two = parts(devices=1), parts(devices=2, strategy="ddp")
+    assert one["placement"] != two["placement"]
+    assert {k for k in one if one[k] != two[k]} == {"placement"}
