@@ -103,13 +103,13 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--methods",
         default=None,
-        help=f"comma-separated (default: {','.join(EVAL_METHODS)}; with --schedule adaptive, "
-        f"{DEFAULT_METHOD}: the rule needs a method's P(best))",
+        help=f"comma-separated (default: those of {','.join(EVAL_METHODS)} the table has the columns "
+        f"for; with --schedule adaptive, {DEFAULT_METHOD}: the rule needs a method's P(best))",
     )
     e.add_argument(
         "--ratios",
         default=",".join(map(str, EVAL_RATIOS)),
-        help="comma-separated budget ratios r (budget = target / r)",
+        help="comma-separated budget ratios r (budget = target / r; default: %(default)s)",
     )
     e.add_argument(
         "--metrics",
@@ -248,9 +248,11 @@ def _cmd_select(args) -> int:
 
 def _cmd_evaluate(args) -> int:
     table = LossTable.read_csv(args.table)
-    if args.methods is None:
-        args.methods = DEFAULT_METHOD if args.schedule == "adaptive" else ",".join(EVAL_METHODS)
-    methods = [m.strip().lower() for m in args.methods.split(",") if m.strip()]
+    if args.methods is None and args.schedule == "adaptive":
+        args.methods = DEFAULT_METHOD
+    methods = None  # the default: every method the table has the columns for
+    if args.methods is not None:
+        methods = [m.strip().lower() for m in args.methods.split(",") if m.strip()]
     metrics = [_metric_name(m) for m in args.metrics.split(",") if m.strip()]
     try:
         ratios = [int(r) for r in args.ratios.split(",") if r.strip()]
@@ -280,13 +282,14 @@ def _cmd_evaluate(args) -> int:
         return 0
     rows = []
     for metric in dict.fromkeys(r.metric for r in results):
-        for m in methods:
+        for m in dict.fromkeys(r.method for r in results):
             vals = {r.ratio: r.value for r in results if r.method == m and r.metric == metric}
             if not vals:
                 continue  # e.g. Brier for a method without P(best)
             row: dict[str, Any] = {"metric": metric, "method": _label(m)}
             row.update({f"1/{r}": vals.get(r) for r in ratios})
-            row["mean"] = float(np.nanmean(list(vals.values())))
+            finite = [v for v in vals.values() if np.isfinite(v)]
+            row["mean"] = float(np.mean(finite)) if finite else np.nan  # nan: no budget scored it
             rows.append(row)
     _emit(rows, "table", digits=2 if "Brier" in metrics else 1)
     return 0

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lightning_rectlaw.adaptive import simulate
+from lightning_rectlaw.formatting import format_number
 from lightning_rectlaw.metrics import brier, coverage, pearcorr, pool_choices, relacc
 from lightning_rectlaw.selection import METHODS, select
 from lightning_rectlaw.table import LossTable, TableError
@@ -77,7 +78,7 @@ class EvalRows(list):
 
 def evaluate(
     table: LossTable,
-    methods: Sequence[str] = EVAL_METHODS,
+    methods: Sequence[str] | None = None,
     ratios: Sequence[int] = EVAL_RATIOS,
     target: float | None = None,
     compute: bool = False,
@@ -93,7 +94,8 @@ def evaluate(
 
     Args:
         table: the losses, with the true ones at ``target``.
-        methods, ratios: what to score; budget = ``target / ratio``.
+        methods, ratios: what to score; budget = ``target / ratio``. Default methods:
+            :data:`EVAL_METHODS`, less those needing a column the table lacks (with a warning).
         target: the full size (default: the table's largest).
         compute: add ``Compute`` (kept for ``metrics=None`` callers).
         metrics: any of :data:`METRICS` (default ``PearCorr`` and ``RelAcc``). ``Brier`` and
@@ -108,11 +110,20 @@ def evaluate(
 
     Raises:
         TableError: ``target`` is not a column of the table, or a budget falls outside it.
-        ValueError: an unknown method or metric, or a pool size below 2.
+        ValueError: an unknown method or metric, a method needing a column the table lacks, or a
+            pool size below 2. All before any method is scored.
     """
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods or () if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; choose from {sorted(METHODS)}")
+    lacking = {m: _missing_columns(table, m) for m in (EVAL_METHODS if methods is None else methods)}
+    lacking = {m: cols for m, cols in lacking.items() if cols}
+    if lacking:
+        what = ", ".join(f"{m} (column {' and '.join(cols)})" for m, cols in lacking.items())
+        if methods is not None:
+            raise ValueError(f"{table.source} has no column for {what}; leave those methods out")
+        warnings.warn(f"skipped, {table.source} has no column for: {what}", stacklevel=2)
+    methods = [m for m in (EVAL_METHODS if methods is None else methods) if m not in lacking]
     metrics = list(DEFAULT_METRICS if metrics is None else metrics)
     if compute and "Compute" not in metrics:
         metrics.append("Compute")
@@ -125,6 +136,14 @@ def evaluate(
         raise ValueError(f"`pool_size` must be at least 2 and `pools` at least 1, got {pool_size}, {pools}")
     target = table.max_size if target is None else float(target)
     truth_all = table.column(target)
+    too_small = [int(r) for r in ratios if target / r < table.sizes[0]]
+    if too_small:
+        fits = [int(r) for r in ratios if r not in too_small]
+        raise TableError(
+            f"budget ratio(s) {too_small} give budgets below the smallest subset in {table.source} "
+            f"({format_number(table.sizes[0])} examples; target {format_number(target)}): use ratios "
+            f"up to {int(target // table.sizes[0])}" + (f", e.g. {','.join(map(str, fits))}" if fits else "")
+        )
     have = np.isfinite(truth_all)
     if not have.any():
         raise TableError(f"no candidate has a loss at the target size {target:g}")
@@ -162,6 +181,12 @@ def evaluate(
             values = _metrics(sel, table, truth, scores, draws, target, metrics, method, picks)
             rows += [EvalRow(method, int(r), m, v) for m, v in values.items()]
     return EvalRows(rows)
+
+
+def _missing_columns(table: LossTable, method: str) -> list[str]:
+    """The table columns ``method`` needs and ``table`` lacks (``'0'``: zero-shot, ``'size'``)."""
+    column = {"zero_shot": "'0'", "num_params": "'size'"}
+    return [column[need] for need in METHODS[method].needs if getattr(table, need) is None]
 
 
 def _metrics(sel, table, truth, scores, draws, target, metrics, method, picks=None) -> dict[str, float]:

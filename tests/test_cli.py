@@ -126,3 +126,21 @@ def test_output_piped_into_a_reader_that_leaves_is_not_an_error(table):
         check=True,
     )
     assert proc.stdout.startswith("method=robust_ats") and "Error" not in proc.stderr
+
+
+def test_evaluate_on_a_small_table_without_optional_columns(tmp_path, capsys):
+    """The default methods and ratios on a table with 4 sizes and neither '0' nor 'size'."""
+    p = tmp_path / "small.csv"
+    p.write_text("config name,200,400,800,1600\na,3,2.8,2.5,2.2\nb,2.9,2.8,2.7,2.6\nc,3.1,2.9,2.6,2.4\n")
+    assert main(["evaluate", str(p)]) == 2  # the default ratios reach 1/512: named, with those that fit
+    err = capsys.readouterr().err
+    assert "ratio(s) [16, 32, 64, 128, 256, 512] give budgets below the smallest subset" in err
+    assert "use ratios up to 8, e.g. 8" in err
+    assert main(["evaluate", str(p), "--ratios", "2,4", "--format", "csv"]) == 0
+    out, err = capsys.readouterr()
+    assert "small.csv has no column for: zeroshot (column '0'), modelsize (column 'size')" in err
+    methods = {r["method"] for r in csv.DictReader(io.StringIO(out))}
+    assert {"RobustAtS", "SubTuning"} <= methods and not {"ZeroShot", "ModelSize"} & methods
+    # asked for explicitly: refused before anything is computed
+    assert main(["evaluate", str(p), "--ratios", "2", "--methods", "subtuning,modelsize"]) == 2
+    assert "no column for modelsize (column 'size'); leave those methods out" in capsys.readouterr().err
