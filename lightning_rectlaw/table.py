@@ -191,6 +191,18 @@ class LossTable:
 
         return to_pandas(self.rows(), index="name")
 
+    @classmethod
+    def from_pandas(cls, frame, source: str = "<DataFrame>") -> LossTable:
+        """A table from a ``pandas.DataFrame`` in the layout of :meth:`to_pandas` (and of the CSV):
+        one row per candidate, named by the index or by a ``name``/``config name`` column; a
+        column per subset size (``0``: the zero-shot loss; ``NaN``: a missing run), ``size`` and
+        ``family`` optional. Checked as a CSV file is (the same errors)."""
+        named = [c for c in (NAME_COLUMN, "name") if c in frame.columns]
+        if named:
+            frame = frame.set_index(named[0])
+        text = frame.to_csv(index=True, index_label=NAME_COLUMN, na_rep="")
+        return cls.from_csv_text(text, source=source)
+
     def _headline(self) -> str:
         extras = [
             label

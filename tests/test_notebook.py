@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from lightning_rectlaw import LossTable, RectifiedLawResult, evaluate, select
+from lightning_rectlaw.table import TableError
 
 
 def big_table(n=200):
@@ -69,6 +70,23 @@ def test_to_pandas_on_table_selection_and_evaluate_rows():
     assert wide.loc[("RelAcc", "ats"), 8] == pytest.approx(
         next(r.value for r in rows if r.method == "ats" and r.ratio == 8 and r.metric == "RelAcc")
     )
+
+
+def test_a_table_round_trips_through_pandas_and_a_users_frame_is_checked():
+    pd = pytest.importorskip("pandas")
+    table = big_table(5)
+    table.losses[2, 4] = np.nan  # a missing run
+    back = LossTable.from_pandas(table.to_pandas())
+    assert back.names == table.names and np.array_equal(back.sizes, table.sizes)
+    assert np.array_equal(back.losses, table.losses, equal_nan=True)
+    assert np.array_equal(back.zero_shot, table.zero_shot) and np.array_equal(
+        back.num_params, table.num_params
+    )
+    # a frame built by hand: names in a column, sizes as strings, no zero-shot
+    mine = pd.DataFrame({"name": ["a", "b"], "200": [3.0, 2.9], "400": [2.8, 2.8], "800": [2.5, 2.7]})
+    assert select(LossTable.from_pandas(mine), "subtuning", budget=800).best == "a"
+    with pytest.raises(TableError, match=r"finite and positive, candidate 'b' has \[-1.0\]"):
+        LossTable.from_pandas(mine.assign(**{"400": [2.8, -1.0]}))
 
 
 def test_plot_returns_a_figure_and_leaves_the_pyplot_backend_alone():
