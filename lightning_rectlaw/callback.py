@@ -39,7 +39,13 @@ from lightning_rectlaw.files import atomic_write_text
 from lightning_rectlaw.loggers import log_result
 from lightning_rectlaw.result import RESULT_FILE, RectifiedLawResult
 from lightning_rectlaw.selection import DEFAULT_METHOD, METHODS, check_option, method_entry
-from lightning_rectlaw.subsets import ModuleState, SubsetRuns, check_enough_subsets, check_strategy
+from lightning_rectlaw.subsets import (
+    ModuleState,
+    SubsetRuns,
+    check_enough_subsets,
+    check_strategy,
+    check_trains_and_validates,
+)
 
 __all__ = ["RectifiedLawCallback", "RectifiedLawResult"]
 
@@ -107,7 +113,10 @@ class RectifiedLawCallback(Callback):
     Raises:
         ValueError: bad options; the metric ``monitor`` never logged; a multi-device strategy
             other than DDP with externally created processes (FSDP, DeepSpeed, ``ddp_spawn``);
-            too few subsets for the method.
+            too few subsets for the method; a Trainer that trains nothing (``max_epochs=0``,
+            ``max_steps=0``, ``limit_train_batches=0``) or never validates
+            (``limit_val_batches=0``). A metric never logged shows after the first subset run;
+            the rest before any training.
         TypeError: the Trainer's datamodule is not a :class:`NestedSubsetDataModule`.
     """
 
@@ -202,6 +211,7 @@ class RectifiedLawCallback(Callback):
                 "NestedSubsetDataModule(your_datamodule, budget=1/8))"
             )
         check_strategy(trainer)
+        check_trains_and_validates(trainer)
         check_enough_subsets(dm, self.method, self._method_options(), self.zero_shot)
         # fast_dev_run: every subset trains fast_dev_run batches, which checks the code paths
         # but measures nothing: no cache, no checkpoints, no result file, no prediction.

@@ -27,6 +27,7 @@ __all__ = [
     "SubsetRuns",
     "check_enough_subsets",
     "check_strategy",
+    "check_trains_and_validates",
     "epochs",
     "seed_run",
     "subset_trainer",
@@ -274,6 +275,28 @@ def check_enough_subsets(dm: NestedSubsetDataModule, method: str, options: dict,
             f"the budget {dm.budget!r} and min_size={dm.min_size} give {len(dm.sizes)} subset(s) "
             f"{dm.sizes}{counted}, but `method={method!r}` needs {need} points: lower min_size or "
             "raise the budget"
+        )
+
+
+def check_trains_and_validates(trainer: L.Trainer) -> None:
+    """Before any training: the subset runs inherit the Trainer's limits, so a Trainer that trains
+    nothing would score the untrained model at every size, and one that never validates has no
+    loss to score."""
+    stops = {
+        "max_epochs": trainer.max_epochs == 0,
+        "max_steps": trainer.max_steps == 0,
+        "limit_train_batches": trainer.limit_train_batches == 0,
+    }
+    off = [name for name, zero in stops.items() if zero]
+    if off:
+        raise ValueError(
+            f"the Trainer's {' and '.join(f'{n}=0' for n in off)} trains nothing, and the subset runs "
+            "inherit it: every subset would score the untrained model; set it above 0"
+        )
+    if trainer.limit_val_batches == 0:
+        raise ValueError(
+            "the Trainer's limit_val_batches=0 turns validation off, and the subset runs inherit it: "
+            "every subset is scored on the validation set; remove limit_val_batches or set it above 0"
         )
 
 

@@ -233,6 +233,24 @@ def test_several_validation_loaders_monitor_the_one_named(tmp_path):
     assert all(b > 2 * a for a, b in zip(first.result.losses, second.result.losses, strict=True))
 
 
+@pytest.mark.parametrize(
+    "settings, match",
+    [
+        ({"max_epochs": 0}, "max_epochs=0 trains nothing"),
+        ({"max_steps": 0}, "max_steps=0 trains nothing"),
+        ({"limit_train_batches": 0}, "limit_train_batches=0 trains nothing"),
+        ({"limit_val_batches": 0.0}, "limit_val_batches=0 turns validation off"),
+    ],
+)
+def test_a_trainer_that_trains_or_validates_nothing_is_refused_before_training(tmp_path, settings, match):
+    model = Boring()
+    with pytest.raises(ValueError, match=match):
+        trainer_with(tmp_path, RectifiedLawCallback(), **settings).fit(
+            model, datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32)
+        )
+    assert model.starts == []  # refused, not run
+
+
 def test_the_callback_given_twice_is_refused(tmp_path):
     a, b = RectifiedLawCallback(), RectifiedLawCallback(method="ats")
     assert a.state_key != b.state_key  # distinct in a checkpoint
