@@ -6,6 +6,7 @@ import math
 
 import lightning as L
 import numpy as np
+from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset, Subset
 
@@ -138,6 +139,14 @@ class NestedSubsetDataModule(L.LightningDataModule):
         return base.batch_size or getattr(base.batch_sampler, "batch_size", None) or 1
 
     @property
+    def drop_last(self) -> bool:
+        """Whether the wrapped train loader drops a last, partial batch (the subsets do too)."""
+        self.train_dataset  # noqa: B018 - sets up the wrapped loader on first use
+        base = self._train_loader
+        own = base.batch_sampler if type(base.batch_sampler) is not BatchSampler else None
+        return bool(base.drop_last or getattr(own, "drop_last", False))
+
+    @property
     def full_size(self) -> int:
         return len(self.train_dataset)
 
@@ -167,6 +176,22 @@ class NestedSubsetDataModule(L.LightningDataModule):
                 f"budget {self.budget!r} ({top} examples) is below min_size="
                 f"{self.min_size}; raise the budget or lower min_size"
             )
+        if self.drop_last and self.sizes[-1] < self.batch_size:
+            raise ValueError(
+                f"the train loader drops a last partial batch (drop_last=True) of batch size "
+                f"{self.batch_size}, so subsets under {self.batch_size} examples would train on "
+                f"nothing (the smallest is {self.sizes[-1]}): set min_size={self.batch_size} or more, "
+                "or drop_last=False"
+            )
+        if self.drop_last:
+            short = {s: s - s % self.batch_size for s in self.sizes if s % self.batch_size > 0.1 * s}
+            if short:
+                rank_zero_warn(
+                    f"[rectlaw] the train loader drops a last partial batch (drop_last=True): subsets "
+                    f"of {list(short)} examples train on only {list(short.values())}, yet are fitted "
+                    f"at their full size; use sizes that are multiples of the batch size "
+                    f"{self.batch_size} (budget and min_size), or drop_last=False"
+                )
         if len(self.sizes) < 2:
             raise ValueError(
                 f"the train set ({n} examples) is too small for two nested subsets "
@@ -194,7 +219,6 @@ class NestedSubsetDataModule(L.LightningDataModule):
         import torch
 
         data = Subset(base.dataset, self.indices(self._active_size).tolist())
-        own = base.batch_sampler if type(base.batch_sampler) is not BatchSampler else None
         workers = base.num_workers > 0
         return DataLoader(
             data,
@@ -203,7 +227,7 @@ class NestedSubsetDataModule(L.LightningDataModule):
             collate_fn=base.collate_fn,
             num_workers=base.num_workers,
             pin_memory=base.pin_memory,
-            drop_last=base.drop_last or bool(getattr(own, "drop_last", False)),
+            drop_last=self.drop_last,
             timeout=base.timeout,
             worker_init_fn=base.worker_init_fn,
             multiprocessing_context=base.multiprocessing_context if workers else None,

@@ -163,3 +163,22 @@ def test_a_budget_ratio_is_a_fraction_of_the_target_size_everywhere():
     table = LossTable.from_csv_text("config name,64,128,256,512,1024\na,5,4,3,2,1\n")
     assert table.resolve_budget("1/8", target=1024) == dm.max_size
     assert NestedSubsetDataModule(Data(2048), budget="1/8", min_size=16).max_size == 256  # target: all 2048
+
+
+class _DropLast(Data):
+    def train_dataloader(self):
+        return DataLoader(self.train, batch_size=64, shuffle=True, drop_last=True)
+
+
+def test_drop_last_subsets_that_would_train_on_nothing_or_less_are_caught(tmp_path):
+    model = Boring()
+    with pytest.raises(ValueError, match=r"subsets under 64 examples would train on nothing.*min_size=64"):
+        trainer_with(tmp_path, RectifiedLawCallback()).fit(
+            model, datamodule=NestedSubsetDataModule(_DropLast(), budget=256, min_size=16)
+        )
+    assert model.starts == []
+    dm = NestedSubsetDataModule(_DropLast(), budget=400, min_size=64)  # 400, 200, 100
+    with pytest.warns(UserWarning, match=r"subsets of \[100\] examples train on only \[64\]"):
+        dm.setup("fit")
+    dm.use_subset(100)
+    assert dm.train_dataloader().drop_last and len(dm.train_dataloader()) == 1
