@@ -303,9 +303,10 @@ def _adaptive(root: Path, records: list[CandidateRecord]) -> dict[str, Any] | No
     if state is None:
         return None
     by_name = {r["name"]: r for r in records}
+    by_key = {_candidate_key(r): r for r in records if r.get("overrides")}
     for i, rnd in enumerate(state["rounds"], start=1):
         for d in rnd["decisions"]:
-            r = by_name.get(d["name"])
+            r = by_key.get(d.get("candidate"), by_name.get(d["name"]))
             if r is None:
                 continue
             r["round"] = i
@@ -314,6 +315,11 @@ def _adaptive(root: Path, records: list[CandidateRecord]) -> dict[str, Any] | No
                 r["prob_best"] = d.get("prob_best")
     spent = sum(float(r.get("examples_processed") or 0) for r in records)
     return {**state, "spent": spent, "full": _full_schedule(records, len(state["rungs"]))}
+
+
+def _candidate_key(record: CandidateRecord) -> str:
+    """The adaptive sweeper's key of a job's candidate: its overrides but the round's budget."""
+    return " ".join(o for o in record["overrides"] if not o.startswith("rectlaw.budget="))
 
 
 def _full_schedule(records: list[CandidateRecord], last_round: int) -> float:
@@ -331,8 +337,18 @@ def _full_schedule(records: list[CandidateRecord], last_round: int) -> float:
     return schedule * sum(passes.get(r["name"], typical) for r in records)
 
 
-def _rows(records: list[CandidateRecord]) -> list[dict[str, Any]]:
-    ok = [r for r in records if r["status"] == "ok" and r.get("predicted_loss") is not None]
+def _mixed_targets(records: list[CandidateRecord]) -> dict[Any, list[str]]:
+    """The candidates by the target size they were predicted at, when they disagree (else empty):
+    losses predicted at different sizes (a sweep over datasets or target sizes) are not comparable."""
+    by_target: dict[Any, list[str]] = {}
+    for r in records:
+        if r["status"] == "ok" and r.get("predicted_loss") is not None:
+            by_target.setdefault(r.get("target_size"), []).append(r["name"])
+    return by_target if len(by_target) > 1 else {}
+
+
+def _rows(records: list[CandidateRecord], rank: bool = True) -> list[dict[str, Any]]:
+    ok = [r for r in records if rank and r["status"] == "ok" and r.get("predicted_loss") is not None]
     failed = [r for r in records if r not in ok]
     # survivors first, by prediction; then the eliminated, the later eliminated first
     ok.sort(key=lambda r: (-(r.get("eliminated_at") or math.inf), r["predicted_loss"]))
@@ -379,7 +395,11 @@ def _fmt_prob(p: float | None) -> str:
 
 
 def _markdown(
-    rows: list[dict[str, Any]], sweep: Path, columns: list[str] = COLUMNS, rounds: dict | None = None
+    rows: list[dict[str, Any]],
+    sweep: Path,
+    columns: list[str] = COLUMNS,
+    rounds: dict | None = None,
+    mixed: dict[Any, list[str]] | None = None,
 ) -> str:
     ranked = [r for r in rows if r["rank"] is not None]
     lines = [f"# Selection summary — {sweep}", ""]
@@ -416,6 +436,16 @@ def _markdown(
                 "overlap: the choice between them is uncertain at this budget.",
                 "",
             ]
+    elif mixed:
+        groups = "; ".join(
+            f"{target} examples: " + ", ".join(f"`{n}`" for n in names) for target, names in mixed.items()
+        )
+        lines += [
+            f"**No candidate is chosen**: the candidates were predicted at different target sizes "
+            f"({groups}), so their losses are not comparable. Sweep one dataset at a time, or give "
+            "every candidate the same `rectlaw.target_size`.",
+            "",
+        ]
     else:
         lines += ["**No candidate could be ranked**; see the status column.", ""]
     if rounds is not None:
@@ -461,7 +491,8 @@ def write_summary(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike | Non
     """Write the summary files of ``sweep_dir`` into ``out_dir`` (default: the sweep directory).
 
     Raises:
-        NothingRankedError: after writing them, when no candidate could be ranked.
+        NothingRankedError: after writing them, when no candidate could be ranked, or the
+            candidates were predicted at different target sizes (not comparable).
         OSError: the output directory cannot be written (the message names it and the fix).
     """
     root = Path(sweep_dir)
@@ -471,10 +502,11 @@ def write_summary(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike | Non
     running = [r for r in records if r.get("eliminated_at") is None]
     joint = _joint(running)  # the eliminated keep the prediction and P(best) they stopped with
     records = [{**r, **joint.get(r["name"], {})} for r in records]
-    rows = _rows(records)
+    mixed = _mixed_targets(records)  # e.g. a sweep over datasets: nothing to rank across
+    rows = _rows(records, rank=not mixed)
     columns = COLUMNS if rounds is None else [*COLUMNS[:-1], "round", "eliminated_at", COLUMNS[-1]]
     paths = [out / f"selection_summary.{ext}" for ext in ("md", "csv", "json", "png")]
-    markdown = _markdown(rows, root, columns, rounds)
+    markdown = _markdown(rows, root, columns, rounds, mixed)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     w.writeheader()
@@ -503,6 +535,12 @@ def write_summary(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike | Non
             f"cannot write the selection summary into {str(out)!r} ({err.strerror or err}); "
             "write it elsewhere with `rectlaw summarize SWEEP_DIR --out DIR`"
         ) from None
+    if mixed:
+        raise NothingRankedError(
+            f"the candidates of {str(root)!r} were predicted at different target sizes "
+            f"({'; '.join(f'{t}: {names}' for t, names in mixed.items())}), so none is chosen; sweep "
+            f"one dataset at a time or set rectlaw.target_size; the summary is in {paths[0]}"
+        )
     if not any(r["rank"] is not None for r in rows):
         reasons = "; ".join(f"{r['candidate']}: {r['status']}" for r in rows)
         raise NothingRankedError(

@@ -139,8 +139,12 @@ def run_rounds(
         records = {k: _record(k, r) for k, r in zip(alive, results)}
         # A job that raised or failed before measuring is out; a curve too short for a prediction
         # at this rung is still in the race (the rule keeps what it cannot rank).
+        # In the table each candidate goes by its key (its overrides): two jobs of one model with
+        # other settings (model.lr=1e-3,1e-4) share a name.
         measured = {
-            k: {**r, "status": "ok"} for k, r in records.items() if r.get("sizes") and "error" not in r
+            k: {**r, "status": "ok", "name": k}
+            for k, r in records.items()
+            if r.get("sizes") and "error" not in r
         }
         decisions = [
             {"candidate": k, "name": records[k]["name"], "keep": False, "reason": records[k]["status"]}
@@ -148,9 +152,8 @@ def run_rounds(
             if k not in measured
         ]
         if measured:
-            names = {r["name"]: k for k, r in measured.items()}
             table = loss_table(list(measured.values()))
-            target = float(next(iter(measured.values()))["target_size"])
+            target = _one_target(measured)
             _, judged = schedule_round(
                 table,
                 float(size),
@@ -163,7 +166,7 @@ def run_rounds(
                 last=i == len(plan) - 1,
                 **options,
             )
-            judged = [{"candidate": names[d.name], **asdict(d)} for d in judged]
+            judged = [{**asdict(d), "candidate": d.name, "name": records[d.name]["name"]} for d in judged]
             decisions = judged + decisions
         state["rounds"].append({"rung": value, "size": size, "decisions": decisions})
         _write_rounds(sweep_dir, state)
@@ -176,6 +179,19 @@ def run_rounds(
     state["done"] = True
     _write_rounds(sweep_dir, state)
     return returns
+
+
+def _one_target(measured: dict[str, dict[str, Any]]) -> float:
+    """The target size all candidates were predicted at; refused when they differ (a sweep over
+    datasets or target sizes), since P(best) compares their losses at one size."""
+    targets = {k: r.get("target_size") for k, r in measured.items()}
+    if len(set(targets.values())) > 1:
+        raise ValueError(
+            f"hydra/sweeper=rectlaw compares candidates at one target size, but these were predicted "
+            f"at different ones ({', '.join(f'{k}: {t}' for k, t in targets.items())}); sweep one "
+            "dataset at a time, or set rectlaw.target_size"
+        )
+    return float(next(iter(targets.values())))
 
 
 def _record(key: str, job: Any) -> dict[str, Any]:

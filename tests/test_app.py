@@ -224,6 +224,23 @@ def test_summary_from_result_files_via_cli(tmp_path):
     assert losses.column(400).tolist() == pytest.approx([2.2, 1.7])
 
 
+def test_candidates_predicted_at_different_target_sizes_are_not_ranked_together(tmp_path, capsys):
+    """A sweep over two datasets: the losses predicted for each are not comparable."""
+    from lightning_rectlaw.cli import main
+
+    for name, loss, target in (("a", 2.0, 800), ("b", 1.5, 800), ("c", 0.5, 3200)):
+        (tmp_path / name).mkdir()
+        record = {"name": name, "status": "ok", "predicted_loss": loss, "target_size": target}
+        record.update(sizes=[400, 200, 100], losses=[loss + 0.2, loss + 0.4, loss + 0.7])
+        (tmp_path / name / "candidate.json").write_text(json.dumps(record))
+    assert main(["summarize", str(tmp_path)]) != 0
+    assert "predicted at different target sizes (800: ['a', 'b']; 3200: ['c'])" in capsys.readouterr().err
+    rows = list(csv.DictReader((tmp_path / "selection_summary.csv").open()))
+    assert {r["candidate"] for r in rows} == {"a", "b", "c"} and not any(r["rank"] for r in rows)
+    md = (tmp_path / "selection_summary.md").read_text()
+    assert "**No candidate is chosen**" in md and "Fine-tune" not in md
+
+
 def _job_records(root, method, sizes, scales, options=None, bad=None):
     """One candidate.json per (name, scale): the curve ``scale * 3 / (5 + D^0.3)``, as a job
     would write it; ``bad`` = (name, index) multiplies that one loss by 1.3."""

@@ -254,6 +254,55 @@ def test_rounds_eliminate_record_failures_and_resume_after_the_last_finished_rou
         )
 
 
+def test_one_model_at_two_settings_is_two_candidates_and_mixed_targets_are_refused(tmp_path):
+    """``model=a model.lr=1,2``: two jobs named ``a``, judged apart and reported apart."""
+    import numpy as np
+
+    from lightning_rectlaw.summary import _adaptive
+    from lightning_rectlaw.sweeper import candidate_subdir, read_rounds, run_rounds
+
+    sizes = [200 * 2**i for i in range(9)]
+    offsets = {"model=a model.lr=1": 0.0, "model=a model.lr=2": 0.9, "model=c": 0.02}
+    curves = {key: {s: 3.0 * s**-0.3 + 1.0 + o for s in sizes} for key, o in offsets.items()}
+
+    def launch(batch, first, targets=None):
+        out = []
+        for job in batch:
+            key = " ".join(o for o in job if not o.startswith(("rectlaw.budget=", "hydra.")))
+            budget = int(next(o for o in job if o.startswith("rectlaw.budget=")).split("=")[1])
+            run = [s for s in sorted(sizes, reverse=True) if s <= budget]
+            record = {"name": job[0].split("=")[1], "status": "ok", "sizes": run}
+            record |= {"losses": [curves[key][s] for s in run], "examples_processed": int(np.sum(run))}
+            out.append(_Job({**record, "target_size": (targets or {}).get(key, 409600)}))
+        return out
+
+    candidates = [key.split() for key in offsets]
+    rungs = [(str(s), s) for s in (6400, 12800, 25600)]
+    kw = dict(rule="mass", threshold=0.1, min_points=3, floor=2, method="robust_ats", options={})
+    run_rounds(launch, candidates, rungs, tmp_path, subdir=candidate_subdir, **kw)
+    first = read_rounds(tmp_path)["rounds"][0]["decisions"]
+    by_key = {d["candidate"]: d for d in first}
+    assert not by_key["model=a model.lr=2"]["keep"] and by_key["model=a model.lr=1"]["keep"]
+    assert {d["name"] for d in first} == {"a", "c"}  # shown by name, told apart by key
+    # the summary's records (renamed apart by collect_results) get their own rounds
+    records = [
+        {
+            "name": f"a [model.lr={lr}]",
+            "status": "ok",
+            "overrides": ["model=a", f"model.lr={lr}", "rectlaw.budget=6400"],
+        }
+        for lr in (1, 2)
+    ]
+    _adaptive(tmp_path, records)
+    assert records[1]["eliminated_at"] == 6400 and records[0].get("eliminated_at") is None
+
+    def mixed(batch, first):
+        return launch(batch, first, targets={"model=c": 1000})
+
+    with pytest.raises(ValueError, match=r"at one target size.*model=c: 1000.*sweep one dataset at a time"):
+        run_rounds(mixed, candidates, rungs, tmp_path / "mixed", subdir=candidate_subdir, **kw)
+
+
 def test_full_schedule_compute_counts_each_candidates_own_epochs(tmp_path):
     from lightning_rectlaw.summary import _adaptive
 
