@@ -235,7 +235,7 @@ class RectifiedLawCallback(Callback):
         # The RNG is isolated around the measurement and each run seeded from (seed, size): a
         # subset's loss does not depend on which others ran or were reused, and the user's own
         # fit (continue_fit=True) draws the same random numbers as without the callback.
-        with isolate_rng():  # (hashing the validation batches draws from it too)
+        with isolate_rng(), dm.measuring():  # (hashing the validation batches draws from it too)
             cache = RunCache(None, {})  # no results_dir: nothing to hash or reuse
             if self.results_dir is not None and not smoke:
                 parts = fingerprint_parts(pl_module, dm, trainer, self.monitor, snapshot.tensors())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import lightning as L
 import numpy as np
@@ -24,7 +26,8 @@ class NestedSubsetDataModule(L.LightningDataModule):
     subset is scored on the same held-out set. Outside the callback's subset runs the wrapper
     serves the full train set, so the user's normal fit still works.
 
-    The wrapper is faithful to the wrapped datamodule: its ``setup`` sees the Trainer, its
+    The wrapper is faithful to the wrapped datamodule: it is set up once per fit (not again for
+    each subset run, so a random split drawn in ``setup`` stays put), its ``setup`` sees the Trainer, its
     batch-transfer hooks (``on_before_batch_transfer``, ``transfer_batch_to_device``,
     ``on_after_batch_transfer``) run on every batch, its state goes into checkpoints, and a subset
     loader keeps the train loader's settings (batch size, collate function, workers and their
@@ -82,6 +85,8 @@ class NestedSubsetDataModule(L.LightningDataModule):
         self.seed = int(seed)
         self._active_size: int | None = None
         self._train_loader: DataLoader | None = None
+        self._set_up: set[str] = set()  # stages the wrapped datamodule is set up for
+        self._measuring = False  # inside the callback's subset runs (see `measuring`)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -89,8 +94,10 @@ class NestedSubsetDataModule(L.LightningDataModule):
         self.datamodule.prepare_data()
 
     def setup(self, stage: str) -> None:
-        self.datamodule.trainer = self.trainer  # a wrapped setup may read self.trainer
-        self.datamodule.setup(stage)
+        self.datamodule.trainer = self.trainer  # a wrapped setup (or loader) may read self.trainer
+        if stage not in self._set_up:  # once per stage and fit: not again for each subset run
+            self.datamodule.setup(stage)
+            self._set_up.add(stage)
         if stage == "fit" and self._train_loader is None:
             name = type(self.datamodule).__name__
             loader = self.datamodule.train_dataloader()
@@ -121,7 +128,22 @@ class NestedSubsetDataModule(L.LightningDataModule):
             self._check_sizes()
 
     def teardown(self, stage: str) -> None:
+        if self._measuring:  # a subset run ended; the user's fit goes on
+            return
+        self._set_up.discard(stage)
         self.datamodule.teardown(stage)
+
+    @contextmanager
+    def measuring(self) -> Iterator[None]:
+        """The subset runs of one measurement: their Trainers' ``setup`` and ``teardown`` do not
+        reach the wrapped datamodule, which is set up once, as for the user's one fit. (A setup
+        that re-draws a random train/validation split would otherwise score each subset on
+        another validation set, overlapping the train examples already drawn.)"""
+        self._measuring = True
+        try:
+            yield
+        finally:
+            self._measuring = False
 
     # --- sizes ---------------------------------------------------------------------------------
 

@@ -182,3 +182,37 @@ def test_drop_last_subsets_that_would_train_on_nothing_or_less_are_caught(tmp_pa
         dm.setup("fit")
     dm.use_subset(100)
     assert dm.train_dataloader().drop_last and len(dm.train_dataloader()) == 1
+
+
+class _UnseededSplit(L.LightningDataModule):
+    """The tutorial pattern: a random train/validation split drawn anew in every ``setup``."""
+
+    def __init__(self):
+        super().__init__()
+        self.full = Data(n=512).train
+        self.setups, self.teardowns, self.val_seen = 0, 0, set()
+
+    def setup(self, stage):
+        self.setups += 1
+        self.train, self.val = torch.utils.data.random_split(self.full, [384, 128])
+
+    def teardown(self, stage):
+        self.teardowns += 1
+
+    def train_dataloader(self):
+        return DataLoader(self.train, batch_size=32, shuffle=True)
+
+    def val_dataloader(self):
+        self.val_seen.add(tuple(self.val.indices))
+        return DataLoader(self.val, batch_size=64)
+
+
+def test_the_wrapped_datamodule_is_set_up_once_per_fit_not_per_subset_run(tmp_path):
+    data = _UnseededSplit()
+    law = RectifiedLawCallback(schedule="all", zero_shot=True)
+    trainer_with(tmp_path, law).fit(
+        Boring(), datamodule=NestedSubsetDataModule(data, budget=128, min_size=32)
+    )
+    assert law.result.status == "ok" and len(law.result.sizes) == 3
+    assert data.setups == 1 and len(data.val_seen) == 1  # every subset scored on one validation set
+    assert data.teardowns == 1  # at the end of the user's fit, not after each subset run
