@@ -114,7 +114,8 @@ def adaptive_sweep(
     """Successive elimination over ``candidates`` (name -> a function that builds the module).
 
     Args:
-        candidates: the models, built fresh each round.
+        candidates: the models, built fresh each round, after seeding every RNG with ``seed``
+            (as the sweep app does for each job: the same initial weights every round).
         datamodule: your LightningDataModule (wrapped in a :class:`NestedSubsetDataModule`).
         budget: the largest subset, examples or a fraction of the target (``"1/8"``).
         results_dir: where each candidate's finished subsets are kept (``<dir>/<name>``).
@@ -147,6 +148,10 @@ def adaptive_sweep(
         for name in alive:
             law = RectifiedLawCallback(results_dir=Path(results_dir) / name, name=name, **options)
             try:
+                # Seeded as the sweep app seeds each job: a candidate built from a config (random
+                # init) starts from the same weights every round, so the resume cache reuses its
+                # finished subsets instead of retraining them all from other weights.
+                L.seed_everything(seed, workers=True, verbose=False)
                 model = candidates[name]()
                 dm = NestedSubsetDataModule(
                     datamodule, budget=rung, min_size=min_size, target_size=probe.target, seed=seed

@@ -165,6 +165,46 @@ def test_in_process_adaptive_sweep_over_candidate_modules(tmp_path):
     assert len(list((tmp_path / "good" / "rectlaw_runs").glob("size_*.json"))) == 7  # 0 + 32..1024, each once
 
 
+def test_in_process_rounds_reuse_the_subsets_of_randomly_initialised_candidates(tmp_path):
+    """A factory building a model from a config (random init, no seed of its own): each round
+    starts from the same weights, so only the rung's new size is trained."""
+    import lightning as L
+    import torch
+    from boring import Data
+
+    from lightning_rectlaw import adaptive_sweep
+
+    class Plain(L.LightningModule):
+        def __init__(self, width):
+            super().__init__()
+            self.net = torch.nn.Sequential(
+                torch.nn.Linear(8, width), torch.nn.ReLU(), torch.nn.Linear(width, 1)
+            )
+
+        def training_step(self, batch, _):
+            x, y = batch
+            return torch.nn.functional.mse_loss(self.net(x).squeeze(-1), y)
+
+        def validation_step(self, batch, _):
+            x, y = batch
+            self.log("val_loss", torch.nn.functional.mse_loss(self.net(x).squeeze(-1), y))
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), 1e-2)
+
+    quiet = {"max_epochs": 1, "logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+    sweep = adaptive_sweep(
+        {"a": lambda: Plain(4), "b": lambda: Plain(16)},
+        Data(n=2048),
+        1024,
+        min_size=32,
+        results_dir=tmp_path,
+        trainer=quiet,
+    )
+    for result in sweep.results.values():  # the last round: every size but the new one reused
+        assert result.sizes[0] == 1024 and result.reused == len(result.sizes) - 1
+
+
 class _Job:
     def __init__(self, value=None, error=None):
         self._value, self._error = value, error
