@@ -29,7 +29,8 @@ class NestedSubsetDataModule(L.LightningDataModule):
     The wrapper is faithful to the wrapped datamodule: it is set up once per fit (not again for
     each subset run, so a random split drawn in ``setup`` stays put), its ``setup`` sees the Trainer, its
     batch-transfer hooks (``on_before_batch_transfer``, ``transfer_batch_to_device``,
-    ``on_after_batch_transfer``) run on every batch, its state goes into checkpoints, and a subset
+    ``on_after_batch_transfer``) run on every batch, its attributes read through the wrapper
+    (``trainer.datamodule.num_classes``), its state goes into checkpoints, and a subset
     loader keeps the train loader's settings (batch size, collate function, workers and their
     init function, pinning, prefetching, persistence, ``drop_last``); a custom sampler or batch
     sampler is replaced by seeded shuffling of the subset, in batches of the same size.
@@ -87,6 +88,14 @@ class NestedSubsetDataModule(L.LightningDataModule):
         self._train_loader: DataLoader | None = None
         self._set_up: set[str] = set()  # stages the wrapped datamodule is set up for
         self._measuring = False  # inside the callback's subset runs (see `measuring`)
+
+    def __getattr__(self, name: str):
+        """Attributes the wrapper lacks are the wrapped datamodule's: a module that reads
+        ``self.trainer.datamodule.num_classes`` (or ``.tokenizer``) works unchanged."""
+        inner = self.__dict__.get("datamodule")
+        if inner is None or name.startswith("__"):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return getattr(inner, name)
 
     # --- lifecycle -----------------------------------------------------------------------------
 

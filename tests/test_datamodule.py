@@ -216,3 +216,20 @@ def test_the_wrapped_datamodule_is_set_up_once_per_fit_not_per_subset_run(tmp_pa
     assert law.result.status == "ok" and len(law.result.sizes) == 3
     assert data.setups == 1 and len(data.val_seen) == 1  # every subset scored on one validation set
     assert data.teardowns == 1  # at the end of the user's fit, not after each subset run
+
+
+def test_a_module_reads_the_wrapped_datamodules_attributes_through_the_trainer(tmp_path):
+    class Described(Data):
+        n_features = 8
+
+    class ReadsData(Boring):
+        def setup(self, stage):  # e.g. num_classes or the tokenizer, read at setup
+            self.width = self.trainer.datamodule.n_features
+
+    model, law = ReadsData(), RectifiedLawCallback(schedule="all")
+    trainer_with(tmp_path, law).fit(
+        model, datamodule=NestedSubsetDataModule(Described(), budget=128, min_size=32)
+    )
+    assert model.width == 8 and law.result.status == "ok"
+    with pytest.raises(AttributeError, match="no attribute 'missing'"):
+        NestedSubsetDataModule(Described()).missing  # noqa: B018
