@@ -690,7 +690,10 @@ METHODS: dict[str, Method] = {
 def method_entry(method: str) -> Method:
     """The registry entry of ``method``, or a ValueError that lists the choices."""
     if method not in METHODS:
-        raise ValueError(f"`method` should be one of {sorted(METHODS)}, got {method!r}")
+        text = str(method).lower().replace("-", "_")
+        near = [k for k, m in METHODS.items() if text in (k, m.label.lower(), k.replace("_", ""))]
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        raise ValueError(f"`method` should be one of {sorted(METHODS)}, got {method!r}{hint}")
     return METHODS[method]
 
 

@@ -346,6 +346,7 @@ def test_too_few_subsets_for_the_method_fail_before_training(tmp_path):
         (lambda: RectifiedLawCallback(schedule="some"), "`schedule` should be"),
         (lambda: RectifiedLawCallback(holdouts=0), "`holdouts` must be an integer of at least 1, got 0"),
         (lambda: RectifiedLawCallback(method="best"), "`method` should be one of"),
+        (lambda: RectifiedLawCallback(method="AtS"), "got 'AtS'; did you mean 'ats'"),  # the paper's name
         (lambda: RectifiedLawCallback(level=1.5), r"`level` must be in \(0, 1\)"),
         (lambda: RectifiedLawCallback(level=-1), r"`level` must be in \(0, 1\)"),
         (lambda: RectifiedLawCallback(method="modelsize"), "predicts no loss from one curve"),
