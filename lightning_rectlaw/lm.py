@@ -131,6 +131,28 @@ class CausalLMModule(L.LightningModule):
         return sum(p.numel() for p in self.model.parameters())
 
     @override
+    def setup(self, stage: str) -> None:
+        """Before any training: the data's token ids must mean something to this model."""
+        dm = self.trainer.datamodule
+        tokenizer, data_vocab = getattr(dm, "tokenizer_name", None), getattr(dm, "vocab_size", None)
+        if data_vocab is None:  # not a TextDataModule: the user's own tokenization
+            return
+        model_vocab = self.model.get_input_embeddings().num_embeddings
+        checkpoint = self.hparams.model_name_or_path
+        if data_vocab > model_vocab:
+            raise ValueError(
+                f"the data's tokenizer ({tokenizer!r}) has {data_vocab} token ids but the model's "
+                f"embedding has {model_vocab}: ids past it cannot be looked up; tokenize with the "
+                "model's own tokenizer (data.tokenizer='${model.model_name_or_path}')"
+            )
+        if tokenizer == "bytes" and checkpoint is not None and model_vocab != data_vocab:
+            raise ValueError(
+                f"the checkpoint {checkpoint!r} reads the ids of its own tokenizer ({model_vocab} "
+                f"tokens), but the data is tokenized byte by byte (data.tokenizer=bytes): byte ids "
+                "mean other tokens to it; set data.tokenizer='${model.model_name_or_path}'"
+            )
+
+    @override
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
 
@@ -337,6 +359,11 @@ class TextDataModule(L.LightningDataModule):
         # tokens (BOS, or T5-style EOS) are left out so they are not doubled.
         ids = [i for d in docs for i in tok(d, add_special_tokens=False)["input_ids"] + eos]
         return torch.tensor(ids, dtype=torch.long)
+
+    @property
+    def vocab_size(self) -> int:
+        """Token ids the data can hold: 257 for bytes (EOS included), the tokenizer's length else."""
+        return EOS_BYTE + 1 if self.tokenizer_name == "bytes" else len(self._tokenizer())
 
     def _tokenizer(self):
         if self._tok is None:

@@ -38,6 +38,27 @@ def test_causal_lm_on_builtin_text(tmp_path):
     assert (tmp_path / "rectlaw_result.json").exists()
 
 
+def test_token_ids_that_mean_nothing_to_the_model_are_refused_before_training(tmp_path):
+    """A pretrained checkpoint fed byte ids (the default data), or a tokenizer larger than the
+    embedding: refused with the fix; the matching byte-level pair trains."""
+    small = {"model_type": "gpt2", "n_layer": 1, "n_embd": 16, "n_head": 2, "n_positions": 32}
+    CausalLMModule(config={**small, "vocab_size": 1000}).model.save_pretrained(tmp_path / "ckpt")
+
+    def fit(model):
+        data = TextDataModule(block_size=32, batch_size=32, max_val_blocks=8)
+        trainer = L.Trainer(
+            max_epochs=1, callbacks=[RectifiedLawCallback()], logger=False, enable_progress_bar=False
+        )
+        trainer.fit(model, datamodule=NestedSubsetDataModule(data, budget=256, min_size=64))
+
+    with pytest.raises(ValueError, match=r"byte ids mean other tokens to it; set data.tokenizer="):
+        fit(CausalLMModule(str(tmp_path / "ckpt")))
+    with pytest.raises(ValueError, match=r"has 257 token ids but the model's embedding has 100"):
+        fit(CausalLMModule(config={**small, "vocab_size": 100}))
+    CausalLMModule(config={**small, "vocab_size": 257}).model.save_pretrained(tmp_path / "bytes")
+    fit(CausalLMModule(str(tmp_path / "bytes")))  # a byte-level checkpoint: its ids are bytes
+
+
 def test_text_datamodule_reads_files_and_reports_bad_jsonl(tmp_path):
     (tmp_path / "a.txt").write_text("hello world " * 50)
     (tmp_path / "b.jsonl").write_text('{"text": "one doc"}\n{"text": "two docs here"}\n')
