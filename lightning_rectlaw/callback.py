@@ -240,6 +240,7 @@ class RectifiedLawCallback(Callback):
             if self.results_dir is not None and not smoke:
                 parts = fingerprint_parts(pl_module, dm, trainer, self.monitor, snapshot.tensors())
                 cache = RunCache(self.results_dir, parts, train_digests(dm))
+                result.validation_data = parts["validation data"]
             style = bar_style(trainer) if self.progress == "auto" else None
             progress = SubsetProgress(style, self.name)
             try:

@@ -36,6 +36,8 @@ class RectifiedLawResult:
         examples_processed: training examples seen across subset runs (size × epochs).
         seconds: wall time of the subset runs (a reused run counts its original time).
         reused: subset runs taken from the resume cache instead of trained.
+        validation_data: a hash of the validation batches (with ``results_dir``): candidates
+            scored on other data (another tokenizer, another dataset) have another one.
         status: ``"ok"`` or why no prediction could be made.
     """
 
@@ -57,6 +59,7 @@ class RectifiedLawResult:
     seconds: float = 0.0
     reused: int = 0
     device: str = "cpu"
+    validation_data: str | None = None
     status: str = "pending"
 
     def headline(self, name: str | None = None) -> str:

@@ -53,7 +53,7 @@ class CandidateRecord(TypedDict, total=False):
         prob_best: set by the summary's joint ranking.
         sizes, losses, zero_shot_loss, failed, outliers, method, options, target_size,
         predicted_loss, interval, interval_level, prediction_curve, law, vanilla_law,
-        examples_processed, seconds, device: as in ``RectifiedLawResult``.
+        examples_processed, seconds, device, validation_data: as in ``RectifiedLawResult``.
     """
 
     name: str
@@ -82,6 +82,7 @@ class CandidateRecord(TypedDict, total=False):
     seconds: float
     reused: int
     device: str
+    validation_data: str | None
     round: int
     eliminated_at: int
     elimination_reason: str
@@ -347,6 +348,16 @@ def _mixed_targets(records: list[CandidateRecord]) -> dict[Any, list[str]]:
     return by_target if len(by_target) > 1 else {}
 
 
+def _data_groups(records: list[CandidateRecord]) -> list[list[str]]:
+    """The ranked candidates grouped by the validation data they were scored on, when there is
+    more than one group (each job hashed its validation batches; older results have no hash)."""
+    groups: dict[str, list[str]] = {}
+    for r in records:
+        if r["status"] == "ok" and r.get("predicted_loss") is not None and r.get("validation_data"):
+            groups.setdefault(r["validation_data"], []).append(r["name"])
+    return list(groups.values()) if len(groups) > 1 else []
+
+
 def _rows(records: list[CandidateRecord], rank: bool = True) -> list[dict[str, Any]]:
     ok = [r for r in records if rank and r["status"] == "ok" and r.get("predicted_loss") is not None]
     failed = [r for r in records if r not in ok]
@@ -400,9 +411,18 @@ def _markdown(
     columns: list[str] = COLUMNS,
     rounds: dict | None = None,
     mixed: dict[Any, list[str]] | None = None,
+    data_groups: list[list[str]] | None = None,
 ) -> str:
     ranked = [r for r in rows if r["rank"] is not None]
     lines = [f"# Selection summary — {sweep}", ""]
+    if ranked and data_groups:
+        groups = "; ".join(", ".join(f"`{n}`" for n in names) for names in data_groups)
+        lines += [
+            f"**Scored on different validation data** ({groups}): another tokenizer or dataset. "
+            "Per-token losses under different tokenizers measure different things; losses on "
+            "different datasets are not comparable at all. Check the data settings of the sweep.",
+            "",
+        ]
     if ranked:
         best = ranked[0]
         lines += [
@@ -506,7 +526,7 @@ def write_summary(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike | Non
     rows = _rows(records, rank=not mixed)
     columns = COLUMNS if rounds is None else [*COLUMNS[:-1], "round", "eliminated_at", COLUMNS[-1]]
     paths = [out / f"selection_summary.{ext}" for ext in ("md", "csv", "json", "png")]
-    markdown = _markdown(rows, root, columns, rounds, mixed)
+    markdown = _markdown(rows, root, columns, rounds, mixed, _data_groups(records))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     w.writeheader()

@@ -137,6 +137,9 @@ def test_multirun_ranks_candidates_reports_failure_and_resumes(tmp_path):
     assert "nonexistent" in by_name[broken]["status"]
     md = (sweep / "selection_summary.md").read_text()
     assert f"Fine-tune `{ranked[0]['candidate']}`" in md
+    # one dataset, one tokenizer: each job hashed the same validation batches, and nothing is flagged
+    hashes = {json.loads(p.read_text()).get("validation_data") for p in sweep.glob("*tiny_*/candidate.json")}
+    assert len(hashes) == 1 and None not in hashes and "different validation data" not in md
     assert (sweep / "selection_summary.png").stat().st_size > 1000
     assert list((sweep / "tb_summary").glob("events.out.tfevents*"))
 
@@ -239,6 +242,27 @@ def test_candidates_predicted_at_different_target_sizes_are_not_ranked_together(
     assert {r["candidate"] for r in rows} == {"a", "b", "c"} and not any(r["rank"] for r in rows)
     md = (tmp_path / "selection_summary.md").read_text()
     assert "**No candidate is chosen**" in md and "Fine-tune" not in md
+
+
+def test_candidates_scored_on_different_validation_data_are_flagged(tmp_path):
+    """Same target size, other validation batches (another tokenizer or dataset): ranked, flagged."""
+    from lightning_rectlaw.summary import write_summary
+
+    for name, loss, data in (("a", 2.0, "h1"), ("b", 1.5, "h1"), ("c", 0.5, "h2")):
+        (tmp_path / name).mkdir()
+        record = {"name": name, "status": "ok", "predicted_loss": loss, "target_size": 800}
+        record.update(
+            sizes=[400, 200, 100], losses=[loss + 0.2, loss + 0.4, loss + 0.7], validation_data=data
+        )
+        (tmp_path / name / "candidate.json").write_text(json.dumps(record))
+    write_summary(tmp_path)
+    md = (tmp_path / "selection_summary.md").read_text()
+    assert "**Scored on different validation data** (`a`, `b`; `c`)" in md and "Fine-tune `c`" in md
+    for name in "abc":  # one dataset, one tokenizer: no flag
+        record = json.loads((tmp_path / name / "candidate.json").read_text())
+        (tmp_path / name / "candidate.json").write_text(json.dumps({**record, "validation_data": "h1"}))
+    write_summary(tmp_path)
+    assert "different validation data" not in (tmp_path / "selection_summary.md").read_text()
 
 
 def _job_records(root, method, sizes, scales, options=None, bad=None):
