@@ -116,14 +116,14 @@ def evaluate(
     unknown = [m for m in methods or () if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; choose from {sorted(METHODS)}")
-    lacking = {m: _missing_columns(table, m) for m in (EVAL_METHODS if methods is None else methods)}
-    lacking = {m: cols for m, cols in lacking.items() if cols}
+    asked = EVAL_METHODS if methods is None else methods
+    lacking = {m: cols for m in asked if (cols := _missing_columns(table, m))}
     if lacking:
         what = ", ".join(f"{m} (column {' and '.join(cols)})" for m, cols in lacking.items())
         if methods is not None:
             raise ValueError(f"{table.source} has no column for {what}; leave those methods out")
         warnings.warn(f"skipped, {table.source} has no column for: {what}", stacklevel=2)
-    methods = [m for m in (EVAL_METHODS if methods is None else methods) if m not in lacking]
+    methods = [m for m in asked if m not in lacking]
     metrics = list(DEFAULT_METRICS if metrics is None else metrics)
     if compute and "Compute" not in metrics:
         metrics.append("Compute")

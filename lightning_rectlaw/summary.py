@@ -338,28 +338,23 @@ def _full_schedule(records: list[CandidateRecord], last_round: int) -> float:
     return schedule * sum(passes.get(r["name"], typical) for r in records)
 
 
-def _mixed_targets(records: list[CandidateRecord]) -> dict[Any, list[str]]:
-    """The candidates by the target size they were predicted at, when they disagree (else empty):
-    losses predicted at different sizes (a sweep over datasets or target sizes) are not comparable."""
-    by_target: dict[Any, list[str]] = {}
-    for r in records:
-        if r["status"] == "ok" and r.get("predicted_loss") is not None:
-            by_target.setdefault(r.get("target_size"), []).append(r["name"])
-    return by_target if len(by_target) > 1 else {}
+def _predicted(record: CandidateRecord) -> bool:
+    """Whether the record has a prediction to rank."""
+    return record["status"] == "ok" and record.get("predicted_loss") is not None
 
 
-def _data_groups(records: list[CandidateRecord]) -> list[list[str]]:
-    """The ranked candidates grouped by the validation data they were scored on, when there is
-    more than one group (each job hashed its validation batches; older results have no hash)."""
-    groups: dict[str, list[str]] = {}
+def _split_by(records: list[CandidateRecord], key: str) -> dict[Any, list[str]]:
+    """The names of the predicted candidates by their value of ``key`` (those without one left
+    out), when there is more than one value; else empty."""
+    groups: dict[Any, list[str]] = {}
     for r in records:
-        if r["status"] == "ok" and r.get("predicted_loss") is not None and r.get("validation_data"):
-            groups.setdefault(r["validation_data"], []).append(r["name"])
-    return list(groups.values()) if len(groups) > 1 else []
+        if _predicted(r) and r.get(key) is not None:
+            groups.setdefault(r[key], []).append(r["name"])
+    return groups if len(groups) > 1 else {}
 
 
 def _rows(records: list[CandidateRecord], rank: bool = True) -> list[dict[str, Any]]:
-    ok = [r for r in records if rank and r["status"] == "ok" and r.get("predicted_loss") is not None]
+    ok = [r for r in records if rank and _predicted(r)]
     failed = [r for r in records if r not in ok]
     # survivors first, by prediction; then the eliminated, the later eliminated first
     ok.sort(key=lambda r: (-(r.get("eliminated_at") or math.inf), r["predicted_loss"]))
@@ -522,11 +517,14 @@ def write_summary(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike | Non
     running = [r for r in records if r.get("eliminated_at") is None]
     joint = _joint(running)  # the eliminated keep the prediction and P(best) they stopped with
     records = [{**r, **joint.get(r["name"], {})} for r in records]
-    mixed = _mixed_targets(records)  # e.g. a sweep over datasets: nothing to rank across
+    # Losses predicted at different target sizes (a sweep over datasets) are not comparable;
+    # different validation batches at one size (another tokenizer) are flagged.
+    mixed = _split_by(records, "target_size")
     rows = _rows(records, rank=not mixed)
     columns = COLUMNS if rounds is None else [*COLUMNS[:-1], "round", "eliminated_at", COLUMNS[-1]]
     paths = [out / f"selection_summary.{ext}" for ext in ("md", "csv", "json", "png")]
-    markdown = _markdown(rows, root, columns, rounds, mixed, _data_groups(records))
+    data_groups = list(_split_by(records, "validation_data").values())
+    markdown = _markdown(rows, root, columns, rounds, mixed, data_groups)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     w.writeheader()
