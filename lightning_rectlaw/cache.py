@@ -8,13 +8,15 @@ bytes); the subset's own train examples (so a larger budget reuses the smaller s
 validation batches (their contents); the wrapped datamodule's plain settings; the seed; the
 Trainer settings in :data:`TRAINER_SETTINGS` (the same list builds the subset Trainers); and the
 placement (accelerator kind and number of processes: under DDP the effective batch grows with
-it). Each part is hashed separately, so a re-run can say which one changed. Code a source file
-calls in *other* files (a helper module) is not hashed: clear ``results_dir`` after editing it.
+it). Each part is hashed separately, so a re-run can say which one changed. The code part
+follows the hashed files' imports into the user's project (helper modules, an editable install:
+source files outside ``site-packages``); installed packages count by their version.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import inspect
 import json
 import logging
@@ -22,6 +24,7 @@ import math
 import pickle
 import shutil
 import sys
+import types
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -167,8 +170,9 @@ _FRAMEWORK = ("builtins", "torch", "lightning", "pytorch_lightning", "lightning_
 def _code(pl_module, dm) -> dict[str, Any]:
     """The source of every file that defines a class of the module's submodules (and their
     bases), of the wrapped datamodule, or the train loader's collate and worker-init functions
-    (a changed ``training_step``, layer or tokenising collate is a different computation), and the
-    versions of Python, torch, Lightning and the packages those files belong to."""
+    (a changed ``training_step``, layer or tokenising collate is a different computation), with
+    the project files those files import (see :func:`_project_imports`), and the versions of
+    Python, torch, Lightning and the packages those files belong to."""
     loader = dm.train_dataloader()  # the full train loader: no subset is active yet
     objects: list[Any] = [type(m) for m in pl_module.modules()] + [type(dm.datamodule)]
     objects += [f for f in (loader.collate_fn, loader.worker_init_fn) if f is not None]
@@ -177,19 +181,69 @@ def _code(pl_module, dm) -> dict[str, Any]:
         obj = getattr(obj, "func", obj)  # functools.partial
         for klass in obj.__mro__ if isinstance(obj, type) else (obj,):
             name = getattr(klass, "__module__", None) or ""
-            top = name.split(".")[0]
-            if top in _FRAMEWORK or top in sys.stdlib_module_names or name in sources:
+            if _is_framework(name) or name in sources:
                 continue
             sources[name] = _source_text(name, klass)
+    pending = list(sources)
+    while pending:
+        for name in _project_imports(pending.pop()):
+            if name not in sources:
+                sources[name] = _source_text(name, sys.modules[name])
+                pending.append(name)
     packages = {name.split(".")[0] for name in sources} - {"__main__"}
     import lightning
 
     versions = {"python": sys.version, "torch": torch.__version__, "lightning": lightning.__version__}
+    distributions = importlib.metadata.packages_distributions()
     for package in sorted(packages):
         version = getattr(sys.modules.get(package), "__version__", None)
+        if version is None:  # a package without __version__: its installed distribution's
+            version = [_distribution_version(d) for d in distributions.get(package, ())] or None
         if version is not None:
             versions[package] = str(version)
     return {"sources": sources, "versions": versions}
+
+
+def _distribution_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _is_framework(module_name: str) -> bool:
+    top = module_name.split(".")[0]
+    return top in _FRAMEWORK or top in sys.stdlib_module_names
+
+
+def _project_imports(module_name: str) -> list[str]:
+    """The modules of the user's project that ``module_name`` uses: modules, functions and classes
+    in its namespace that come from a source file outside the installed packages (a helper
+    module next to the training script, an editable install). Installed packages are stood for
+    by their versions, and are not followed."""
+    module = sys.modules.get(module_name)
+    out = set()
+    for value in vars(module).values() if module is not None else ():
+        if isinstance(value, types.ModuleType):
+            name = value.__name__
+        elif isinstance(value, (type, types.FunctionType)):
+            name = getattr(value, "__module__", None)
+        else:
+            continue
+        if isinstance(name, str) and name != module_name and _is_project_file(name):
+            out.add(name)
+    return sorted(out)
+
+
+def _is_project_file(module_name: str) -> bool:
+    """Whether ``module_name`` was loaded from a source file that is not part of an installed
+    package (nor the standard library nor the framework)."""
+    if _is_framework(module_name):
+        return False
+    path = getattr(sys.modules.get(module_name), "__file__", None)
+    if not path or not path.endswith(".py"):
+        return False
+    return not {"site-packages", "dist-packages"} & set(Path(path).parts)
 
 
 def _source_text(module_name: str, obj: Any) -> str:

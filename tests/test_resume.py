@@ -222,6 +222,60 @@ def test_an_edited_layer_in_another_file_is_a_different_computation(tmp_path, ca
     assert log and all("retraining" in m and "code" in m for m in log)
 
 
+def test_an_edited_helper_that_a_layer_file_imports_is_a_different_computation(tmp_path, caplog, monkeypatch):
+    """The layer's file is unchanged; the helper module it imports (the user's own file) is not."""
+    import importlib
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "user_head.py").write_text(
+        "import torch\n\nfrom user_activations import squash\n\n"
+        "class Head(torch.nn.Linear):\n"
+        "    def __init__(self):\n"
+        "        super().__init__(8, 1)\n\n"
+        "    def forward(self, x):\n        return squash(super().forward(x))\n"
+    )
+
+    def write_helper(activation):
+        (tmp_path / "user_activations.py").write_text(
+            f"import torch\n\ndef squash(x):\n    return {activation}(x)\n"
+        )
+        for name in ("user_head", "user_activations"):
+            sys.modules.pop(name, None)
+        importlib.invalidate_caches()
+        return importlib.import_module("user_head").Head
+
+    class WithHead(Boring):
+        def __init__(self, head):
+            super().__init__()
+            self.layer = head()
+
+    def run(head):
+        torch.manual_seed(0)
+        law = RectifiedLawCallback(schedule="all", results_dir=tmp_path / "res")
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="lightning_rectlaw"):
+            trainer_with(tmp_path, law).fit(
+                WithHead(head), datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32)
+            )
+        return [r.getMessage() for r in caplog.records if "[rectlaw] size" in r.getMessage()]
+
+    run(write_helper("torch.relu"))
+    assert all("reusing" in m for m in run(write_helper("torch.relu")))
+    log = run(write_helper("torch.tanh"))
+    assert log and all("retraining" in m and "code" in m for m in log)
+
+
+def test_installed_packages_count_by_version_not_followed_file_by_file():
+    """The walk into imports stays in the user's project: numpy, scipy or transformers are not
+    read file by file (their version is hashed)."""
+    from lightning_rectlaw.cache import _is_project_file, _project_imports
+
+    assert not _is_project_file("numpy") and not _is_project_file("json")
+    assert _is_project_file(__name__)
+    assert all(_is_project_file(name) for name in _project_imports(__name__))
+    assert "boring" in _project_imports(__name__)
+
+
 def test_more_processes_are_a_different_computation(tmp_path):
     """Under DDP each process takes a batch: twice the processes, twice the effective batch."""
     from lightning_rectlaw.cache import fingerprint_parts
