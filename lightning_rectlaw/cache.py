@@ -4,13 +4,14 @@ A cached loss is reused only when everything that determines it is the same: the
 hyperparameters; the code (every source file that defines a class in the module's tree of
 submodules or in the datamodule's, or the train loader's collate function, with the versions of
 torch, Lightning and the packages those files come from); the initial weights and buffers (their
-bytes); the subset's own train examples (so a larger budget reuses the smaller subsets) and the
-validation batches (their contents); the wrapped datamodule's plain settings; the seed; the
-Trainer settings in :data:`TRAINER_SETTINGS` (the same list builds the subset Trainers); and the
-placement (accelerator kind and number of processes: under DDP the effective batch grows with
-it). Each part is hashed separately, so a re-run can say which one changed. The code part
-follows the hashed files' imports into the user's project (helper modules, an editable install:
-source files outside ``site-packages``); installed packages count by their version.
+bytes) and which parameters are frozen; the subset's own train examples (so a larger budget
+reuses the smaller subsets) and the validation batches (their contents); the wrapped
+datamodule's plain settings; the seed; the Trainer settings in :data:`TRAINER_SETTINGS` (the
+same list builds the subset Trainers); and the placement (accelerator kind and number of
+processes: under DDP the effective batch grows with it). Each part is hashed separately, so a
+re-run can say which one changed. The code part follows the hashed files' imports into the
+user's project (helper modules, an editable install: source files outside ``site-packages``);
+installed packages count by their version.
 """
 
 from __future__ import annotations
@@ -65,14 +66,14 @@ def trainer_settings(trainer) -> dict[str, Any]:
     return out
 
 
-def fingerprint_parts(
-    pl_module, dm, trainer, monitor: str, snapshot: Mapping[str, torch.Tensor]
-) -> dict[str, str]:
-    """Hashes of everything that determines a subset's loss, one per part (see the module doc)."""
+def fingerprint_parts(pl_module, dm, trainer, monitor: str, snapshot) -> dict[str, str]:
+    """Hashes of everything that determines a subset's loss, one per part (see the module doc).
+    ``snapshot`` is the module's :class:`~lightning_rectlaw.subsets.ModuleState` before training."""
     hparams = sorted(dict(getattr(pl_module, "hparams", {})).items())
     parts = {
         "model": _digest((type(pl_module).__qualname__, hparams)),
-        "weights": _digest(dict(snapshot)),
+        "weights": _digest(snapshot.tensors()),
+        "frozen parameters": _digest(sorted(snapshot.frozen)),
         "validation data": _digest(list(_batches(dm.val_dataloader()))),
         "datamodule settings": _digest(
             (type(dm.datamodule).__qualname__, _plain_settings(dm.datamodule), dm.batch_size, dm.full_size)

@@ -238,7 +238,7 @@ class RectifiedLawCallback(Callback):
         with isolate_rng(), dm.measuring():  # (hashing the validation batches draws from it too)
             cache = RunCache(None, {})  # no results_dir: nothing to hash or reuse
             if self.results_dir is not None and not smoke:
-                parts = fingerprint_parts(pl_module, dm, trainer, self.monitor, snapshot.tensors())
+                parts = fingerprint_parts(pl_module, dm, trainer, self.monitor, snapshot)
                 cache = RunCache(self.results_dir, parts, train_digests(dm))
                 result.validation_data = parts["validation data"]
             style = bar_style(trainer) if self.progress == "auto" else None

@@ -35,10 +35,12 @@ __all__ = [
 
 
 class ModuleState:
-    """A module's state to restore before each subset run and after the last: its ``state_dict``
-    and also the buffers registered with ``persistent=False``, which ``state_dict`` leaves out (a
-    running statistic a module updates in training would otherwise carry from one subset run into
-    the next, and into the user's own fit). Copies on the CPU."""
+    """A module's state to restore before each subset run and after the last: its ``state_dict``;
+    the buffers registered with ``persistent=False``, which ``state_dict`` leaves out (a running
+    statistic a module updates in training would otherwise carry from one subset run into the
+    next, and into the user's own fit); which parameters are frozen (``requires_grad``: a module
+    or a fine-tuning callback that unfreezes a backbone mid-training would otherwise start the
+    next run unfrozen); and each submodule's train/eval mode. Copies on the CPU."""
 
     def __init__(self, module: torch.nn.Module) -> None:
         self.saved = {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
@@ -47,10 +49,17 @@ class ModuleState:
             for name, b in module.named_buffers()
             if name not in self.saved
         }
+        self.trainable = {name: p.requires_grad for name, p in module.named_parameters()}
+        self.modes = {name: m.training for name, m in module.named_modules()}
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """Every tensor of the state by name (what the resume fingerprint hashes)."""
         return {**self.saved, **self.transient}
+
+    @property
+    def frozen(self) -> list[str]:
+        """The parameters that do not train (``requires_grad=False``), by name."""
+        return [name for name, trains in self.trainable.items() if not trains]
 
     def restore(self, module: torch.nn.Module) -> None:
         module.load_state_dict(self.saved)
@@ -64,6 +73,12 @@ class ModuleState:
                     owner, _, leaf = name.rpartition(".")
                     device = buf.device if buf is not None else value.device
                     setattr(module.get_submodule(owner), leaf, value.to(device, copy=True))
+        for name, param in module.named_parameters():
+            if name in self.trainable:
+                param.requires_grad_(self.trainable[name])
+        for name, sub in module.named_modules():
+            if name in self.modes:
+                sub.training = self.modes[name]
 
 
 class SubsetRuns:

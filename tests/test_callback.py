@@ -301,6 +301,57 @@ def test_module_state_puts_back_a_buffer_that_training_resized():
     assert model[0].weight.abs().sum() > 0 and "0.cache" not in model.state_dict()
 
 
+class _UnfreezesAfterAnEpoch(Boring):
+    """A frozen backbone that the module unfreezes itself after the first epoch (a common
+    fine-tuning pattern); records whether it was frozen at the start of each training run."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = torch.nn.Linear(8, 8)
+        self.backbone.requires_grad_(False)
+        self.frozen_at_start = []
+
+    def training_step(self, batch, _):
+        x, y = batch
+        return torch.nn.functional.mse_loss(self.layer(self.backbone(x)).squeeze(-1), y)
+
+    def validation_step(self, batch, _):
+        x, y = batch
+        self.log("val_loss", torch.nn.functional.mse_loss(self.layer(self.backbone(x)).squeeze(-1), y))
+
+    def on_train_start(self):
+        self.frozen_at_start.append(not self.backbone.weight.requires_grad)
+
+    def on_train_epoch_end(self):
+        self.backbone.requires_grad_(True)
+
+
+def test_every_subset_run_and_the_users_fit_start_with_the_parameters_frozen_as_given(tmp_path):
+    law, model = RectifiedLawCallback(schedule="all", continue_fit=True), _UnfreezesAfterAnEpoch()
+    trainer_with(tmp_path, law).fit(model, datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=16))
+    assert model.frozen_at_start == [True] * 5  # 4 subset runs, then the user's fit
+    alone = RectifiedLawCallback(schedule="all")  # without the 128 run first: the same loss at 16
+    trainer_with(tmp_path / "alone", alone).fit(
+        _UnfreezesAfterAnEpoch(), datamodule=NestedSubsetDataModule(Data(), budget=64, min_size=16)
+    )
+    assert law.result.losses[-1] == pytest.approx(alone.result.losses[-1])
+
+
+def test_module_state_puts_back_frozen_flags_and_train_modes():
+    from lightning_rectlaw.subsets import ModuleState
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    model[0].requires_grad_(False)
+    model[1].eval()
+    state = ModuleState(model)
+    model.requires_grad_(True)
+    model.train()
+    state.restore(model)
+    assert not model[0].weight.requires_grad and model[1].weight.requires_grad
+    assert model.training and model[0].training and not model[1].training
+    assert state.frozen == ["0.weight", "0.bias"]
+
+
 def test_fast_dev_run_checks_the_code_but_predicts_and_caches_nothing(tmp_path):
     law = RectifiedLawCallback(schedule="all", results_dir=tmp_path / "runs")
     model = Boring()

@@ -160,6 +160,22 @@ def test_a_changed_training_step_is_a_different_computation(tmp_path, caplog):
     assert log and all("retraining" in m and "code" in m for m in log)
 
 
+def test_a_frozen_layer_is_a_different_computation(tmp_path, caplog):
+    """Same weights, same code: freezing a layer before fit (``requires_grad_(False)``) trains
+    another model, and the cache must not hand back the unfrozen runs."""
+    _resumed(tmp_path, caplog, Data())
+    model = Boring()
+    model.layer.bias.requires_grad_(False)
+    law = RectifiedLawCallback(schedule="all", results_dir=tmp_path / "res")
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="lightning_rectlaw"):
+        trainer_with(tmp_path, law).fit(
+            model, datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32)
+        )
+    log = [r.getMessage() for r in caplog.records if "[rectlaw] size" in r.getMessage()]
+    assert log and all("retraining" in m and "frozen parameters" in m for m in log)
+
+
 def test_a_larger_budget_reuses_the_smaller_subsets_already_run(tmp_path):
     """An adaptive sweep's next rung: the same candidate with twice the budget trains only the new size."""
     from boring import Boring, Data, trainer_with
@@ -279,10 +295,11 @@ def test_installed_packages_count_by_version_not_followed_file_by_file():
 def test_more_processes_are_a_different_computation(tmp_path):
     """Under DDP each process takes a batch: twice the processes, twice the effective batch."""
     from lightning_rectlaw.cache import fingerprint_parts
+    from lightning_rectlaw.subsets import ModuleState
 
     model, dm = Boring(), NestedSubsetDataModule(Data(), budget=128, min_size=32)
     dm.setup("fit")
-    weights = dict(model.state_dict())
+    weights = ModuleState(model)
 
     def parts(**kw):
         trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, **kw)
