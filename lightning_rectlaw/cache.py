@@ -4,10 +4,11 @@ A cached loss is reused only when everything that determines it is the same: the
 hyperparameters; the code (every source file that defines a class in the module's tree of
 submodules or in the datamodule's, or the train loader's collate function, with the versions of
 torch, Lightning and the packages those files come from); the initial weights and buffers (their
-bytes) and which parameters are frozen; the subset's own train examples (so a larger budget
-reuses the smaller subsets) and the validation batches (their contents); the wrapped
-datamodule's plain settings; the seed; the Trainer settings in :data:`TRAINER_SETTINGS` (the
-same list builds the subset Trainers); and the placement (accelerator kind and number of
+bytes) and which parameters are frozen; the settings of the user's callbacks that the subset
+runs share (a fine-tuning schedule, early stopping); the subset's own train examples (so a
+larger budget reuses the smaller subsets) and the validation batches (their contents); the
+wrapped datamodule's plain settings; the seed; the Trainer settings in :data:`TRAINER_SETTINGS`
+(the same list builds the subset Trainers); and the placement (accelerator kind and number of
 processes: under DDP the effective batch grows with it). Each part is hashed separately, so a
 re-run can say which one changed. The code part follows the hashed files' imports into the
 user's project (helper modules, an editable install: source files outside ``site-packages``);
@@ -26,7 +27,7 @@ import pickle
 import shutil
 import sys
 import types
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +67,12 @@ def trainer_settings(trainer) -> dict[str, Any]:
     return out
 
 
-def fingerprint_parts(pl_module, dm, trainer, monitor: str, snapshot) -> dict[str, str]:
+def fingerprint_parts(
+    pl_module, dm, trainer, monitor: str, snapshot, callbacks: Sequence[Any] = ()
+) -> dict[str, str]:
     """Hashes of everything that determines a subset's loss, one per part (see the module doc).
-    ``snapshot`` is the module's :class:`~lightning_rectlaw.subsets.ModuleState` before training."""
+    ``snapshot`` is the module's :class:`~lightning_rectlaw.subsets.ModuleState` before training;
+    ``callbacks`` the user's callbacks the subset runs get a copy of."""
     hparams = sorted(dict(getattr(pl_module, "hparams", {})).items())
     parts = {
         "model": _digest((type(pl_module).__qualname__, hparams)),
@@ -78,7 +82,8 @@ def fingerprint_parts(pl_module, dm, trainer, monitor: str, snapshot) -> dict[st
         "datamodule settings": _digest(
             (type(dm.datamodule).__qualname__, _plain_settings(dm.datamodule), dm.batch_size, dm.full_size)
         ),
-        "code": _digest(_code(pl_module, dm)),
+        "code": _digest(_code(pl_module, dm, callbacks)),
+        "callbacks": _digest([(type(cb).__qualname__, _callback_settings(cb)) for cb in callbacks]),
         "seed": _digest(dm.seed),
         "trainer settings": _digest((sorted(trainer_settings(trainer).items()), monitor)),
         "placement": _digest((trainer.strategy.root_device.type, trainer.world_size)),
@@ -123,8 +128,9 @@ class RunCache:
     def _path(self, size: int) -> Path:
         return self.directory / f"size_{size}.json"
 
-    def get(self, size: int) -> tuple[float, float] | None:
-        """``(loss, seconds)`` of the finished run of ``size``, or ``None``; says why it retrains."""
+    def get(self, size: int) -> tuple[float, float, float] | None:
+        """``(loss, seconds, done)`` of the finished run of ``size`` (``done``: the share of its
+        planned training it did), or ``None``; says why it retrains."""
         if self.directory is None or not self._path(size).exists():
             return None
         path = self._path(size)
@@ -135,7 +141,7 @@ class RunCache:
             return None
         if data.get("key") == self.key_for(size):
             info(f"size {size}: reusing the finished run in {path} (same fingerprint)", level=logging.DEBUG)
-            return float(data["loss"]), float(data.get("seconds", 0.0))
+            return float(data["loss"]), float(data.get("seconds", 0.0)), float(data.get("done", 1.0))
         old = data.get("parts") or {}
         parts = self.parts_for(size)
         changed = [name for name, h in parts.items() if old.get(name) != h] or ["fingerprint format"]
@@ -148,7 +154,7 @@ class RunCache:
             return None
         return self.directory / f"partial_{self.key_for(size)}_size_{size}"
 
-    def put(self, size: int, loss: float, seconds: float) -> None:
+    def put(self, size: int, loss: float, seconds: float, done: float = 1.0) -> None:
         """Store a finished run and drop its mid-run checkpoints."""
         if self.directory is None:
             return
@@ -158,6 +164,7 @@ class RunCache:
             "size": size,
             "loss": loss if math.isfinite(loss) else str(loss),
             "seconds": seconds,
+            "done": done,
         }
         atomic_write_text(self._path(size), json.dumps(record, indent=1))
         shutil.rmtree(self.partial_dir(size), ignore_errors=True)
@@ -168,7 +175,7 @@ class RunCache:
 _FRAMEWORK = ("builtins", "torch", "lightning", "pytorch_lightning", "lightning_fabric")
 
 
-def _code(pl_module, dm) -> dict[str, Any]:
+def _code(pl_module, dm, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     """The source of every file that defines a class of the module's submodules (and their
     bases), of the wrapped datamodule, or the train loader's collate and worker-init functions
     (a changed ``training_step``, layer or tokenising collate is a different computation), with
@@ -177,6 +184,8 @@ def _code(pl_module, dm) -> dict[str, Any]:
     loader = dm.train_dataloader()  # the full train loader: no subset is active yet
     objects: list[Any] = [type(m) for m in pl_module.modules()] + [type(dm.datamodule)]
     objects += [f for f in (loader.collate_fn, loader.worker_init_fn) if f is not None]
+    for cb in callbacks:  # a fine-tuning callback's class, and the functions it was given
+        objects += [type(cb)] + [v for v in vars(cb).values() if isinstance(v, types.FunctionType)]
     sources: dict[str, str] = {}
     for obj in objects:
         obj = getattr(obj, "func", obj)  # functools.partial
@@ -271,12 +280,20 @@ def _batches(loaders):
         yield from loader
 
 
-def _plain_settings(obj) -> dict[str, Any]:
+def _callback_settings(cb) -> dict[str, Any]:
+    """A shared callback's settings before training: its attributes of plain types, the private
+    ones included (Lightning keeps settings such as SWA's learning rates there), and tensors."""
+    out = _plain_settings(cb, private=True)
+    out.update({k: v for k, v in vars(cb).items() if isinstance(v, (torch.Tensor, np.ndarray))})
+    return out
+
+
+def _plain_settings(obj, private: bool = False) -> dict[str, Any]:
     """Public attributes of plain types (numbers, strings, flags, paths, lists of them)."""
     plain = (int, float, str, bool, type(None), Path)
     out = {}
     for name, value in sorted(vars(obj).items()):
-        if name.startswith("_"):
+        if name.startswith("_") and not private:
             continue
         if isinstance(value, plain) or (
             isinstance(value, (list, tuple)) and all(isinstance(v, plain) for v in value)

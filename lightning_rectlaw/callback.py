@@ -6,9 +6,11 @@ snapshot and restore private loop state and have a history of bugs there): in
 with a **fresh ``Trainer``** built from the user's Trainer settings (epochs/steps, precision,
 clipping, accumulation, accelerator, validation limits), then restores the snapshot. A fresh Trainer gives
 each subset a fresh optimizer, scheduler, loop state and dataloaders without touching Lightning's
-private loop internals, which is where the in-loop tuner callbacks have had their bugs. The
-user's own callbacks are not passed to the subset runs (so ModelCheckpoint never saves a subset
-model) and keep working in the user's fit. After the runs the user's Trainer stops
+private loop internals, which is where the in-loop tuner callbacks have had their bugs. Each
+subset run gets a fresh copy of the user's callbacks that shape training (a fine-tuning
+schedule, early stopping, weight averaging: ``subsets.SHAPES_TRAINING`` and
+``subset_callbacks``); the others are not passed (so ModelCheckpoint never saves a subset model)
+and keep working in the user's fit. After the runs the user's Trainer stops
 (``trainer.should_stop``) unless ``continue_fit=True``, in which case it fine-tunes on the full
 train set from the original weights as it would have without the callback.
 
@@ -22,6 +24,7 @@ metric) so it is the loss over the whole validation set.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +48,8 @@ from lightning_rectlaw.subsets import (
     check_enough_subsets,
     check_strategy,
     check_trains_and_validates,
+    resolve_callback_classes,
+    training_callbacks,
 )
 
 __all__ = ["RectifiedLawCallback", "RectifiedLawResult"]
@@ -91,6 +96,12 @@ class RectifiedLawCallback(Callback):
             ``"lines"``: no live bar, one log line per subset (named, with the time left), for
             jobs running side by side in one terminal, whose bars would overwrite each other
             (the sweep app sets it under the joblib launcher).
+        subset_callbacks: classes (or import paths) of your own Trainer callbacks that change how
+            the model trains; each subset run gets a fresh copy of those on the Trainer, as it
+            does of Lightning's (``BackboneFinetuning`` and other ``BaseFinetuning``,
+            ``EarlyStopping``, ``StochasticWeightAveraging``, ``GradientAccumulationScheduler``,
+            weight averaging). Other callbacks (checkpoints, loggers, monitors) are not given to
+            the subset runs; a warning names those that are not Lightning's. Default: none.
 
     With the Trainer's ``fast_dev_run``, every subset trains that many batches: the code paths
     are checked, nothing is measured, cached or written, and ``result.status`` says so.
@@ -135,6 +146,7 @@ class RectifiedLawCallback(Callback):
         checkpoint_every: float | None = 600.0,
         name: str | None = None,
         progress: str = "auto",
+        subset_callbacks: Sequence[type[Callback] | str] = (),
     ) -> None:
         schedule = _checked_schedule(method, schedule, k, delta, holdouts, zero_shot, level)
         if progress not in PROGRESS:
@@ -147,6 +159,7 @@ class RectifiedLawCallback(Callback):
         self.checkpoint_every = checkpoint_every
         self.name = name
         self.progress = progress
+        self.subset_callbacks = resolve_callback_classes(subset_callbacks)
         self.result: RectifiedLawResult | None = None
         self._restored = False  # the result came from a checkpoint: keep it, do not re-measure
         self._unlogged: Path | None = None  # where the measured result waits to be logged
@@ -236,9 +249,10 @@ class RectifiedLawCallback(Callback):
         # subset's loss does not depend on which others ran or were reused, and the user's own
         # fit (continue_fit=True) draws the same random numbers as without the callback.
         with isolate_rng(), dm.measuring():  # (hashing the validation batches draws from it too)
+            shared = training_callbacks(trainer, self.subset_callbacks, ignore=(RectifiedLawCallback,))
             cache = RunCache(None, {})  # no results_dir: nothing to hash or reuse
             if self.results_dir is not None and not smoke:
-                parts = fingerprint_parts(pl_module, dm, trainer, self.monitor, snapshot)
+                parts = fingerprint_parts(pl_module, dm, trainer, self.monitor, snapshot, shared)
                 cache = RunCache(self.results_dir, parts, train_digests(dm))
                 result.validation_data = parts["validation data"]
             style = bar_style(trainer) if self.progress == "auto" else None
@@ -256,6 +270,7 @@ class RectifiedLawCallback(Callback):
                     holdouts=self.holdouts,
                     checkpoint_every=None if smoke else self.checkpoint_every,
                     progress=progress,
+                    callbacks=shared,
                 )
                 progress.open(runs.work())
                 if self.zero_shot:

@@ -8,7 +8,7 @@ builds them (``RectifiedLawCallback``, ``NestedSubsetDataModule``), before any t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -35,6 +35,8 @@ class RectlawConf:
     level: float = 0.95
     checkpoint_every: Optional[float] = 600.0  # noqa: UP045
     progress: str = "auto"  # auto (a bar; lines under a launcher running jobs side by side) or lines
+    # import paths of your callbacks (under `callbacks:`) that change training: each subset run gets a copy
+    subset_callbacks: list[str] = field(default_factory=list)
     datamodule: Any = None  # the NestedSubsetDataModule node (_target_), built from the keys above
     callback: Any = None  # the RectifiedLawCallback node (_target_)
 

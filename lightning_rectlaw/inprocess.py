@@ -119,7 +119,8 @@ def adaptive_sweep(
         datamodule: your LightningDataModule (wrapped in a :class:`NestedSubsetDataModule`).
         budget: the largest subset, examples or a fraction of the target (``"1/8"``).
         results_dir: where each candidate's finished subsets are kept (``<dir>/<name>``).
-        trainer: keyword arguments of each round's ``lightning.Trainer``.
+        trainer: keyword arguments of each round's ``lightning.Trainer``; its ``callbacks`` go
+            next to the sweep's own (a ``BackboneFinetuning`` shapes every subset run).
         min_size, target_size, seed: as for :class:`NestedSubsetDataModule`.
         callback: keyword arguments of :class:`RectifiedLawCallback` (``method``, ``zero_shot``...).
         rule, prob_threshold, min_points, min_survivors, rungs: the rule (see
@@ -156,7 +157,9 @@ def adaptive_sweep(
                 dm = NestedSubsetDataModule(
                     datamodule, budget=rung, min_size=min_size, target_size=probe.target, seed=seed
                 )
-                L.Trainer(callbacks=[law], **dict(trainer or {})).fit(model, datamodule=dm)
+                settings = dict(trainer or {})
+                own = list(settings.pop("callbacks", None) or [])
+                L.Trainer(callbacks=[law, *own], **settings).fit(model, datamodule=dm)
                 sweep.results[name] = law.result
             except Exception as err:  # noqa: BLE001 - recorded and reported; the others go on
                 sweep.failed[name] = f"{type(err).__name__}: {err}"

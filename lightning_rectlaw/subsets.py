@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import copy
+import importlib
 import logging
 import math
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch import callbacks as lcb
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities import rank_zero_warn
@@ -23,15 +27,52 @@ from lightning_rectlaw.result import RectifiedLawResult
 from lightning_rectlaw.selection import METHODS, ats_stopped
 
 __all__ = [
+    "SHAPES_TRAINING",
     "ModuleState",
     "SubsetRuns",
     "check_enough_subsets",
     "check_strategy",
     "check_trains_and_validates",
     "epochs",
+    "resolve_callback_classes",
     "seed_run",
     "subset_trainer",
+    "training_callbacks",
 ]
+
+#: Lightning callbacks that change how the model trains (a fine-tuning schedule that freezes and
+#: unfreezes a backbone, early stopping, weight averaging, a schedule of gradient accumulation):
+#: each subset run gets a fresh copy of those on the user's Trainer, so it trains as their fit does.
+SHAPES_TRAINING: tuple[type[Callback], ...] = tuple(
+    getattr(lcb, name)
+    for name in (
+        "BaseFinetuning",
+        "EarlyStopping",
+        "GradientAccumulationScheduler",
+        "StochasticWeightAveraging",
+        "WeightAveraging",  # Lightning >= 2.5
+    )
+    if hasattr(lcb, name)
+)
+
+#: Lightning callbacks that watch, save or tune around training: the subset runs go without them.
+_OBSERVES: tuple[type[Callback], ...] = tuple(
+    getattr(lcb, name)
+    for name in (
+        "BasePredictionWriter",
+        "BatchSizeFinder",
+        "Checkpoint",
+        "DeviceStatsMonitor",
+        "LearningRateFinder",
+        "LearningRateMonitor",
+        "ModelSummary",
+        "ProgressBar",
+        "SpikeDetection",
+        "ThroughputMonitor",
+        "Timer",
+    )
+    if hasattr(lcb, name)
+)
 
 
 class ModuleState:
@@ -103,8 +144,11 @@ class SubsetRuns:
         holdouts: int,
         checkpoint_every: float | None,
         progress: SubsetProgress | None = None,
+        callbacks: Sequence[Callback] = (),
     ) -> None:
         self.trainer, self.pl_module, self.dm, self.cache = trainer, pl_module, dm, cache
+        self.callbacks = list(callbacks)  # pristine copies of the user's (training_callbacks)
+        self._done = 1.0  # the share of its planned training the last run did
         self.monitor, self.schedule = monitor, schedule
         self.k, self.delta, self.holdouts = k, delta, holdouts
         self.checkpoint_every = checkpoint_every
@@ -123,7 +167,7 @@ class SubsetRuns:
     def zero_shot(self, result: RectifiedLawResult) -> float:
         """The loss before fine-tuning (size 0 in the cache)."""
         self.progress.start("zero-shot loss", 0)
-        loss = self._cached_or_run(0, result, lambda: self._validate(self.trainer))
+        loss, _ = self._cached_or_run(0, result, lambda: self._validate(self.trainer))
         self.progress.finish()
         return loss
 
@@ -135,8 +179,8 @@ class SubsetRuns:
             work = size * epochs(trainer, size, dm)
             self.progress.start(f"subset {i}/{len(sizes)} ({size})", work)
             snapshot.restore(pl_module)
-            loss = self._cached_or_run(size, result, lambda s=size: self._fit_subset(s))
-            result.examples_processed += work
+            loss, done = self._cached_or_run(size, result, lambda s=size: self._fit_subset(s))
+            result.examples_processed += round(work * done)
             self.progress.finish(postfix=f"loss at {size}: {loss:.4g}")
             info(f"subset of {size} examples: {self.monitor}={loss:.6g}", level=logging.DEBUG)
             if not math.isfinite(loss):
@@ -163,12 +207,17 @@ class SubsetRuns:
         partial = self.cache.partial_dir(size) if self.checkpoint_every is not None else None
         final = _LastValidation(self.monitor)
         report = [self.progress.callback()] if self.progress.style is not None else []
-        sub = subset_trainer(self.trainer, f"size_{size}", partial, self.checkpoint_every, [final, *report])
+        shared = [copy.deepcopy(cb) for cb in self.callbacks]  # fresh for every run
+        callbacks = [*shared, final, *report]
+        sub = subset_trainer(self.trainer, f"size_{size}", partial, self.checkpoint_every, callbacks)
         resume = partial / "last.ckpt" if partial is not None and (partial / "last.ckpt").exists() else None
         if resume is not None:
             info(f"size {size}: resuming the interrupted run from {resume}")
         sub.fit(self.pl_module, datamodule=self.dm, ckpt_path=resume)
         self.pl_module.trainer = sub
+        planned = sub.estimated_stepping_batches
+        if math.isfinite(planned) and planned > 0:  # less when a shared EarlyStopping stopped it
+            self._done = min(1.0, sub.global_step / planned)
         if final.step == sub.global_step and final.value is not None:
             return final.value  # the fit validated the final weights already: no second pass
         return self._validate(sub, reuse=True)
@@ -181,28 +230,31 @@ class SubsetRuns:
             raise ValueError(_never_logged(self.monitor, values))
         return float(values[self.monitor])
 
-    def _cached_or_run(self, size: int, result: RectifiedLawResult, run) -> float:
+    def _cached_or_run(self, size: int, result: RectifiedLawResult, run) -> tuple[float, float]:
         """Reuse the finished run of ``size`` when its fingerprint matches, else run it seeded
-        from ``(seed, size)``; its original wall time is added to ``result.seconds`` either way."""
+        from ``(seed, size)``; its original wall time is added to ``result.seconds`` either way.
+        Returns the loss and the share of the planned training the run did (below 1 when early
+        stopping ended it)."""
         trainer = self.trainer
         saved = self.cache.get(size) if trainer.is_global_zero else None
         if trainer.world_size > 1:
             saved = trainer.strategy.broadcast(saved, src=0)
         if saved is None:
             seed_run(self.dm.seed, size)
+            self._done = 1.0
             t0 = time.perf_counter()
             with quiet_lightning():  # no banner, tip or "fit stopped" line per subset Trainer
                 loss = float(run())
-            seconds = time.perf_counter() - t0
+            seconds, done = time.perf_counter() - t0, self._done
             if trainer.world_size > 1:
                 loss = trainer.strategy.broadcast(loss, src=0)
             if trainer.is_global_zero:
-                self.cache.put(size, loss, seconds)
+                self.cache.put(size, loss, seconds, done)
         else:
-            loss, seconds = saved
+            loss, seconds, done = saved
             result.reused += int(size > 0)
         result.seconds += seconds
-        return loss
+        return loss, done
 
 
 def _never_logged(monitor: str, logged) -> str:
@@ -232,6 +284,63 @@ class _LastValidation(Callback):
             return
         value = trainer.callback_metrics.get(self.monitor)
         self.step, self.value = trainer.global_step, None if value is None else float(value)
+
+
+def training_callbacks(
+    trainer: L.Trainer, extra: Sequence[type[Callback]] = (), ignore: Sequence[type[Callback]] = ()
+) -> list[Callback]:
+    """Fresh copies of the Trainer's callbacks that shape training (:data:`SHAPES_TRAINING`, and
+    the classes in ``extra``), taken before any training, for the subset runs to copy again.
+
+    Warns once about the other callbacks, not Lightning's observers nor ``ignore``: the subset
+    runs train without them, which is a different computation if they change how the model trains.
+    """
+    shared, left_out = [], []
+    for cb in trainer.callbacks:
+        if isinstance(cb, (*SHAPES_TRAINING, *extra)):
+            try:
+                shared.append(copy.deepcopy(cb))
+            except Exception as err:
+                raise ValueError(
+                    f"each subset run needs a fresh copy of your {type(cb).__name__} callback, and "
+                    f"copy.deepcopy failed ({type(err).__name__}: {err}); make it copyable (keep no "
+                    "Trainer, module or open file on it before fit starts)"
+                ) from err
+        elif not isinstance(cb, (*_OBSERVES, *ignore)):
+            left_out.append(type(cb))
+    if left_out:
+        names = ", ".join(sorted({c.__name__ for c in left_out}))
+        paths = ", ".join(sorted({f"{c.__module__}.{c.__qualname__}" for c in left_out}))
+        rank_zero_warn(
+            f"[rectlaw] the subset runs train without your Trainer's callback(s) {names}. If one "
+            "changes how the model trains (freezes layers, schedules the learning rate or the data), "
+            f"give its class to RectifiedLawCallback(subset_callbacks=[{names}]) (in the app: "
+            f"rectlaw.subset_callbacks=[{paths}]) and each subset run gets a fresh copy",
+            category=UserWarning,
+        )
+    return shared
+
+
+def resolve_callback_classes(classes: Sequence[type[Callback] | str]) -> tuple[type[Callback], ...]:
+    """Callback classes, given as classes or import paths (``"my_pkg.callbacks.Unfreeze"``)."""
+    out = []
+    for item in classes:
+        cls = item
+        if isinstance(item, str):
+            module, _, name = item.rpartition(".")
+            try:
+                cls = getattr(importlib.import_module(module), name) if module else None
+            except (ImportError, AttributeError) as err:
+                raise ValueError(
+                    f"`subset_callbacks`: cannot import {item!r} ({type(err).__name__}: {err}); give the "
+                    "full import path of a Callback class, e.g. 'my_project.callbacks.Unfreeze'"
+                ) from err
+        if not (isinstance(cls, type) and issubclass(cls, Callback)):
+            raise ValueError(
+                f"`subset_callbacks` takes Lightning Callback classes (or their import paths), got {item!r}"
+            )
+        out.append(cls)
+    return tuple(out)
 
 
 def subset_trainer(

@@ -62,6 +62,10 @@ def test_a_wrong_type_fails_at_composition_naming_the_key():
         ("rectlaw.holdouts=0", r"(?s)rectlaw\.callback.*`holdouts` must be an integer of at least 1"),
         ("rectlaw.schedule=fast", r"(?s)rectlaw\.callback.*`schedule` should be one of"),
         ("rectlaw.level=1.5", r"(?s)rectlaw\.callback.*`level` must be in \(0, 1\)"),
+        (
+            "rectlaw.subset_callbacks=[my_pkg.Unfreeze]",
+            r"(?s)rectlaw\.callback.*cannot import 'my_pkg\.Unfreeze'",
+        ),
     ],
 )
 def test_invalid_values_fail_fast_naming_the_key(tmp_path, override, match):
@@ -75,6 +79,15 @@ def test_users_own_callbacks_are_instantiated_from_the_callbacks_group():
     cfg = _compose(["+callbacks.lr._target_=lightning.pytorch.callbacks.LearningRateMonitor"])
     built = [instantiate(node) for node in cfg.callbacks.values()]
     assert [type(cb).__name__ for cb in built] == ["LearningRateMonitor"]
+
+
+def test_a_users_callback_that_changes_training_is_shared_by_import_path(tmp_path):
+    law = build_callback(
+        _compose(["rectlaw.subset_callbacks=[lightning.pytorch.callbacks.ModelPruning]"]), tmp_path
+    )
+    from lightning.pytorch.callbacks import ModelPruning
+
+    assert law.subset_callbacks == (ModelPruning,)
 
 
 def test_hugging_face_dataset_entry_instantiates_the_text_datamodule():

@@ -1,6 +1,7 @@
 """RectifiedLawCallback on CPU with a tiny boring model: schedules, results, errors, DDP."""
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -42,8 +43,9 @@ def test_continue_fit_trains_on_full_data_and_user_callbacks_fire(tmp_path):
     model = Boring()
     law = RectifiedLawCallback(schedule="all", continue_fit=True)
     trainer = trainer_with(tmp_path, law, extra=extra)
-    trainer.fit(model, datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32))
-    assert fired == [0, 1]  # only the user's own fit, not the subset runs
+    with pytest.warns(UserWarning, match=r"train without your Trainer's callback\(s\) Probe"):
+        trainer.fit(model, datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32))
+    assert fired == [0, 1]  # only the user's own fit: Probe is not given to the subset runs
     assert trainer.global_step == 2 * 16  # 512 examples / 32 per batch, 2 epochs
     assert ckpt.best_model_path and len(list((tmp_path / "ckpt").glob("*.ckpt"))) == 1
     assert len(law.result.sizes) == 3
@@ -352,6 +354,104 @@ def test_module_state_puts_back_frozen_flags_and_train_modes():
     assert state.frozen == ["0.weight", "0.bias"]
 
 
+class _BackboneAndHead(Boring):
+    """``backbone`` for Lightning's BackboneFinetuning; records whether it moved in each run."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = torch.nn.Linear(8, 8)
+        self.initial = self.backbone.weight.detach().clone()
+        self.backbone_moved = []
+
+    def training_step(self, batch, _):
+        x, y = batch
+        return torch.nn.functional.mse_loss(self.layer(self.backbone(x)).squeeze(-1), y)
+
+    def validation_step(self, batch, _):
+        x, y = batch
+        self.log("val_loss", torch.nn.functional.mse_loss(self.layer(self.backbone(x)).squeeze(-1), y))
+
+    def on_train_end(self):
+        self.backbone_moved.append(not torch.equal(self.backbone.weight.detach(), self.initial))
+
+
+def test_subset_runs_follow_the_users_backbone_fine_tuning_schedule(tmp_path):
+    """BackboneFinetuning freezes the backbone in its setup and unfreezes it at an epoch: the
+    subset runs used to inherit the freeze without the callback, and never trained the backbone."""
+    from lightning.pytorch.callbacks import BackboneFinetuning
+
+    model, schedule = _BackboneAndHead(), BackboneFinetuning(unfreeze_backbone_at_epoch=1)
+    law = RectifiedLawCallback(schedule="all", continue_fit=True)
+    trainer_with(tmp_path, law, extra=[schedule], max_epochs=3).fit(
+        model, datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32)
+    )
+    assert model.backbone_moved == [True, True, True, True]  # 3 subset runs, then the user's fit
+    frozen = _BackboneAndHead()  # the same model with the backbone never unfrozen
+    law2 = RectifiedLawCallback(schedule="all")
+    trainer_with(
+        tmp_path / "frozen", law2, extra=[BackboneFinetuning(unfreeze_backbone_at_epoch=9)], max_epochs=3
+    ).fit(frozen, datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32))
+    assert frozen.backbone_moved == [False, False, False] and law2.result.losses != law.result.losses
+
+
+def test_early_stopping_ends_the_subset_runs_and_compute_counts_what_they_trained(tmp_path):
+    stop_now = EarlyStopping("val_loss", stopping_threshold=1e9)  # met at the first validation
+    law = RectifiedLawCallback(schedule="all", results_dir=tmp_path / "res")
+    trainer_with(tmp_path, law, extra=[stop_now], max_epochs=4).fit(
+        Boring(), datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32)
+    )
+    assert law.result.examples_processed == 128 + 64 + 32  # one epoch each, not four
+    assert stop_now.stopped_epoch == 0 and stop_now.wait_count == 0  # the user's own is untouched
+    again = RectifiedLawCallback(schedule="all", results_dir=tmp_path / "res")  # all reused
+    trainer_with(
+        tmp_path, again, extra=[EarlyStopping("val_loss", stopping_threshold=1e9)], max_epochs=4
+    ).fit(Boring(), datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32))
+    assert again.result.reused == 3 and again.result.examples_processed == 128 + 64 + 32
+
+
+class _HalvesTheLearningRate(Callback):
+    """The user's own callback that changes training: halves the learning rate each epoch."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.calls += 1
+        for group in trainer.optimizers[0].param_groups:
+            group["lr"] /= 2
+
+
+def test_a_custom_callback_is_named_in_a_warning_and_shared_when_given(tmp_path):
+    dm = lambda: NestedSubsetDataModule(Data(), budget=128, min_size=32)  # noqa: E731
+    user = _HalvesTheLearningRate()
+    law = RectifiedLawCallback(schedule="all")
+    with pytest.warns(UserWarning, match=r"subset_callbacks=\[_HalvesTheLearningRate\]"):
+        trainer_with(tmp_path, law, extra=[user]).fit(Boring(), datamodule=dm())
+    assert user.calls == 0  # left out of the subset runs (the user's fit was stopped)
+
+    shared = RectifiedLawCallback(schedule="all", subset_callbacks=[f"{__name__}._HalvesTheLearningRate"])
+    user = _HalvesTheLearningRate()
+    trainer_with(tmp_path / "b", shared, extra=[user]).fit(Boring(), datamodule=dm())
+    assert user.calls == 0  # each run trained with a copy of it, not with the user's own
+    assert shared.result.losses != law.result.losses  # and trained differently
+
+
+def test_a_changed_early_stopping_setting_is_a_different_computation(tmp_path, caplog):
+    def run(patience):
+        law = RectifiedLawCallback(schedule="all", results_dir=tmp_path / "res")
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="lightning_rectlaw"):
+            trainer_with(tmp_path, law, extra=[EarlyStopping("val_loss", patience=patience)]).fit(
+                Boring(), datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32)
+            )
+        return [r.getMessage() for r in caplog.records if "[rectlaw] size" in r.getMessage()]
+
+    run(3)
+    assert all("reusing" in m for m in run(3))
+    log = run(1)
+    assert log and all("retraining" in m and "callbacks" in m for m in log)
+
+
 def test_fast_dev_run_checks_the_code_but_predicts_and_caches_nothing(tmp_path):
     law = RectifiedLawCallback(schedule="all", results_dir=tmp_path / "runs")
     model = Boring()
@@ -402,6 +502,14 @@ def test_too_few_subsets_for_the_method_fail_before_training(tmp_path):
         (lambda: RectifiedLawCallback(level=-1), r"`level` must be in \(0, 1\)"),
         (lambda: RectifiedLawCallback(method="modelsize"), "predicts no loss from one curve"),
         (lambda: RectifiedLawCallback(method="zeroshot"), "set `zero_shot=True`"),
+        (
+            lambda: RectifiedLawCallback(subset_callbacks=["no_such_pkg.Unfreeze"]),
+            "cannot import 'no_such_pkg",
+        ),
+        (
+            lambda: RectifiedLawCallback(subset_callbacks=[torch.nn.Linear]),
+            "takes Lightning Callback classes",
+        ),
     ],
 )
 def test_bad_callback_options(make, match):

@@ -192,7 +192,10 @@ def test_in_process_rounds_reuse_the_subsets_of_randomly_initialised_candidates(
         def configure_optimizers(self):
             return torch.optim.Adam(self.parameters(), 1e-2)
 
+    from lightning.pytorch.callbacks import EarlyStopping
+
     quiet = {"max_epochs": 1, "logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+    quiet["callbacks"] = [EarlyStopping("val_loss", patience=3)]  # the user's own, next to the sweep's
     sweep = adaptive_sweep(
         {"a": lambda: Plain(4), "b": lambda: Plain(16)},
         Data(n=2048),
@@ -201,6 +204,7 @@ def test_in_process_rounds_reuse_the_subsets_of_randomly_initialised_candidates(
         results_dir=tmp_path,
         trainer=quiet,
     )
+    assert not sweep.failed and set(sweep.results) == {"a", "b"}
     for result in sweep.results.values():  # the last round: every size but the new one reused
         assert result.sizes[0] == 1024 and result.reused == len(result.sizes) - 1
 
