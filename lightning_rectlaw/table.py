@@ -23,6 +23,7 @@ Pure python/numpy: no torch, Lightning or Hydra import here.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import math
 import os
@@ -253,11 +254,17 @@ class LossTable:
 
     @classmethod
     def from_csv_text(cls, text: str, source: str = "<text>") -> LossTable:
-        rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
+        """Parse the paper's CSV format. Also read: a semicolon- or tab-separated export (with
+        decimal commas under semicolons, as spreadsheets write it in many locales), a byte-order
+        mark, and empty trailing columns (a trailing comma on every line)."""
+        text = text.removeprefix("\ufeff")
+        delimiter = _delimiter(text)
+        rows = [r for r in csv.reader(io.StringIO(text), delimiter=delimiter) if any(c.strip() for c in r)]
         if not rows:
             raise TableError(
                 f"{source} is empty: expected a header row '{NAME_COLUMN},0,200,...,size,family'"
             )
+        rows = _without_empty_trailing_columns(rows)
         header = [h.strip() for h in rows[0]]
         if _is_number(header[0]) or header[0] in ("size", "family"):
             raise TableError(
@@ -293,9 +300,12 @@ class LossTable:
                     f"{len(header)}; fix the row's commas"
                 )
             names.append(row[0].strip())
-            losses.append([_cell(row, j, header, i, source) for _, j in size_cols])
-            zero.append(_cell(row, zero_col, header, i, source) if zero_col else math.nan)
-            params.append(_cell(row, size_col, header, i, source) if size_col else math.nan)
+            cell = functools.partial(
+                _cell, row, header=header, i=i, source=source, decimal_comma=delimiter != ","
+            )
+            losses.append([cell(j) for _, j in size_cols])
+            zero.append(cell(zero_col) if zero_col else math.nan)
+            params.append(cell(size_col) if size_col else math.nan)
             fams.append(row[fam_col].strip() if fam_col else "")
         if not names:
             raise TableError(f"{source} has a header but no candidate rows")
@@ -336,12 +346,33 @@ def _size_key(size: float) -> int | float:
     return int(size) if float(size).is_integer() else float(size)
 
 
-def _cell(row: list[str], j: int, header: list[str], i: int, source: str) -> float:
+def _delimiter(text: str) -> str:
+    """The separator of the header line: a comma, unless it has none and has semicolons or tabs."""
+    header = next((line for line in text.splitlines() if line.strip()), "")
+    if "," in header:
+        return ","
+    return max((";", "\t"), key=header.count) if (";" in header or "\t" in header) else ","
+
+
+def _without_empty_trailing_columns(rows: list[list[str]]) -> list[list[str]]:
+    """Drop trailing columns that are empty in the header and in every row (a trailing comma)."""
+    width = max(len(r) for r in rows)
+    while width > 1 and all(len(r) < width or not r[width - 1].strip() for r in rows):
+        width -= 1
+    return [r[:width] for r in rows]
+
+
+def _cell(
+    row: list[str], j: int, header: list[str], i: int, source: str, decimal_comma: bool = False
+) -> float:
     text = row[j].strip()
     if text.lower() in _MISSING:
         return math.nan
+    # A decimal comma ("4,8913") in a semicolon- or tab-separated spreadsheet export; in a
+    # comma-separated file a comma in a number could be a thousands separator: refused.
+    number = text.replace(",", ".") if decimal_comma and text.count(",") == 1 and "." not in text else text
     try:
-        return float(text)
+        return float(number)
     except ValueError:
         raise TableError(
             f"{source}, row {i} ({row[0].strip()!r}), column {header[j]!r}: "

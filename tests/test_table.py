@@ -43,11 +43,33 @@ def test_reads_the_paper_tables(benchmark_dir):
         ("config name,0,200,400\na,4,3,2\na,4,3,2\n", "unique"),
         ("config name,0,size\na,4,10\n", "no subset-size columns"),
         ("0,200,400\n4.0,3.0,2.9\n", r"first column must hold the candidate names .* its header is '0'"),
+        # in a comma-separated file a comma inside a number may be a thousands separator
+        ('config name,200,400\na,"3,1",2.9\n', r"'3,1' is not a number"),
     ],
 )
 def test_bad_csv_names_the_problem(text, match):
     with pytest.raises(TableError, match=match):
         LossTable.from_csv_text(text)
+
+
+@pytest.mark.parametrize(
+    "export",
+    [
+        pytest.param(
+            CSV.replace(",", ";").replace("3.0", "3,0").replace("2.9", "2,9"), id="semicolons, decimal commas"
+        ),
+        pytest.param(CSV.replace(",", "\t"), id="tabs"),
+        pytest.param("\ufeff" + CSV.replace("\n", "\r\n"), id="byte-order mark, CRLF"),
+        pytest.param(CSV.replace("\n", ",\n"), id="trailing comma on every line"),
+        pytest.param(CSV.replace("family\n", "family,,\n"), id="trailing commas on the header"),
+    ],
+)
+def test_spreadsheet_exports_of_a_table_read_as_the_table(export):
+    """What a spreadsheet writes when a user saves the table: the same table, not an error."""
+    t, want = LossTable.from_csv_text(export), LossTable.from_csv_text(CSV)
+    assert t.names == want.names and t.families == want.families
+    np.testing.assert_array_equal(t.losses, want.losses)
+    np.testing.assert_array_equal(t.zero_shot, want.zero_shot)
 
 
 def test_unreadable_file_names_the_path(tmp_path):
