@@ -303,15 +303,14 @@ def test_module_state_puts_back_a_buffer_that_training_resized():
     assert model[0].weight.abs().sum() > 0 and "0.cache" not in model.state_dict()
 
 
-class _UnfreezesAfterAnEpoch(Boring):
-    """A frozen backbone that the module unfreezes itself after the first epoch (a common
-    fine-tuning pattern); records whether it was frozen at the start of each training run."""
+class _BackboneAndHead(Boring):
+    """``backbone`` for Lightning's BackboneFinetuning; records whether it moved in each run."""
 
     def __init__(self):
         super().__init__()
         self.backbone = torch.nn.Linear(8, 8)
-        self.backbone.requires_grad_(False)
-        self.frozen_at_start = []
+        self.initial = self.backbone.weight.detach().clone()
+        self.backbone_moved = []
 
     def training_step(self, batch, _):
         x, y = batch
@@ -320,6 +319,19 @@ class _UnfreezesAfterAnEpoch(Boring):
     def validation_step(self, batch, _):
         x, y = batch
         self.log("val_loss", torch.nn.functional.mse_loss(self.layer(self.backbone(x)).squeeze(-1), y))
+
+    def on_train_end(self):
+        self.backbone_moved.append(not torch.equal(self.backbone.weight.detach(), self.initial))
+
+
+class _UnfreezesAfterAnEpoch(_BackboneAndHead):
+    """A frozen backbone that the module unfreezes itself after the first epoch (a common
+    fine-tuning pattern); records whether it was frozen at the start of each training run."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone.requires_grad_(False)
+        self.frozen_at_start = []
 
     def on_train_start(self):
         self.frozen_at_start.append(not self.backbone.weight.requires_grad)
@@ -352,27 +364,6 @@ def test_module_state_puts_back_frozen_flags_and_train_modes():
     assert not model[0].weight.requires_grad and model[1].weight.requires_grad
     assert model.training and model[0].training and not model[1].training
     assert state.frozen == ["0.weight", "0.bias"]
-
-
-class _BackboneAndHead(Boring):
-    """``backbone`` for Lightning's BackboneFinetuning; records whether it moved in each run."""
-
-    def __init__(self):
-        super().__init__()
-        self.backbone = torch.nn.Linear(8, 8)
-        self.initial = self.backbone.weight.detach().clone()
-        self.backbone_moved = []
-
-    def training_step(self, batch, _):
-        x, y = batch
-        return torch.nn.functional.mse_loss(self.layer(self.backbone(x)).squeeze(-1), y)
-
-    def validation_step(self, batch, _):
-        x, y = batch
-        self.log("val_loss", torch.nn.functional.mse_loss(self.layer(self.backbone(x)).squeeze(-1), y))
-
-    def on_train_end(self):
-        self.backbone_moved.append(not torch.equal(self.backbone.weight.detach(), self.initial))
 
 
 def test_subset_runs_follow_the_users_backbone_fine_tuning_schedule(tmp_path):

@@ -197,10 +197,38 @@ def test_a_larger_budget_reuses_the_smaller_subsets_already_run(tmp_path):
     assert large.losses[2:] == small.losses
 
 
-def test_an_edited_layer_in_another_file_is_a_different_computation(tmp_path, caplog, monkeypatch):
-    """The module's own class is unchanged; a layer it builds, from the user's other file, is not."""
+class _WithHead(Boring):
+    """Boring with its layer built by a class from the user's other file."""
+
+    def __init__(self, head):
+        super().__init__()
+        self.layer = head()
+
+
+def _fit_with_head(tmp_path, caplog, head) -> list[str]:
+    """Fit ``_WithHead(head)`` from the same initial weights with the cache; its cache log lines."""
+    torch.manual_seed(0)
+    law = RectifiedLawCallback(schedule="all", results_dir=tmp_path / "res")
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="lightning_rectlaw"):
+        trainer_with(tmp_path, law).fit(
+            _WithHead(head), datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32)
+        )
+    return [r.getMessage() for r in caplog.records if "[rectlaw] size" in r.getMessage()]
+
+
+def _fresh_import(module: str, *also: str):
+    """Import ``module`` again from disk, after ``also`` (modules it imports) are dropped too."""
     import importlib
 
+    for name in (module, *also):
+        sys.modules.pop(name, None)
+    importlib.invalidate_caches()
+    return importlib.import_module(module)
+
+
+def test_an_edited_layer_in_another_file_is_a_different_computation(tmp_path, caplog, monkeypatch):
+    """The module's own class is unchanged; a layer it builds, from the user's other file, is not."""
     src = tmp_path / "user_layers.py"
     monkeypatch.syspath_prepend(str(tmp_path))
 
@@ -212,26 +240,9 @@ def test_an_edited_layer_in_another_file_is_a_different_computation(tmp_path, ca
             "        super().__init__(8, 1)\n\n"
             f"    def forward(self, x):\n        return {activation}(super().forward(x))\n"
         )
-        sys.modules.pop("user_layers", None)
-        importlib.invalidate_caches()
-        return importlib.import_module("user_layers").Head
+        return _fresh_import("user_layers").Head
 
-    class WithHead(Boring):
-        def __init__(self, head):
-            super().__init__()
-            self.layer = head()
-
-    def run(head):
-        torch.manual_seed(0)
-        model = WithHead(head)
-        law = RectifiedLawCallback(schedule="all", results_dir=tmp_path / "res")
-        caplog.clear()
-        with caplog.at_level(logging.DEBUG, logger="lightning_rectlaw"):
-            trainer_with(tmp_path, law).fit(
-                model, datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32)
-            )
-        return [r.getMessage() for r in caplog.records if "[rectlaw] size" in r.getMessage()]
-
+    run = lambda head: _fit_with_head(tmp_path, caplog, head)  # noqa: E731
     run(write_layer("torch.relu"))
     assert all("reusing" in m for m in run(write_layer("torch.relu")))
     log = run(write_layer("torch.tanh"))  # same weights, same module class: another forward
@@ -240,8 +251,6 @@ def test_an_edited_layer_in_another_file_is_a_different_computation(tmp_path, ca
 
 def test_an_edited_helper_that_a_layer_file_imports_is_a_different_computation(tmp_path, caplog, monkeypatch):
     """The layer's file is unchanged; the helper module it imports (the user's own file) is not."""
-    import importlib
-
     monkeypatch.syspath_prepend(str(tmp_path))
     (tmp_path / "user_head.py").write_text(
         "import torch\n\nfrom user_activations import squash\n\n"
@@ -255,26 +264,9 @@ def test_an_edited_helper_that_a_layer_file_imports_is_a_different_computation(t
         (tmp_path / "user_activations.py").write_text(
             f"import torch\n\ndef squash(x):\n    return {activation}(x)\n"
         )
-        for name in ("user_head", "user_activations"):
-            sys.modules.pop(name, None)
-        importlib.invalidate_caches()
-        return importlib.import_module("user_head").Head
+        return _fresh_import("user_head", "user_activations").Head
 
-    class WithHead(Boring):
-        def __init__(self, head):
-            super().__init__()
-            self.layer = head()
-
-    def run(head):
-        torch.manual_seed(0)
-        law = RectifiedLawCallback(schedule="all", results_dir=tmp_path / "res")
-        caplog.clear()
-        with caplog.at_level(logging.DEBUG, logger="lightning_rectlaw"):
-            trainer_with(tmp_path, law).fit(
-                WithHead(head), datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32)
-            )
-        return [r.getMessage() for r in caplog.records if "[rectlaw] size" in r.getMessage()]
-
+    run = lambda head: _fit_with_head(tmp_path, caplog, head)  # noqa: E731
     run(write_helper("torch.relu"))
     assert all("reusing" in m for m in run(write_helper("torch.relu")))
     log = run(write_helper("torch.tanh"))
