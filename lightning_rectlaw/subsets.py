@@ -227,7 +227,9 @@ class SubsetRuns:
         metrics = runner.validate(self.pl_module, dataloaders=self.dm.val_dataloader(), verbose=False)
         values = {k: v for per_loader in metrics for k, v in per_loader.items()}  # one dict per loader
         if self.monitor not in values:
-            raise ValueError(_never_logged(self.monitor, values))
+            raise ValueError(
+                _never_logged(self.monitor, values, per_batch=self.monitor in runner.logged_metrics)
+            )
         return float(values[self.monitor])
 
     def _cached_or_run(self, size: int, result: RectifiedLawResult, run) -> tuple[float, float]:
@@ -257,8 +259,15 @@ class SubsetRuns:
         return loss, done
 
 
-def _never_logged(monitor: str, logged) -> str:
-    """The error for a monitored metric missing from validation, with the fix for the likely cause."""
+def _never_logged(monitor: str, logged, per_batch: bool = False) -> str:
+    """The error for a monitored metric missing from validation, with the fix for the likely cause
+    (``per_batch``: it was logged, but only per batch)."""
+    if per_batch:
+        return (
+            f"the metric {monitor!r} was logged per validation batch only (on_epoch=False), so there "
+            f"is no loss over the validation set; log it with self.log({monitor!r}, loss, "
+            "on_epoch=True), the default in validation_step"
+        )
     per_loader = sorted(k for k in logged if k.startswith(f"{monitor}/dataloader_idx_"))
     fix = (
         f"with several validation loaders Lightning logs it per loader: choose the one that is "

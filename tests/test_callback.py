@@ -207,6 +207,19 @@ def test_monitored_key_never_logged(tmp_path):
         )
 
 
+def test_a_loss_logged_per_validation_batch_only_gets_the_fix(tmp_path):
+    class PerBatch(Boring):
+        def validation_step(self, batch, _):
+            x, y = batch
+            loss = torch.nn.functional.mse_loss(self.layer(x).squeeze(-1), y)
+            self.log("val_loss", loss, on_step=True, on_epoch=False)
+
+    with pytest.raises(ValueError, match=r"logged per validation batch only .* on_epoch=True"):
+        trainer_with(tmp_path, RectifiedLawCallback(schedule="all")).fit(
+            PerBatch(), datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32)
+        )
+
+
 class _TwoValLoaders(Data):
     """The second validation loader is the test loss (scaled, so the two are told apart)."""
 
