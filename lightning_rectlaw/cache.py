@@ -331,8 +331,41 @@ def _update(h, obj) -> None:
         h.update(b"]")
     elif isinstance(obj, (str, bytes, int, float, bool, type(None), Path)):
         h.update(repr(obj).encode())
+    elif isinstance(obj, types.FunctionType):  # a function hyperparameter (an activation, a lambda)
+        # its compiled code and the values it reads: stable across processes, unlike its repr
+        # (an address), and changed by an edit, unlike its pickle (a reference by name)
+        h.update(f"function{obj.__module__}.{obj.__qualname__}".encode())
+        _update_code(h, obj.__code__)
+        closed = [c.cell_contents for c in obj.__closure__ or () if _filled(c)]
+        named = [obj.__globals__[n] for n in obj.__code__.co_names if n in obj.__globals__]
+        _update(h, [v for v in (*(obj.__defaults__ or ()), *closed, *named) if _is_value(v)])
     else:  # e.g. an image: its pickle holds the contents, its repr may hold only an address
         try:
             h.update(pickle.dumps(obj, protocol=4))
         except (pickle.PicklingError, TypeError, AttributeError):
             h.update(repr(obj).encode())
+
+
+def _update_code(h, code: types.CodeType) -> None:
+    """A code object's instructions, names and constants (nested functions' code included)."""
+    h.update(code.co_code)
+    h.update(repr((code.co_names, code.co_varnames, code.co_argcount)).encode())
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _update_code(h, const)
+        else:
+            h.update(repr(const).encode())
+
+
+def _filled(cell) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 - raises ValueError for an empty cell
+    except ValueError:
+        return False
+    return True
+
+
+def _is_value(v) -> bool:
+    """A value a function reads that is data, not code (code is hashed by its source)."""
+    plain = (str, bytes, int, float, bool, type(None), Path, torch.Tensor, np.ndarray)
+    return isinstance(v, plain) or (isinstance(v, (list, tuple)) and all(isinstance(x, plain) for x in v))

@@ -284,6 +284,30 @@ def test_installed_packages_count_by_version_not_followed_file_by_file():
     assert "boring" in _project_imports(__name__)
 
 
+def test_a_function_hyperparameter_hashes_by_its_code_and_values():
+    """An activation passed to the module (saved in hparams) is the same computation in another
+    process (not its address), and another one when its code or a value it reads changes."""
+    import subprocess
+
+    from lightning_rectlaw.cache import _digest
+
+    def scaled(factor):
+        return lambda x: factor * x
+
+    assert _digest(scaled(2.0)) == _digest(scaled(2.0)) != _digest(scaled(3.0))
+    assert _digest(lambda x: x + 1) != _digest(lambda x: x + 2)
+    code = (
+        "from lightning_rectlaw.cache import _digest\n"
+        "def act(x):\n    return x * 2\n"
+        "print(_digest({'act': act}))\n"
+    )
+    runs = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        for _ in range(2)
+    }
+    assert len(runs) == 1  # the same in two processes
+
+
 def test_more_processes_are_a_different_computation(tmp_path):
     """Under DDP each process takes a batch: twice the processes, twice the effective batch."""
     from lightning_rectlaw.cache import fingerprint_parts
