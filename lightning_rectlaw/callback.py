@@ -46,6 +46,7 @@ from lightning_rectlaw.subsets import (
     ModuleState,
     SubsetRuns,
     check_enough_subsets,
+    check_sees_every_subset,
     check_strategy,
     check_trains_and_validates,
     resolve_callback_classes,
@@ -235,6 +236,8 @@ class RectifiedLawCallback(Callback):
                 "nothing is measured, cached or predicted. Run without it for a prediction",
                 category=UserWarning,
             )
+        else:
+            check_sees_every_subset(trainer, dm)
         out_dir = self._out_dir(trainer)
         snapshot = ModuleState(pl_module)
         device = trainer.strategy.root_device

@@ -31,6 +31,7 @@ __all__ = [
     "ModuleState",
     "SubsetRuns",
     "check_enough_subsets",
+    "check_sees_every_subset",
     "check_strategy",
     "check_trains_and_validates",
     "epochs",
@@ -431,6 +432,29 @@ def check_trains_and_validates(trainer: L.Trainer) -> None:
             "the Trainer's limit_val_batches=0 turns validation off, and the subset runs inherit it: "
             "every subset is scored on the validation set; remove limit_val_batches or set it above 0"
         )
+
+
+def check_sees_every_subset(trainer: L.Trainer, dm: NestedSubsetDataModule) -> None:
+    """Warn, before any training, when a step or batch cap stops the larger subsets short of
+    one pass (``max_steps=5`` or ``limit_train_batches=2``, common while debugging): those subsets
+    then train on the same number of examples, and their losses say nothing about their size."""
+    per_step = dm.batch_size * trainer.accumulate_grad_batches * trainer.world_size
+    caps = {}
+    if trainer.max_steps is not None and trainer.max_steps > 0:
+        caps["max_steps"] = (trainer.max_steps, trainer.max_steps * per_step)
+    limit = trainer.limit_train_batches
+    if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+        caps["limit_train_batches"] = (limit, limit * dm.batch_size * trainer.world_size)
+    for name, (value, examples) in caps.items():
+        short = [size for size in dm.sizes if size > examples]
+        if short:
+            rank_zero_warn(
+                f"[rectlaw] the Trainer's {name}={value} stops training after {examples} examples, "
+                f"before the subsets of {', '.join(map(str, short))} examples are seen once: they "
+                "train on as many examples as a smaller subset, and the curve cannot tell their sizes "
+                f"apart. For a measurement, remove {name} (train by max_epochs) or lower the budget",
+                category=UserWarning,
+            )
 
 
 def check_strategy(trainer: L.Trainer) -> None:

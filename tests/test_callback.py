@@ -2,6 +2,7 @@
 
 import json
 import logging
+import warnings
 
 import numpy as np
 import pytest
@@ -84,10 +85,36 @@ def test_ats_schedule_stops_at_the_phase_transition(tmp_path):
 def test_max_steps_runs_count_the_examples_they_process(tmp_path):
     law = RectifiedLawCallback(schedule="all")
     trainer = trainer_with(tmp_path, law, max_steps=6)  # 6 batches of 32 = 192 examples per subset
-    trainer.fit(Boring(), datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=r".*before the subsets")  # every subset is seen whole
+        trainer.fit(Boring(), datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32))
     assert trainer.datamodule.batch_size == 32
     # ceil(192 / size) passes over each subset: 2 × 128, 3 × 64, 6 × 32
     assert law.result.examples_processed == 2 * 128 + 3 * 64 + 6 * 32
+
+
+@pytest.mark.parametrize(
+    ("cap", "match"),
+    [
+        (
+            {"max_steps": 2},
+            r"max_steps=2 stops training after 64 examples, before the subsets of 128 examples",
+        ),
+        (
+            {"limit_train_batches": 1},
+            r"limit_train_batches=1 stops training after 32 examples, .* of 128, 64 examples",
+        ),
+    ],
+)
+def test_a_cap_that_stops_the_larger_subsets_short_of_one_pass_is_named(tmp_path, cap, match):
+    """A debugging cap (a few steps or batches) makes the larger subsets train on as many
+    examples as a smaller one: the curve is flat for a reason that is not the data."""
+    law = RectifiedLawCallback(schedule="all")
+    with pytest.warns(UserWarning, match=match):
+        trainer_with(tmp_path, law, **cap).fit(
+            Boring(), datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32)
+        )
+    assert law.result.sizes == [128, 64, 32]  # a warning, not a refusal: the run still goes through
 
 
 def test_a_diverged_but_finite_run_is_left_out_and_reported(tmp_path):
