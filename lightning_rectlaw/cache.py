@@ -204,10 +204,11 @@ def _code(pl_module, dm, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     import lightning
 
     versions = {"python": sys.version, "torch": torch.__version__, "lightning": lightning.__version__}
-    distributions = importlib.metadata.packages_distributions()
+    distributions = None  # read only for a package without __version__ (a scan of site-packages)
     for package in sorted(packages):
         version = getattr(sys.modules.get(package), "__version__", None)
-        if version is None:  # a package without __version__: its installed distribution's
+        if version is None:  # its installed distribution's version
+            distributions = distributions or importlib.metadata.packages_distributions()
             version = [_distribution_version(d) for d in distributions.get(package, ())] or None
         if version is not None:
             versions[package] = str(version)
@@ -280,26 +281,33 @@ def _batches(loaders):
         yield from loader
 
 
+#: Values that are settings or data, not code or live objects.
+_PLAIN = (int, float, str, bool, type(None), Path)
+_DATA = (*_PLAIN, bytes, torch.Tensor, np.ndarray)
+
+
+def _is_plain(value, kinds: tuple[type, ...] = _PLAIN) -> bool:
+    """A value of ``kinds``, or a list or tuple of them."""
+    return isinstance(value, kinds) or (
+        isinstance(value, (list, tuple)) and all(isinstance(v, kinds) for v in value)
+    )
+
+
 def _callback_settings(cb) -> dict[str, Any]:
-    """A shared callback's settings before training: its attributes of plain types, the private
-    ones included (Lightning keeps settings such as SWA's learning rates there), and tensors."""
-    out = _plain_settings(cb, private=True)
-    out.update({k: v for k, v in vars(cb).items() if isinstance(v, (torch.Tensor, np.ndarray))})
-    return out
+    """A shared callback's settings before training: its attributes of plain types and tensors,
+    the private ones included (Lightning keeps settings such as SWA's learning rates there)."""
+    return _plain_settings(cb, private=True, kinds=_DATA)
 
 
-def _plain_settings(obj, private: bool = False) -> dict[str, Any]:
+def _plain_settings(obj, private: bool = False, kinds: tuple[type, ...] = _PLAIN) -> dict[str, Any]:
     """Public attributes of plain types (numbers, strings, flags, paths, lists of them)."""
-    plain = (int, float, str, bool, type(None), Path)
     out = {}
     for name, value in sorted(vars(obj).items()):
         if name.startswith("_") and not private:
             continue
-        if isinstance(value, plain) or (
-            isinstance(value, (list, tuple)) and all(isinstance(v, plain) for v in value)
-        ):
+        if _is_plain(value, kinds):
             out[name] = value
-        elif isinstance(value, Mapping) and all(isinstance(v, plain) for v in value.values()):
+        elif isinstance(value, Mapping) and all(isinstance(v, kinds) for v in value.values()):
             out[name] = dict(value)
     return out
 
@@ -338,7 +346,7 @@ def _update(h, obj) -> None:
         _update_code(h, obj.__code__)
         closed = [c.cell_contents for c in obj.__closure__ or () if _filled(c)]
         named = [obj.__globals__[n] for n in obj.__code__.co_names if n in obj.__globals__]
-        _update(h, [v for v in (*(obj.__defaults__ or ()), *closed, *named) if _is_value(v)])
+        _update(h, [v for v in (*(obj.__defaults__ or ()), *closed, *named) if _is_plain(v, _DATA)])
     else:  # e.g. an image: its pickle holds the contents, its repr may hold only an address
         try:
             h.update(pickle.dumps(obj, protocol=4))
@@ -363,9 +371,3 @@ def _filled(cell) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _is_value(v) -> bool:
-    """A value a function reads that is data, not code (code is hashed by its source)."""
-    plain = (str, bytes, int, float, bool, type(None), Path, torch.Tensor, np.ndarray)
-    return isinstance(v, plain) or (isinstance(v, (list, tuple)) and all(isinstance(x, plain) for x in v))

@@ -41,38 +41,36 @@ __all__ = [
     "training_callbacks",
 ]
 
+
+def _lightning_callbacks(*names: str) -> tuple[type[Callback], ...]:
+    """Lightning's callback classes of these names that this Lightning version has."""
+    return tuple(getattr(lcb, name) for name in names if hasattr(lcb, name))
+
+
 #: Lightning callbacks that change how the model trains (a fine-tuning schedule that freezes and
 #: unfreezes a backbone, early stopping, weight averaging, a schedule of gradient accumulation):
 #: each subset run gets a fresh copy of those on the user's Trainer, so it trains as their fit does.
-SHAPES_TRAINING: tuple[type[Callback], ...] = tuple(
-    getattr(lcb, name)
-    for name in (
-        "BaseFinetuning",
-        "EarlyStopping",
-        "GradientAccumulationScheduler",
-        "StochasticWeightAveraging",
-        "WeightAveraging",  # Lightning >= 2.5
-    )
-    if hasattr(lcb, name)
+SHAPES_TRAINING = _lightning_callbacks(
+    "BaseFinetuning",
+    "EarlyStopping",
+    "GradientAccumulationScheduler",
+    "StochasticWeightAveraging",
+    "WeightAveraging",  # Lightning >= 2.5
 )
 
 #: Lightning callbacks that watch, save or tune around training: the subset runs go without them.
-_OBSERVES: tuple[type[Callback], ...] = tuple(
-    getattr(lcb, name)
-    for name in (
-        "BasePredictionWriter",
-        "BatchSizeFinder",
-        "Checkpoint",
-        "DeviceStatsMonitor",
-        "LearningRateFinder",
-        "LearningRateMonitor",
-        "ModelSummary",
-        "ProgressBar",
-        "SpikeDetection",
-        "ThroughputMonitor",
-        "Timer",
-    )
-    if hasattr(lcb, name)
+_OBSERVES = _lightning_callbacks(
+    "BasePredictionWriter",
+    "BatchSizeFinder",
+    "Checkpoint",
+    "DeviceStatsMonitor",
+    "LearningRateFinder",
+    "LearningRateMonitor",
+    "ModelSummary",
+    "ProgressBar",
+    "SpikeDetection",
+    "ThroughputMonitor",
+    "Timer",
 )
 
 
@@ -149,7 +147,6 @@ class SubsetRuns:
     ) -> None:
         self.trainer, self.pl_module, self.dm, self.cache = trainer, pl_module, dm, cache
         self.callbacks = list(callbacks)  # pristine copies of the user's (training_callbacks)
-        self._done = 1.0  # the share of its planned training the last run did
         self.monitor, self.schedule = monitor, schedule
         self.k, self.delta, self.holdouts = k, delta, holdouts
         self.checkpoint_every = checkpoint_every
@@ -168,7 +165,7 @@ class SubsetRuns:
     def zero_shot(self, result: RectifiedLawResult) -> float:
         """The loss before fine-tuning (size 0 in the cache)."""
         self.progress.start("zero-shot loss", 0)
-        loss, _ = self._cached_or_run(0, result, lambda: self._validate(self.trainer))
+        loss, _ = self._cached_or_run(0, result, lambda: (self._validate(self.trainer), 1.0))
         self.progress.finish()
         return loss
 
@@ -203,7 +200,9 @@ class SubsetRuns:
         sizes = np.array(result.sizes[::-1], dtype=float)
         return ats_stopped(sizes, np.array(result.losses[::-1]), self.k, self.delta)
 
-    def _fit_subset(self, size: int) -> float:
+    def _fit_subset(self, size: int) -> tuple[float, float]:
+        """Train the subset of ``size``; its final loss and the share of the planned training it
+        did (below 1 when a shared EarlyStopping ended it)."""
         self.dm.use_subset(size)
         partial = self.cache.partial_dir(size) if self.checkpoint_every is not None else None
         final = _LastValidation(self.monitor)
@@ -217,11 +216,10 @@ class SubsetRuns:
         sub.fit(self.pl_module, datamodule=self.dm, ckpt_path=resume)
         self.pl_module.trainer = sub
         planned = sub.estimated_stepping_batches
-        if math.isfinite(planned) and planned > 0:  # less when a shared EarlyStopping stopped it
-            self._done = min(1.0, sub.global_step / planned)
+        done = min(1.0, sub.global_step / planned) if math.isfinite(planned) and planned > 0 else 1.0
         if final.step == sub.global_step and final.value is not None:
-            return final.value  # the fit validated the final weights already: no second pass
-        return self._validate(sub, reuse=True)
+            return final.value, done  # the fit validated the final weights already: no second pass
+        return self._validate(sub, reuse=True), done
 
     def _validate(self, trainer, reuse: bool = False) -> float:
         runner = trainer if reuse else subset_trainer(trainer, "zero_shot", callbacks=[])
@@ -236,19 +234,18 @@ class SubsetRuns:
     def _cached_or_run(self, size: int, result: RectifiedLawResult, run) -> tuple[float, float]:
         """Reuse the finished run of ``size`` when its fingerprint matches, else run it seeded
         from ``(seed, size)``; its original wall time is added to ``result.seconds`` either way.
-        Returns the loss and the share of the planned training the run did (below 1 when early
-        stopping ended it)."""
+        ``run`` returns, and this returns, the loss and the share of the planned training the
+        run did (below 1 when early stopping ended it)."""
         trainer = self.trainer
         saved = self.cache.get(size) if trainer.is_global_zero else None
         if trainer.world_size > 1:
             saved = trainer.strategy.broadcast(saved, src=0)
         if saved is None:
             seed_run(self.dm.seed, size)
-            self._done = 1.0
             t0 = time.perf_counter()
             with quiet_lightning():  # no banner, tip or "fit stopped" line per subset Trainer
-                loss = float(run())
-            seconds, done = time.perf_counter() - t0, self._done
+                loss, done = run()
+            loss, seconds = float(loss), time.perf_counter() - t0
             if trainer.world_size > 1:
                 loss = trainer.strategy.broadcast(loss, src=0)
             if trainer.is_global_zero:

@@ -347,11 +347,10 @@ def _size_key(size: float) -> int | float:
 
 
 def _delimiter(text: str) -> str:
-    """The separator of the header line: a comma, unless it has none and has semicolons or tabs."""
+    """The separator of the header line: the most frequent of comma, semicolon and tab (a comma
+    on a tie, as when the header has one column)."""
     header = next((line for line in text.splitlines() if line.strip()), "")
-    if "," in header:
-        return ","
-    return max((";", "\t"), key=header.count) if (";" in header or "\t" in header) else ","
+    return max((",", ";", "\t"), key=header.count)
 
 
 def _without_empty_trailing_columns(rows: list[list[str]]) -> list[list[str]]:
