@@ -467,6 +467,23 @@ def test_a_custom_callback_is_named_in_a_warning_and_shared_when_given(tmp_path)
     assert shared.result.losses != law.result.losses  # and trained differently
 
 
+def test_a_shared_callback_that_cannot_be_copied_fails_before_training_naming_it(tmp_path):
+    import threading
+
+    class HoldsALock(_HalvesTheLearningRate):
+        def __init__(self):
+            super().__init__()
+            self.lock = threading.Lock()  # deepcopy cannot copy a lock
+
+    model = Boring()
+    law = RectifiedLawCallback(schedule="all", subset_callbacks=[HoldsALock])
+    with pytest.raises(ValueError, match=r"fresh copy of your HoldsALock callback.*make it copyable"):
+        trainer_with(tmp_path, law, extra=[HoldsALock()]).fit(
+            model, datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32)
+        )
+    assert model.starts == []  # nothing trained
+
+
 def test_a_changed_early_stopping_setting_is_a_different_computation(tmp_path, caplog):
     def run(patience):
         law = RectifiedLawCallback(schedule="all", results_dir=tmp_path / "res")
