@@ -34,14 +34,14 @@ from pathlib import Path
 import numpy as np
 from heldout import load  # the held-out protocol's table loader (benchmarks/ is on the path)
 
-from lightning_rectlaw.adaptive import (
+from lightning_rectlaw.core.metrics import relacc
+from lightning_rectlaw.core.table import LossTable
+from lightning_rectlaw.schedule.rule import (
     RULES,
     rungs,
     simulate,
 )
-from lightning_rectlaw.metrics import relacc
-from lightning_rectlaw.selection import select
-from lightning_rectlaw.table import LossTable
+from lightning_rectlaw.selection.registry import select
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "benchmark"

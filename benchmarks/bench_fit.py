@@ -22,8 +22,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import least_squares
 
-from lightning_rectlaw.evaluate import EVAL_METHODS, evaluate
-from lightning_rectlaw.law import (
+from lightning_rectlaw.core.law import (
     _ALPHA,
     _LOWER,
     _UPPER,
@@ -34,8 +33,9 @@ from lightning_rectlaw.law import (
     fit_laws,
     law_value,
 )
-from lightning_rectlaw.selection import DEFAULT_METHOD
-from lightning_rectlaw.table import LossTable
+from lightning_rectlaw.core.table import LossTable
+from lightning_rectlaw.schedule.evaluate import EVAL_METHODS, evaluate
+from lightning_rectlaw.selection.registry import DEFAULT_METHOD
 
 DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "shared" / "benchmark" / "flan.csv"
 

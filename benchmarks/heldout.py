@@ -34,11 +34,11 @@ from pathlib import Path
 import numpy as np
 from scipy.special import ndtri
 
-from lightning_rectlaw.evaluate import evaluate
-from lightning_rectlaw.predictive import SCHEMES, inflate, prob_best
-from lightning_rectlaw.robust import screen_outliers
-from lightning_rectlaw.selection import calibrate_ats, select
-from lightning_rectlaw.table import LossTable
+from lightning_rectlaw.core.predictive import SCHEMES, inflate, prob_best
+from lightning_rectlaw.core.screening import screen_outliers
+from lightning_rectlaw.core.table import LossTable
+from lightning_rectlaw.schedule.evaluate import evaluate
+from lightning_rectlaw.selection.registry import calibrate_ats, select
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "benchmark"

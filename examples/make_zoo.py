@@ -213,7 +213,7 @@ def stdlib_sources(limit_bytes: int = 3_000_000) -> list[Path]:
 
 def english_file(out: Path) -> Path:
     """Python's English help texts (``pydoc_data.topics``) as one text file."""
-    from lightning_rectlaw.lm import builtin_text
+    from lightning_rectlaw.hf.lm import builtin_text
 
     path = out / "_text" / "pydoc_topics.txt"
     if not path.exists():
@@ -336,7 +336,7 @@ def build(spec: Spec, out: Path, scale: float, accelerator: str, pretrain: str =
     import lightning as L
     from transformers import AutoTokenizer
 
-    from lightning_rectlaw.lm import CausalLMModule, TextDataModule
+    from lightning_rectlaw.hf.lm import CausalLMModule, TextDataModule
 
     path = out / spec.name
     steps = round(spec.steps * scale)
@@ -416,11 +416,11 @@ def ground_truth(specs, out: Path, zoo: Zoo, target, min_size, epochs, ratios, a
 
 def write_truth(sweep: Path, out: Path, zoo: Zoo, target, ratios, seconds: float) -> None:
     """The zoo's loss table, the selectors' scores and the curves' plot, from a finished sweep."""
-    from lightning_rectlaw.evaluate import evaluate
-    from lightning_rectlaw.plot import curve_figure
-    from lightning_rectlaw.selection import METHODS
-    from lightning_rectlaw.summary import collect_results, loss_table
-    from lightning_rectlaw.table import atomic_write_text
+    from lightning_rectlaw.core.figures import curve_figure
+    from lightning_rectlaw.core.table import atomic_write_text
+    from lightning_rectlaw.report.summary import collect_results, loss_table
+    from lightning_rectlaw.schedule.evaluate import evaluate
+    from lightning_rectlaw.selection.registry import METHODS
 
     records = collect_results(sweep)
     failed = [r["name"] for r in records if r["status"] != "ok"]
@@ -472,7 +472,7 @@ def _target_data(zoo: Zoo, out: Path) -> list[str]:
 
 
 def _markdown(rows, ratios, table, seconds: float) -> str:
-    from lightning_rectlaw.selection import METHODS
+    from lightning_rectlaw.selection.registry import METHODS
 
     truth = table.column(table.max_size)
     order = sorted(range(len(table)), key=lambda i: truth[i])

@@ -9,7 +9,7 @@ python examples/train.py -m hydra/launcher=local_parallel
 
 import sys
 
-from lightning_rectlaw.sweep import run
+from lightning_rectlaw.app.sweep import run
 
 if __name__ == "__main__":
     sys.exit(run())

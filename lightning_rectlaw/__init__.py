@@ -10,24 +10,24 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from lightning_rectlaw.curve import CurvePrediction, predict_curve
-from lightning_rectlaw.evaluate import evaluate
-from lightning_rectlaw.law import FitConvergenceWarning, FitResult, fit_law, fit_laws
-from lightning_rectlaw.metrics import pearcorr, relacc
-from lightning_rectlaw.result import RectifiedLawResult
-from lightning_rectlaw.robust import OutlierWarning, screen_outliers
-from lightning_rectlaw.selection import DEFAULT_METHOD, METHODS, Method, Selection, select
-from lightning_rectlaw.table import LossTable, TableError
+from lightning_rectlaw.core.law import FitConvergenceWarning, FitResult, fit_law, fit_laws
+from lightning_rectlaw.core.metrics import pearcorr, relacc
+from lightning_rectlaw.core.screening import OutlierWarning, screen_outliers
+from lightning_rectlaw.core.table import LossTable, TableError
+from lightning_rectlaw.schedule.evaluate import evaluate
+from lightning_rectlaw.selection.curve import CurvePrediction, predict_curve
+from lightning_rectlaw.selection.record import RectifiedLawResult
+from lightning_rectlaw.selection.registry import DEFAULT_METHOD, METHODS, Method, Selection, select
 
 __version__ = "0.1.0"  # the one version source (pyproject.toml reads it)
 
 _LAZY = {
-    "AdaptiveSweep": "lightning_rectlaw.inprocess",
-    "adaptive_sweep": "lightning_rectlaw.inprocess",
-    "NestedSubsetDataModule": "lightning_rectlaw.datamodule",
-    "RectifiedLawCallback": "lightning_rectlaw.callback",
-    "CausalLMModule": "lightning_rectlaw.lm",
-    "TextDataModule": "lightning_rectlaw.lm",
+    "AdaptiveSweep": "lightning_rectlaw.plugin.inprocess",
+    "adaptive_sweep": "lightning_rectlaw.plugin.inprocess",
+    "NestedSubsetDataModule": "lightning_rectlaw.plugin.datamodule",
+    "RectifiedLawCallback": "lightning_rectlaw.plugin.callback",
+    "CausalLMModule": "lightning_rectlaw.hf.lm",
+    "TextDataModule": "lightning_rectlaw.hf.lm",
 }
 
 __all__ = [

@@ -26,17 +26,17 @@ from typing import Any
 
 import numpy as np
 
-from lightning_rectlaw.evaluate import DEFAULT_METRICS, EVAL_METHODS, EVAL_RATIOS, METRICS, evaluate
-from lightning_rectlaw.formatting import format_number
-from lightning_rectlaw.law import fit_available, num_params
-from lightning_rectlaw.selection import DEFAULT_METHOD, METHODS, select
-from lightning_rectlaw.table import LossTable
+from lightning_rectlaw.core.formatting import format_number
+from lightning_rectlaw.core.law import fit_available, num_params
+from lightning_rectlaw.core.table import LossTable
+from lightning_rectlaw.schedule.evaluate import DEFAULT_METRICS, EVAL_METHODS, EVAL_RATIOS, METRICS, evaluate
+from lightning_rectlaw.selection.registry import DEFAULT_METHOD, METHODS, select
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["sweep"]:  # Hydra parses its own command line
-        from lightning_rectlaw.sweep import run
+        from lightning_rectlaw.app.sweep import run
 
         return run(argv[1:])
     parser = _parser()
@@ -355,7 +355,7 @@ def _label(method: str) -> str:
 
 
 def _cmd_summarize(args) -> int:
-    from lightning_rectlaw.summary import collect_results, loss_table, verdict, write_summary
+    from lightning_rectlaw.report.summary import collect_results, loss_table, verdict, write_summary
 
     paths = write_summary(args.sweep_dir, out_dir=args.out)
     if args.table:

@@ -183,7 +183,7 @@ def test_unsupported_multi_device_strategies_are_refused_with_the_fix():
 
     from lightning.pytorch.strategies import DDPStrategy
 
-    from lightning_rectlaw.subsets import check_strategy
+    from lightning_rectlaw.plugin.runs import check_strategy
 
     spawned = DDPStrategy(start_method="spawn")
     spawned.cluster_environment = SimpleNamespace(creates_processes_externally=False)
@@ -331,7 +331,7 @@ def test_buffers_outside_the_state_dict_start_every_subset_run_afresh(tmp_path):
 
 
 def test_module_state_puts_back_a_buffer_that_training_resized():
-    from lightning_rectlaw.subsets import ModuleState
+    from lightning_rectlaw.plugin.runs import ModuleState
 
     model = torch.nn.Sequential(torch.nn.Linear(2, 2))
     model[0].register_buffer("cache", torch.arange(3.0), persistent=False)
@@ -392,7 +392,7 @@ def test_every_subset_run_and_the_users_fit_start_with_the_parameters_frozen_as_
 
 
 def test_module_state_puts_back_frozen_flags_and_train_modes():
-    from lightning_rectlaw.subsets import ModuleState
+    from lightning_rectlaw.plugin.runs import ModuleState
 
     model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
     model[0].requires_grad_(False)

@@ -8,7 +8,7 @@ from boring import Boring, Data, trainer_with
 from torch.utils.data import DataLoader
 
 from lightning_rectlaw import NestedSubsetDataModule, RectifiedLawCallback
-from lightning_rectlaw.table import LossTable
+from lightning_rectlaw.core.table import LossTable
 
 
 def test_subsets_are_nested_deterministic_and_shared_across_candidates():

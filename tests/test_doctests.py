@@ -4,22 +4,22 @@ import doctest
 
 import pytest
 
-import lightning_rectlaw.formatting
-import lightning_rectlaw.law
-import lightning_rectlaw.metrics
-import lightning_rectlaw.pooled
-import lightning_rectlaw.predictive
-import lightning_rectlaw.robust
-import lightning_rectlaw.table
+import lightning_rectlaw.core.formatting
+import lightning_rectlaw.core.law
+import lightning_rectlaw.core.metrics
+import lightning_rectlaw.core.pooled
+import lightning_rectlaw.core.predictive
+import lightning_rectlaw.core.screening
+import lightning_rectlaw.core.table
 
 MODULES = [
-    lightning_rectlaw.formatting,
-    lightning_rectlaw.law,
-    lightning_rectlaw.metrics,
-    lightning_rectlaw.pooled,
-    lightning_rectlaw.predictive,
-    lightning_rectlaw.robust,
-    lightning_rectlaw.table,
+    lightning_rectlaw.core.formatting,
+    lightning_rectlaw.core.law,
+    lightning_rectlaw.core.metrics,
+    lightning_rectlaw.core.pooled,
+    lightning_rectlaw.core.predictive,
+    lightning_rectlaw.core.screening,
+    lightning_rectlaw.core.table,
 ]
 
 

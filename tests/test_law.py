@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy.optimize import least_squares
 
-from lightning_rectlaw.law import FitConvergenceWarning, FitResult, fit_law, fit_laws, law_value
+from lightning_rectlaw.core.law import FitConvergenceWarning, FitResult, fit_law, fit_laws, law_value
 
 SIZES = np.array([0, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 51200, 102400])
 
@@ -120,7 +120,7 @@ def test_bad_input_is_rejected_with_a_clear_message(sizes, losses, match):
 
 
 def test_non_convergence_is_flagged_and_warned_once():
-    from lightning_rectlaw.law import FitConvergenceWarning
+    from lightning_rectlaw.core.law import FitConvergenceWarning
 
     ys = np.stack([_curve(), _curve(B=500, dl=50, beta=0.45, E=0.8)])
     with pytest.warns(FitConvergenceWarning, match="2 of 2") as record:

@@ -120,7 +120,7 @@ def test_dict_batches_of_hf_collators_mask_padding_and_labels():
     padded = ids.clone()
     padded[1, 10:] = 0
     # labels default to the inputs with the padding masked out (-100)
-    from lightning_rectlaw.lm import unpack_batch
+    from lightning_rectlaw.hf.lm import unpack_batch
 
     _, _, labels = unpack_batch({"input_ids": padded, "attention_mask": mask})
     assert (labels[1, 10:] == -100).all() and torch.equal(labels[0], ids[0])

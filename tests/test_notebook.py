@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lightning_rectlaw import LossTable, RectifiedLawResult, evaluate, select
-from lightning_rectlaw.table import TableError
+from lightning_rectlaw.core.table import TableError
 
 
 def big_table(n=200):

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from lightning_rectlaw.evaluate import evaluate
-from lightning_rectlaw.pooled import BETA_GRID, fit_pooled
-from lightning_rectlaw.selection import select
-from lightning_rectlaw.table import LossTable
+from lightning_rectlaw.core.pooled import BETA_GRID, fit_pooled
+from lightning_rectlaw.core.table import LossTable
+from lightning_rectlaw.schedule.evaluate import evaluate
+from lightning_rectlaw.selection.registry import select
 
 SIZES = 200 * 2.0 ** np.arange(14)
 TARGET = SIZES[-1]

@@ -5,9 +5,9 @@ import csv
 import numpy as np
 import pytest
 
-from lightning_rectlaw.evaluate import evaluate
-from lightning_rectlaw.law import fit_laws
-from lightning_rectlaw.table import LossTable
+from lightning_rectlaw.core.law import fit_laws
+from lightning_rectlaw.core.table import LossTable
+from lightning_rectlaw.schedule.evaluate import evaluate
 
 DATASETS = {"flan": "FLAN", "wmt19": "WMT19"}
 LABELS = {"ats": "AtS", "zeroshot": "ZeroShot", "subtuning": "SubTuning", "modelsize": "ModelSize"}

@@ -6,14 +6,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lightning_rectlaw.curve import predict_curve
-from lightning_rectlaw.evaluate import evaluate
-from lightning_rectlaw.law import law_value
-from lightning_rectlaw.metrics import brier, pool_choices
-from lightning_rectlaw.predictive import PredictiveLine, calibrate, prob_best
-from lightning_rectlaw.robust import OutlierWarning, screen_outliers
-from lightning_rectlaw.selection import DEFAULT_METHOD, select
-from lightning_rectlaw.table import LossTable
+from lightning_rectlaw.core.law import law_value
+from lightning_rectlaw.core.metrics import brier, pool_choices
+from lightning_rectlaw.core.predictive import PredictiveLine, calibrate, prob_best
+from lightning_rectlaw.core.screening import OutlierWarning, screen_outliers
+from lightning_rectlaw.core.table import LossTable
+from lightning_rectlaw.schedule.evaluate import evaluate
+from lightning_rectlaw.selection.curve import predict_curve
+from lightning_rectlaw.selection.registry import DEFAULT_METHOD, select
 
 SIZES = 200.0 * 2 ** np.arange(14)
 
@@ -201,7 +201,7 @@ def test_committed_demo_table_is_the_demo_run_to_its_full_set_and_crosses_late()
 
 
 def test_screening_and_spread_options_are_checked():
-    from lightning_rectlaw.predictive import inflate
+    from lightning_rectlaw.core.predictive import inflate
 
     with pytest.raises(ValueError, match="need threshold > 0, floor >= 0, diverged_factor > 1"):
         screen_outliers(SIZES, np.ones((1, SIZES.size)), threshold=0)
@@ -216,7 +216,7 @@ def test_screening_and_spread_options_are_checked():
 
 
 def test_committed_code_zoo_table_holds_both_zoos_and_the_adaptive_default_keeps_its_best():
-    from lightning_rectlaw.adaptive import simulate
+    from lightning_rectlaw.schedule.rule import simulate
 
     code = LossTable.read_csv(DATA / "zoo_code.csv")
     assert len(code) == 14 and all(n.startswith(("std-", "x-")) for n in code.names)
@@ -228,7 +228,7 @@ def test_committed_code_zoo_table_holds_both_zoos_and_the_adaptive_default_keeps
 
 
 def test_committed_props_zoo_table_is_hard_and_the_adaptive_default_keeps_its_best_running():
-    from lightning_rectlaw.adaptive import simulate
+    from lightning_rectlaw.schedule.rule import simulate
 
     props = LossTable.read_csv(DATA / "zoo_props.csv")
     assert len(props) == 14

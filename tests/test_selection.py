@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from lightning_rectlaw.law import law_value
-from lightning_rectlaw.metrics import pearcorr, relacc
-from lightning_rectlaw.selection import METHODS, accept_then_stop, ats_stopped, select
-from lightning_rectlaw.table import LossTable
+from lightning_rectlaw.core.law import law_value
+from lightning_rectlaw.core.metrics import pearcorr, relacc
+from lightning_rectlaw.core.table import LossTable
+from lightning_rectlaw.selection.registry import METHODS, accept_then_stop, ats_stopped, select
 
 SIZES = 200.0 * 2 ** np.arange(14)
 
@@ -160,7 +160,7 @@ def test_a_selection_plot_shows_the_points_each_decision_read(method):
 
 def test_an_adaptive_selection_plot_shows_only_what_each_candidate_ran():
     pytest.importorskip("matplotlib")
-    from lightning_rectlaw.adaptive import simulate
+    from lightning_rectlaw.schedule.rule import simulate
 
     table = _table()
     run = simulate(table, "1/4", prob_threshold=0.3, min_survivors=1)
@@ -178,7 +178,7 @@ def test_an_adaptive_selection_plot_shows_only_what_each_candidate_ran():
 
 def test_many_candidates_are_told_apart_by_colour_and_marker():
     pytest.importorskip("matplotlib")
-    from lightning_rectlaw.plot import candidate_styles
+    from lightning_rectlaw.core.figures import candidate_styles
 
     assert len(set(candidate_styles(30))) == 30  # the colour cycle has 10: markers make the rest differ
     names = tuple(f"m{i}" for i in range(14))

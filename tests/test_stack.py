@@ -12,7 +12,7 @@ from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from lightning_rectlaw import NestedSubsetDataModule, RectifiedLawCallback
-from lightning_rectlaw.loggers import FIGURE_FILE
+from lightning_rectlaw.plugin.loggers import FIGURE_FILE
 
 
 class WithHparams(Boring):
@@ -156,7 +156,7 @@ def test_an_unknown_progress_style_is_refused():
 
 def test_a_rich_progress_bar_is_kept(tmp_path, monkeypatch):
     pytest.importorskip("rich")
-    from lightning_rectlaw import console
+    from lightning_rectlaw.plugin import console
 
     styles = []
     real = console.SubsetProgress.__init__

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from lightning_rectlaw.sweeper import ROUNDS_FILE, plan_rungs
+from lightning_rectlaw.app.sweeper import ROUNDS_FILE, plan_rungs
 
 ARGS = [
     "data.block_size=16",
@@ -96,7 +96,7 @@ def test_adaptive_sweep_through_the_joblib_launcher_with_a_failing_candidate(tmp
     mine = tmp_path / "my_conf" / "model"
     mine.mkdir(parents=True)
     (mine / "broken.yaml").write_text(
-        "_target_: lightning_rectlaw.lm.CausalLMModule\nmodel_name_or_path: /nonexistent/model\n"
+        "_target_: lightning_rectlaw.hf.lm.CausalLMModule\nmodel_name_or_path: /nonexistent/model\n"
     )
     sweep = tmp_path / "sweep"
     cmd = sweep_cmd(
@@ -254,7 +254,7 @@ def _fake_launcher(curves, target, calls, crash_at=None):
 
 
 def test_rounds_eliminate_record_failures_and_resume_after_the_last_finished_round(tmp_path):
-    from lightning_rectlaw.sweeper import candidate_subdir, read_rounds, run_rounds
+    from lightning_rectlaw.app.sweeper import candidate_subdir, read_rounds, run_rounds
 
     sizes = [200 * 2**i for i in range(9)]
     offsets = {"a": 0.0, "b": 0.01, "c": 0.5, "d": 0.9}
@@ -302,8 +302,8 @@ def test_one_model_at_two_settings_is_two_candidates_and_mixed_targets_are_refus
     """``model=a model.lr=1,2``: two jobs named ``a``, judged apart and reported apart."""
     import numpy as np
 
-    from lightning_rectlaw.summary import _adaptive
-    from lightning_rectlaw.sweeper import candidate_subdir, read_rounds, run_rounds
+    from lightning_rectlaw.app.sweeper import candidate_subdir, read_rounds, run_rounds
+    from lightning_rectlaw.report.summary import _adaptive
 
     sizes = [200 * 2**i for i in range(9)]
     offsets = {"model=a model.lr=1": 0.0, "model=a model.lr=2": 0.9, "model=c": 0.02}
@@ -348,7 +348,7 @@ def test_one_model_at_two_settings_is_two_candidates_and_mixed_targets_are_refus
 
 
 def test_full_schedule_compute_counts_each_candidates_own_epochs(tmp_path):
-    from lightning_rectlaw.summary import _adaptive
+    from lightning_rectlaw.report.summary import _adaptive
 
     keep = lambda name: {"name": name, "keep": True, "reason": "kept"}  # noqa: E731
     state = {
@@ -377,8 +377,8 @@ def test_full_schedule_compute_counts_each_candidates_own_epochs(tmp_path):
 
 def test_the_summary_plot_says_where_a_stopped_candidate_stopped(tmp_path, monkeypatch):
     """Its curve ends early because the sweep stopped it, not because its runs failed."""
-    from lightning_rectlaw import plot
-    from lightning_rectlaw.summary import write_summary
+    from lightning_rectlaw.core import figures as plot
+    from lightning_rectlaw.report.summary import write_summary
 
     sizes = {"a": [3200, 1600, 800, 400], "b": [3200, 1600, 800, 400], "c": [1600, 800, 400]}
     for name, run in sizes.items():

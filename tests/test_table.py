@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from lightning_rectlaw.table import LossTable, TableError
+from lightning_rectlaw.core.table import LossTable, TableError
 
 CSV = """config name,0,200,400,800,size,family
 a,4.0,3.0,2.9,2.8,100,X

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lightning_rectlaw.cli import main as rectlaw
-from lightning_rectlaw.table import LossTable
+from lightning_rectlaw.core.table import LossTable
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,1 +1,1 @@
-"""Hydra sweeper plugin of lightning-rectlaw: ``hydra/sweeper=rectlaw`` (``lightning_rectlaw.sweeper``)."""
+"""Hydra sweeper plugin of lightning-rectlaw: ``hydra/sweeper=rectlaw``."""

@@ -1,5 +1,5 @@
 """``hydra/sweeper=rectlaw``: successive elimination across the sweep's candidates, in rounds of
-jobs through the configured launcher (the logic is in :mod:`lightning_rectlaw.sweeper`)."""
+jobs through the configured launcher (the logic is in :mod:`lightning_rectlaw.app.sweeper`)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from lightning_rectlaw.adaptive import points_to_judge
-from lightning_rectlaw.selection import method_entry
-from lightning_rectlaw.sweeper import RectlawSweeperConf, candidate_subdir, plan_rungs, run_rounds
+from lightning_rectlaw.app.sweeper import RectlawSweeperConf, candidate_subdir, plan_rungs, run_rounds
+from lightning_rectlaw.schedule.rule import points_to_judge
+from lightning_rectlaw.selection.registry import method_entry
 
 log = logging.getLogger(__name__)
 

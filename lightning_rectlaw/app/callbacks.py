@@ -1,0 +1,37 @@
+"""Hydra callback that writes the selection summary when a multirun ends."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from lightning_rectlaw.app.job import is_rank_zero, mark_failed
+from lightning_rectlaw.plugin.console import info
+from lightning_rectlaw.report.summary import NothingRankedError, verdict, write_summary
+
+__all__ = ["SelectionSummaryCallback"]
+
+log = logging.getLogger(__name__)
+
+
+class SelectionSummaryCallback(Callback):
+    """On ``on_multirun_end``, rank every candidate of the sweep directory (``rectlaw summarize``).
+
+    When no candidate could be ranked the summary is still written, the error logged, and the
+    process marked to exit non-zero (``examples/train.py`` exits with it).
+    """
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if not is_rank_zero():  # a DDP rank Lightning relaunched: rank 0 writes the summary
+            return
+        try:
+            paths = write_summary(config.hydra.sweep.dir)
+        except NothingRankedError as err:
+            log.error(str(err))
+            mark_failed()
+            return
+        log.debug("Selection summary: " + ", ".join(str(p) for p in paths))
+        info(verdict(paths[0]))  # the sweep's last line

@@ -1,0 +1,121 @@
+"""One Hydra job = one candidate: validate the config, instantiate, run the plugin, write a result.
+
+Every job writes ``candidate.json`` in its output directory, also when it fails (with the error),
+so that the selection summary can rank the others: Hydra's basic launcher would otherwise stop
+reporting at the first failed job and skip the end-of-sweep callbacks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from lightning_rectlaw.app.config import register_configs
+from lightning_rectlaw.core.files import atomic_write_text
+from lightning_rectlaw.plugin.console import quiet_lightning
+from lightning_rectlaw.report.summary import CANDIDATE_FILE, CandidateRecord
+
+__all__ = ["CANDIDATE_FILE", "build_callback", "exit_code", "mark_failed", "run_candidate"]
+
+log = logging.getLogger(__name__)
+_EXIT = {"code": 0}
+register_configs()  # the typed `rectlaw` schema, before Hydra composes the app's config
+
+
+def mark_failed() -> None:
+    """Make the process exit non-zero (:func:`exit_code`): a single run that failed, or a sweep
+    in which no candidate could be ranked. A sweep with some failures still exits 0."""
+    _EXIT["code"] = 1
+
+
+def exit_code() -> int:
+    """The exit status the app's process should end with."""
+    return _EXIT["code"]
+
+
+def is_rank_zero() -> bool:
+    """Whether this process is rank 0 (always, outside distributed runs)."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
+def _leave_process_group(synchronize: bool) -> None:
+    """After a DDP job: leave the process group, so the next job (or the interpreter's exit)
+    does not meet gloo/NCCL threads still running. ``synchronize`` waits for the other ranks
+    first; it is skipped after an error, when they may never arrive."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        if synchronize:
+            dist.barrier()
+        dist.destroy_process_group()
+
+
+def build_callback(cfg: Any, results_dir: str | Path, name: str | None = None, **overrides: Any):
+    """The callback from ``cfg.rectlaw.callback``, its options and the budget checked: call it
+    before anything heavy, so a bad value fails before any model is loaded, naming the key.
+    ``name`` is the candidate's, for the progress bar and the result line; ``overrides`` replace
+    options of the node (the app's own decisions, e.g. ``progress``)."""
+    from hydra.utils import instantiate
+
+    from lightning_rectlaw.core.budget import check_budget
+
+    r = cfg.rectlaw
+    try:
+        check_budget(r.datamodule.budget, r.datamodule.min_size)
+    except ValueError as err:
+        raise ValueError(f"rectlaw.budget / rectlaw.min_size: {err}") from None
+    log.debug(f"Instantiating callback <{r.callback._target_}>")
+    return instantiate(r.callback, results_dir=Path(results_dir), name=name, **overrides)
+
+
+def run_candidate(cfg: Any, output_dir: str | Path, name: str, law=None) -> CandidateRecord:
+    """Run the plugin for one candidate and write ``candidate.json``; never raises for the job.
+
+    ``law`` is the callback from :func:`build_callback` (built here when not given).
+    """
+    from hydra.utils import instantiate
+
+    out = Path(output_dir)
+    record: CandidateRecord = {"name": name, "status": "failed"}
+    finished = False
+    t0 = time.perf_counter()
+    try:
+        import lightning as L
+
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        log.debug(f"Instantiating datamodule <{cfg.data._target_}>")
+        data = instantiate(cfg.data)
+        log.debug(f"Instantiating model <{cfg.model._target_}> for candidate {name!r}")
+        model = instantiate(cfg.model)
+        law = law if law is not None else build_callback(cfg, out / "rectlaw", name)
+        log.debug(f"Instantiating datamodule <{cfg.rectlaw.datamodule._target_}> around it")
+        dm = instantiate(cfg.rectlaw.datamodule, datamodule=data)
+        callbacks = [law]
+        for key, node in (cfg.get("callbacks") or {}).items():
+            log.debug(f"Instantiating callback {key} <{node._target_}>")
+            callbacks.append(instantiate(node))
+        log.debug(f"Instantiating trainer <{cfg.trainer._target_}>")
+        with quiet_lightning():  # the device banner and tips, once per job: the result line says it
+            trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=instantiate(cfg.logger))
+        trainer.fit(model, datamodule=dm)
+        res = law.result
+        record.update(json.loads(res.to_json()))
+        record["status"] = "ok" if res.status == "ok" else f"failed: {res.status}"
+        record["num_params"] = sum(p.numel() for p in model.parameters())
+        finished = True
+    except Exception as err:  # noqa: BLE001 - recorded in the result file and the log, not swallowed
+        record["status"] = "failed"
+        record["error"] = f"{type(err).__name__}: {err}"
+        log.error(f"candidate {name!r} failed: {record['error']}\n{traceback.format_exc()}")
+    finally:
+        _leave_process_group(synchronize=finished)
+    record["job_seconds"] = time.perf_counter() - t0
+    if is_rank_zero():  # under DDP, Lightning relaunches this job for the other ranks
+        atomic_write_text(out / CANDIDATE_FILE, json.dumps(record, indent=2, default=str))
+    return record

@@ -1,0 +1,61 @@
+"""The sweep app: one Hydra job per candidate, a selection summary when the multirun ends.
+
+    rectlaw sweep -m                                  # the embedded 3-candidate CPU demo
+    rectlaw sweep -m model=tiny_gpt2,small_gpt2 trainer=gpu
+    rectlaw sweep -m --config-dir my_conf model=my_a,my_b    # your own config groups
+    python examples/train.py -m ...                   # the same app, from a checkout
+
+The configs ship inside the package (``lightning_rectlaw/app/conf``); ``--config-dir DIR`` (or
+``hydra.searchpath``) adds yours, e.g. ``DIR/model/my_a.yaml``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from lightning_rectlaw.app.job import build_callback, exit_code, mark_failed, run_candidate
+
+__all__ = ["main", "run", "side_by_side"]
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> dict:
+    """One job: one candidate through the plugin; ``candidate.json`` in the job's directory."""
+    hc = HydraConfig.get()
+    name = cfg.model.get("model_name_or_path") or hc.runtime.choices["model"]
+    lines = cfg.rectlaw.progress == "auto" and side_by_side(hc)
+    extra = {"progress": "lines"} if lines else {}
+    law = build_callback(cfg, f"{hc.runtime.output_dir}/rectlaw", name, **extra)  # bad values fail first
+    record = run_candidate(cfg, hc.runtime.output_dir, name, law)
+    if hc.mode != RunMode.MULTIRUN and record["status"] != "ok":
+        mark_failed()  # a sweep decides at its end, from all its candidates
+    return record
+
+
+def side_by_side(hc: Any) -> bool:
+    """Whether the launcher runs this sweep's jobs at the same time with one terminal (joblib's
+    ``n_jobs`` other than 1): their live bars would draw over each other, so each job logs a line
+    per subset instead. Slurm/submitit jobs write to their own log files."""
+    if hc.mode != RunMode.MULTIRUN:
+        return False
+    n_jobs = hc.launcher.get("n_jobs")
+    return n_jobs is not None and n_jobs != 1
+
+
+def run(argv: Sequence[str] | None = None, prog: str = "rectlaw sweep") -> int:
+    """Run the app with Hydra's command line ``argv`` (default: the process's); the exit status."""
+    if argv is not None:
+        sys.argv = [prog, *argv]
+    main()
+    return exit_code()
+
+
+if __name__ == "__main__":
+    sys.exit(run())

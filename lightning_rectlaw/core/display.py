@@ -1,0 +1,52 @@
+"""Rows of records for people: short HTML tables for notebooks and DataFrames (pandas optional).
+
+Pure python: pandas is imported only by :func:`to_pandas`, and only when called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from html import escape
+from typing import Any
+
+from lightning_rectlaw.core.formatting import format_number
+
+__all__ = ["html_table", "to_pandas"]
+
+
+def to_pandas(rows: Sequence[Mapping[str, Any]], index: str | None = None):
+    """``rows`` as a ``pandas.DataFrame`` (one row per record, columns in first-seen order).
+
+    Raises:
+        ImportError: pandas is not installed (the message says how to install it).
+    """
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ImportError("to_pandas() needs pandas: pip install pandas") from None
+    frame = pd.DataFrame.from_records(list(rows))
+    return frame.set_index(index) if index is not None and index in frame else frame
+
+
+def html_table(
+    rows: Sequence[Mapping[str, Any]], caption: str = "", max_rows: int = 20, digits: int = 4
+) -> str:
+    """A small HTML table of ``rows`` (the first ``max_rows``; a last line says how many more)."""
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    head = "".join(f"<th>{escape(str(c))}</th>" for c in cols)
+    body = [
+        "<tr>" + "".join(f"<td>{escape(_cell(r.get(c), digits))}</td>" for c in cols) + "</tr>"
+        for r in rows[:max_rows]
+    ]
+    if len(rows) > max_rows:
+        body.append(f'<tr><td colspan="{len(cols)}">… {len(rows) - max_rows} more</td></tr>')
+    cap = f"<caption>{escape(caption)}</caption>" if caption else ""
+    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _cell(v: Any, digits: int) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return format_number(v, digits if isinstance(v, float) else None, missing="–")
+    return str(v)

@@ -1,0 +1,124 @@
+"""Log-log figures of measured losses, each prediction drawn on the curve that made it."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from lightning_rectlaw.core.law import law_value
+
+__all__ = ["curve_figure", "candidate_styles", "table_figure"]
+
+#: Point markers beyond the first round of colours ("x" and "*" mean a run left out and a prediction).
+_MARKERS = ("o", "s", "^", "D", "v", "P", "h", "<", ">", "p")
+
+
+def candidate_styles(n: int) -> list[tuple[str, str]]:
+    """A ``(colour, marker)`` per candidate, no two alike for up to 100 candidates: Matplotlib's
+    colour cycle, and once it has been used up (10 colours by default) the next marker with it,
+    so that a sweep of many candidates has no two that look the same."""
+    import matplotlib
+
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    return [(colors[i % len(colors)], _MARKERS[(i // len(colors)) % len(_MARKERS)]) for i in range(n)]
+
+
+def curve_figure(curves: Mapping[str, Any], title: str = "Fine-tuning scaling curves"):
+    """One log-log axes: each candidate's points, the predicting method's curve (solid) ending in
+    the prediction at the target size (star, with its interval), runs left out as outliers
+    (crosses) and, for reference, the rectified law fitted to the points (dotted) when the
+    method's curve is another one.
+
+    ``curves`` maps a name to a ``RectifiedLawResult`` or a dict with the same fields. Built on a
+    bare Matplotlib ``Figure``: the caller's pyplot backend and state are left alone.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
+    any_reference = False
+    for (name, c), (color, marker) in zip(curves.items(), candidate_styles(len(curves))):
+        c = c if isinstance(c, Mapping) else vars(c)
+        sizes, losses = np.asarray(c.get("sizes") or [], float), np.asarray(c.get("losses") or [], float)
+        if sizes.size == 0:
+            continue
+        left_out = np.array([str(int(s)) in _keys(c.get("outliers")) for s in sizes], dtype=bool)
+        ax.scatter(
+            sizes[~left_out], losses[~left_out], color=color, marker=marker, s=18, zorder=3, label=name
+        )
+        if left_out.any():
+            ax.scatter(sizes[left_out], losses[left_out], color=color, marker="x", s=30, zorder=3)
+        target = float(c.get("target_size") or sizes.max())
+        own = c.get("prediction_curve")
+        if own:
+            ax.plot(own["sizes"], own["losses"], color=color, lw=1.5)
+        if c.get("law") and c.get("method") != "ourfit":
+            grid = np.geomspace(max(1.0, sizes.min() / 2), max(target, sizes.max()) * 1.2, 200)
+            ax.plot(grid, law_value(grid, **c["law"]), color=color, lw=0.8, ls=":", alpha=0.7)
+            any_reference = True
+        if c.get("zero_shot_loss"):
+            ax.axhline(c["zero_shot_loss"], color=color, lw=0.6, ls="--", alpha=0.6)
+        if c.get("predicted_loss") is not None:
+            lo_hi = c.get("interval")
+            if lo_hi is not None and np.all(np.isfinite(lo_hi)):
+                yerr = [[c["predicted_loss"] - lo_hi[0]], [lo_hi[1] - c["predicted_loss"]]]
+                ax.errorbar(
+                    [target], [c["predicted_loss"]], yerr=yerr, color=color, marker="*", ms=10, capsize=3
+                )
+            else:
+                ax.plot([target], [c["predicted_loss"]], color=color, marker="*", ms=10)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("fine-tuning examples D")
+    ax.set_ylabel("test loss")
+    methods = sorted(
+        {(c if isinstance(c, Mapping) else vars(c)).get("method") or "?" for c in curves.values()}
+    )
+    legend = f"solid: {', '.join(methods)} prediction curve, *: prediction, x: run left out, "
+    legend += "dotted: rectified-law fit (reference), " if any_reference else ""
+    legend += "dashed: zero-shot"
+    ax.set_title("\n".join([title, *textwrap.wrap(f"({legend})", 100)]), fontsize=8)
+    _legend(fig, ax, len(curves))
+    return fig
+
+
+def _legend(fig: Any, ax: Any, n: int) -> None:
+    """The candidates' legend: inside the axes for a few, beside them (in columns of 20, the figure
+    widened) for more, where it would hide the curves."""
+    if n <= 10:
+        ax.legend(fontsize=7, loc="best")
+    else:
+        columns = -(-n // 20)
+        fig.set_figwidth(fig.get_figwidth() + 2.2 * columns)
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), ncols=columns, borderaxespad=0)
+    fig.tight_layout()
+
+
+def _keys(outliers: Any) -> set[str]:
+    """Outlier sizes as strings of integers (JSON turns the dict's int keys into strings)."""
+    return {str(int(float(k))) for k in (outliers or {})}
+
+
+def table_figure(table: Any, title: str | None = None):
+    """Every candidate's measured losses against subset size, one line each, on log-log axes
+    (the zero-shot loss as a dashed level where known). A bare ``Figure``, as above."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
+    for i, (name, (color, marker)) in enumerate(zip(table.names, candidate_styles(len(table.names)))):
+        keep = np.isfinite(table.losses[i])
+        sizes, losses = table.sizes[keep], table.losses[i][keep]
+        ax.plot(sizes, losses, color=color, marker=marker, ms=3, lw=1, label=name)
+        if table.zero_shot is not None and np.isfinite(table.zero_shot[i]):
+            ax.axhline(table.zero_shot[i], color=color, lw=0.6, ls="--", alpha=0.6)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("fine-tuning examples D")
+    ax.set_ylabel("test loss")
+    ax.set_title(title or f"{len(table.names)} candidates ({table.source})", fontsize=9)
+    _legend(fig, ax, len(table.names))
+    return fig

@@ -1,0 +1,358 @@
+"""`RectifiedLawCallback`: measure a candidate's fine-tuning scaling curve inside the user's Trainer.
+
+Mechanism (chosen deliberately over the in-loop road of Lightning's tuner callbacks, which
+snapshot and restore private loop state and have a history of bugs there): in
+``on_fit_start`` the callback snapshots the module's weights and buffers and runs every subset
+with a **fresh ``Trainer``** built from the user's Trainer settings (epochs/steps, precision,
+clipping, accumulation, accelerator, validation limits), then restores the snapshot. A fresh Trainer gives
+each subset a fresh optimizer, scheduler, loop state and dataloaders without touching Lightning's
+private loop internals, which is where the in-loop tuner callbacks have had their bugs. Each
+subset run gets a fresh copy of the user's callbacks that shape training (a fine-tuning
+schedule, early stopping, weight averaging: ``subsets.SHAPES_TRAINING`` and
+``subset_callbacks``); the others are not passed (so ModelCheckpoint never saves a subset model)
+and keep working in the user's fit. After the runs the user's Trainer stops
+(``trainer.should_stop``) unless ``continue_fit=True``, in which case it fine-tunes on the full
+train set from the original weights as it would have without the callback.
+
+Single-device and DDP training are supported. Under DDP the subset runs happen in ``setup``
+(before the module is wrapped in ``DistributedDataParallel``) with DDP subset Trainers that reuse
+the process group; rank 0's losses are broadcast so every rank follows the same schedule, and
+only rank 0 writes files. Log the monitored metric with ``sync_dist=True`` (or a torchmetrics
+metric) so it is the loss over the whole validation set.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities.seed import isolate_rng
+from typing_extensions import override
+
+from lightning_rectlaw.core.files import atomic_write_text
+from lightning_rectlaw.plugin.cache import RunCache, fingerprint_parts, train_digests
+from lightning_rectlaw.plugin.console import SubsetProgress, bar_style, info
+from lightning_rectlaw.plugin.datamodule import NestedSubsetDataModule
+from lightning_rectlaw.plugin.loggers import log_result
+from lightning_rectlaw.plugin.runs import (
+    ModuleState,
+    SubsetRuns,
+    check_enough_subsets,
+    check_sees_every_subset,
+    check_strategy,
+    check_trains_and_validates,
+    resolve_callback_classes,
+    training_callbacks,
+)
+from lightning_rectlaw.selection.curve import predict_curve
+from lightning_rectlaw.selection.record import RESULT_FILE, RectifiedLawResult
+from lightning_rectlaw.selection.registry import DEFAULT_METHOD, METHODS, check_option, method_entry
+
+__all__ = ["RectifiedLawCallback", "RectifiedLawResult"]
+
+SCHEDULES = ("auto", "ats", "all", "pooled")
+#: How the subset runs show their progress: ``"auto"`` draws the Trainer's kind of bar;
+#: ``"lines"`` logs one line per subset instead (jobs that share one terminal).
+PROGRESS = ("auto", "lines")
+
+
+class RectifiedLawCallback(Callback):
+    """Run a candidate on nested subsets, fit the rectified law and predict its full-data loss.
+
+    Args:
+        method: selector for the prediction (default ``"robust_ats"``: AtS on screened points
+            with calibrated intervals; any of ``rectlaw methods``). With one candidate per
+            Trainer the calibration uses this candidate's own backtests; ``rectlaw summarize``
+            re-ranks a sweep's candidates jointly and gives each its probability of being best.
+        k, delta: points AtS starts from and its stop threshold (default 3 and 5, as in the
+            paper); ``k`` is also ``pooled``'s local line.
+        holdouts: backtest depth of ``robust_ats`` and ``pooled`` (default 3).
+        schedule: the subsets run, largest first. ``"auto"`` (default): every size for
+            ``robust_ats`` (screening and backtests read them all), the ``k + holdouts`` largest
+            for ``pooled`` (``"pooled"``), AtS's stop rule for ``ats``, every size otherwise;
+            ``"ats"``: stop when AtS detects the phase transition; ``"all"``: every size down
+            to ``min_size``.
+        monitor: the metric the module logs during validation whose value is the test loss
+            (default ``"val_loss"``).
+        zero_shot: also measure the loss before fine-tuning (default ``False``; needed by the
+            ``ourfit`` method and shown in the plots).
+        continue_fit: after the subset runs, go on with the user's fit on the full train set from
+            the original weights (default ``False``: stop the Trainer).
+        results_dir: directory for per-subset results; with it set, a re-run skips subsets that
+            already finished with the same model, data, seed and settings, and the result JSON is
+            written there. Default ``None``: no resume; the result goes to the logger's directory
+            (or the Trainer's ``default_root_dir``).
+        level: coverage of the prediction interval (default 0.95).
+        checkpoint_every: with ``results_dir``, a subset run saves a Lightning checkpoint at
+            least this often (seconds of training, default 600), so a killed job or a Slurm
+            requeue resumes that subset where it was; ``None`` disables it. The checkpoint is
+            kept only until the subset finishes, under a name that includes the fingerprint.
+        name: the candidate's name in the progress bar and the log lines (default: none).
+        progress: ``"auto"`` (default): one bar over all subset runs, of the Trainer's kind;
+            ``"lines"``: no live bar, one log line per subset (named, with the time left), for
+            jobs running side by side in one terminal, whose bars would overwrite each other
+            (the sweep app sets it under the joblib launcher).
+        subset_callbacks: classes (or import paths) of your own Trainer callbacks that change how
+            the model trains; each subset run gets a fresh copy of those on the Trainer, as it
+            does of Lightning's (``BackboneFinetuning`` and other ``BaseFinetuning``,
+            ``EarlyStopping``, ``StochasticWeightAveraging``, ``GradientAccumulationScheduler``,
+            weight averaging). Other callbacks (checkpoints, loggers, monitors) are not given to
+            the subset runs; a warning names those that are not Lightning's. Default: none.
+
+    With the Trainer's ``fast_dev_run``, every subset trains that many batches: the code paths
+    are checked, nothing is measured, cached or written, and ``result.status`` says so.
+
+    Console: one progress bar over all subset runs (Rich when the Trainer has a
+    ``RichProgressBar``, tqdm otherwise; a log line per subset instead with
+    ``enable_progress_bar=False`` or ``progress="lines"``) and one line with the prediction;
+    the subset Trainers print no banners or summaries. Logging: through
+    every logger of the Trainer (the curve at ``step=size``, the prediction and fitted
+    parameters, the figure), and each subset run through a logger of the same kind under
+    ``subsets/``.
+
+    Example::
+
+        law = RectifiedLawCallback()
+        trainer = L.Trainer(max_epochs=3, callbacks=[law])
+        trainer.fit(model, datamodule=NestedSubsetDataModule(my_datamodule, budget=1/8))
+        law.result.predicted_loss
+
+    Raises:
+        ValueError: bad options; the metric ``monitor`` never logged; a multi-device strategy
+            other than DDP with externally created processes (FSDP, DeepSpeed, ``ddp_spawn``);
+            too few subsets for the method; a Trainer that trains nothing (``max_epochs=0``,
+            ``max_steps=0``, ``limit_train_batches=0``) or never validates
+            (``limit_val_batches=0``). A metric never logged shows after the first subset run;
+            the rest before any training.
+        TypeError: the Trainer's datamodule is not a :class:`NestedSubsetDataModule`.
+    """
+
+    def __init__(
+        self,
+        method: str = DEFAULT_METHOD,
+        k: int = 3,
+        delta: float = 5.0,
+        holdouts: int = 3,
+        schedule: str = "auto",
+        monitor: str = "val_loss",
+        zero_shot: bool = False,
+        continue_fit: bool = False,
+        results_dir: str | Path | None = None,
+        level: float = 0.95,
+        checkpoint_every: float | None = 600.0,
+        name: str | None = None,
+        progress: str = "auto",
+        subset_callbacks: Sequence[type[Callback] | str] = (),
+    ) -> None:
+        schedule = _checked_schedule(method, schedule, k, delta, holdouts, zero_shot, level)
+        if progress not in PROGRESS:
+            raise ValueError(f"`progress` must be one of {', '.join(PROGRESS)}, got {progress!r}")
+        self.method, self.k, self.delta, self.schedule = method, int(k), float(delta), schedule
+        self.holdouts = int(holdouts)
+        self.monitor, self.zero_shot, self.continue_fit = monitor, zero_shot, continue_fit
+        self.results_dir = Path(results_dir) if results_dir is not None else None
+        self.level = level
+        self.checkpoint_every = checkpoint_every
+        self.name = name
+        self.progress = progress
+        self.subset_callbacks = resolve_callback_classes(subset_callbacks)
+        self.result: RectifiedLawResult | None = None
+        self._restored = False  # the result came from a checkpoint: keep it, do not re-measure
+        self._unlogged: Path | None = None  # where the measured result waits to be logged
+
+    # --- hooks ---------------------------------------------------------------------------------
+
+    @property
+    @override
+    def state_key(self) -> str:
+        return self._generate_state_key(method=self.method, schedule=self.schedule, monitor=self.monitor)
+
+    @override
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        mine = [cb for cb in trainer.callbacks if isinstance(cb, RectifiedLawCallback)]
+        if len(mine) > 1:
+            raise ValueError(
+                f"RectifiedLawCallback was given {len(mine)} times to one Trainer; give it once "
+                "(one candidate, one schedule per Trainer; sweep methods offline with `rectlaw "
+                "select` on the recorded losses)"
+            )
+        if stage != "fit":
+            fn = getattr(stage, "value", stage)
+            rank_zero_warn(
+                f"RectifiedLawCallback measures only in `trainer.fit`; it does nothing in `trainer.{fn}`",
+                category=UserWarning,
+            )
+            return
+        # Under DDP the subset runs happen here: the process group exists but the module is not
+        # wrapped in DistributedDataParallel yet, so the subset Trainers can wrap it themselves.
+        if trainer.world_size > 1:
+            self._measure(trainer, pl_module)
+
+    @override
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.world_size == 1:
+            self._measure(trainer, pl_module)
+        if not self.continue_fit:
+            trainer.should_stop = True
+            trainer.num_sanity_val_steps = 0  # nothing will be trained: no sanity check either
+            # Lightning trains on until min_epochs/min_steps even when asked to stop.
+            trainer.fit_loop.min_epochs = 0
+            trainer.fit_loop.epoch_loop.min_steps = None
+
+    @override
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._unlogged is not None and self.result is not None:
+            log_result(trainer, self.result, self._unlogged)
+        self._unlogged = None
+
+    def _measure(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._restored:
+            # Resuming a fit from a checkpoint: the module holds fine-tuned weights now, and
+            # measuring from them would overwrite the result with a meaningless one.
+            self._restored = False
+            info("keeping the result restored from the checkpoint; no subset is re-run")
+            return
+        dm = trainer.datamodule
+        if not isinstance(dm, NestedSubsetDataModule):
+            raise TypeError(
+                "RectifiedLawCallback needs the Trainer's datamodule to be a "
+                "NestedSubsetDataModule: trainer.fit(model, datamodule="
+                "NestedSubsetDataModule(your_datamodule, budget=1/8))"
+            )
+        check_strategy(trainer)
+        check_trains_and_validates(trainer)
+        check_enough_subsets(dm, self.method, self._method_options(), self.zero_shot)
+        # fast_dev_run: every subset trains fast_dev_run batches, which checks the code paths
+        # but measures nothing: no cache, no checkpoints, no result file, no prediction.
+        smoke = int(trainer.fast_dev_run)
+        if smoke:
+            rank_zero_warn(
+                f"[rectlaw] fast_dev_run: each subset trains {smoke} batch(es) to check the code; "
+                "nothing is measured, cached or predicted. Run without it for a prediction",
+                category=UserWarning,
+            )
+        else:
+            check_sees_every_subset(trainer, dm)
+        out_dir = self._out_dir(trainer)
+        snapshot = ModuleState(pl_module)
+        device = trainer.strategy.root_device
+        result = RectifiedLawResult(
+            method=self.method,
+            options=self._method_options(),
+            target_size=dm.target,
+            interval_level=self.level,
+            device=str(device),
+        )
+        # The RNG is isolated around the measurement and each run seeded from (seed, size): a
+        # subset's loss does not depend on which others ran or were reused, and the user's own
+        # fit (continue_fit=True) draws the same random numbers as without the callback.
+        with isolate_rng(), dm.measuring():  # (hashing the validation batches draws from it too)
+            shared = training_callbacks(trainer, self.subset_callbacks, ignore=(RectifiedLawCallback,))
+            cache = RunCache(None, {})  # no results_dir: nothing to hash or reuse
+            if self.results_dir is not None and not smoke:
+                parts = fingerprint_parts(pl_module, dm, trainer, self.monitor, snapshot, shared)
+                cache = RunCache(self.results_dir, parts, train_digests(dm))
+                result.validation_data = parts["validation data"]
+            style = bar_style(trainer) if self.progress == "auto" else None
+            progress = SubsetProgress(style, self.name)
+            try:
+                runs = SubsetRuns(
+                    trainer,
+                    pl_module,
+                    dm,
+                    cache,
+                    monitor=self.monitor,
+                    schedule=self.schedule,
+                    k=self.k,
+                    delta=self.delta,
+                    holdouts=self.holdouts,
+                    checkpoint_every=None if smoke else self.checkpoint_every,
+                    progress=progress,
+                    callbacks=shared,
+                )
+                progress.open(runs.work())
+                if self.zero_shot:
+                    result.zero_shot_loss = runs.zero_shot(result)
+                runs.run(result, snapshot)
+            finally:
+                progress.close()
+                snapshot.restore(pl_module)
+                pl_module.to(device)
+                pl_module.trainer = trainer
+                dm.use_subset(None)
+        if smoke:
+            result.status = f"fast_dev_run: {smoke} batch(es) per subset, not a measurement"
+            self.result = result
+            info(result.headline(self.name))
+            return
+        self._finish(result)
+        self.result = result
+        if trainer.is_global_zero:
+            atomic_write_text(out_dir / RESULT_FILE, result.to_json())
+        self._unlogged = out_dir  # logged in on_fit_end, after the Trainer logged the model's hparams
+        info(result.headline(self.name) + f"; {out_dir / RESULT_FILE}")
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {"result": None if self.result is None else json.loads(self.result.to_json())}
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        r = state_dict.get("result")
+        self.result = None if r is None else RectifiedLawResult.from_dict(r)
+        self._restored = self.result is not None
+
+    def _out_dir(self, trainer: L.Trainer) -> Path:
+        if self.results_dir is not None:
+            return self.results_dir
+        return Path(trainer.log_dir or trainer.default_root_dir)
+
+    def _finish(self, result: RectifiedLawResult) -> None:
+        pred = predict_curve(
+            result.sizes,
+            result.losses,
+            result.target_size,
+            zero_shot=result.zero_shot_loss,
+            method=self.method,
+            level=self.level,
+            **result.options,
+        )
+        result.status, result.predicted_loss, result.interval = (
+            pred.status,
+            pred.predicted_loss,
+            pred.interval,
+        )
+        result.outliers = {int(size): why for size, why in pred.outliers.items()}
+        result.prediction_curve, result.law, result.vanilla_law = pred.curve, pred.law, pred.vanilla_law
+
+    def _method_options(self) -> dict[str, Any]:
+        """The callback's settings that the method takes as options (the registry says which)."""
+        return {
+            name: getattr(self, name)
+            for name in METHODS[self.method].options
+            if name in ("k", "delta", "holdouts")
+        }
+
+
+def _checked_schedule(method, schedule, k, delta, holdouts, zero_shot, level) -> str:
+    """Check the callback's options against the method's registry entry; the schedule to run."""
+    entry = method_entry(method)
+    if schedule not in SCHEDULES:
+        raise ValueError(f"`schedule` should be one of {SCHEDULES}, got {schedule!r}")
+    for name, value in (("k", k), ("delta", delta), ("holdouts", holdouts)):
+        check_option(name, value)
+    if not 0 < level < 1:
+        raise ValueError(f"`level` must be in (0, 1), got {level!r}")
+    if "num_params" in entry.needs:
+        raise ValueError(
+            f"`method={method!r}` needs every candidate's parameter count and predicts no loss "
+            f"from one curve; use it offline (`rectlaw select TABLE --method {method}`)"
+        )
+    if "zero_shot" in entry.needs and not zero_shot:
+        raise ValueError(f"`method={method!r}` needs the zero-shot loss: set `zero_shot=True`")
+    return entry.schedule if schedule == "auto" else schedule

@@ -1,0 +1,192 @@
+"""The adaptive sweep without Hydra: the same rounds over candidate modules, in one process.
+
+For notebooks and scripts that build their models in Python::
+
+    from lightning_rectlaw import adaptive_sweep
+
+    sweep = adaptive_sweep(
+        {"gpt2": lambda: CausalLMModule("gpt2"), "opt": lambda: CausalLMModule("facebook/opt-125m")},
+        my_datamodule,
+        budget=4096,
+        trainer={"max_epochs": 2, "accelerator": "auto"},
+        results_dir="rectlaw_sweep",
+    )
+    sweep.best, sweep.describe(), sweep.results["gpt2"].plot()
+
+Each round fits every candidate still running with :class:`RectifiedLawCallback` on the round's
+budget (``results_dir/<name>`` keeps its finished subsets, so the next round trains only the new
+sizes and a re-run after an interruption resumes), then applies
+:func:`lightning_rectlaw.schedule.rule.schedule_round`. A candidate whose fit raises is reported as
+failed and the others go on.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lightning_rectlaw.plugin.console import info
+from lightning_rectlaw.schedule.rule import (
+    DEFAULT_FLOOR,
+    DEFAULT_MIN_POINTS,
+    DEFAULT_RULE,
+    DEFAULT_RUNGS,
+    DEFAULT_THRESHOLD,
+    Decision,
+    points_to_judge,
+    schedule_round,
+)
+from lightning_rectlaw.selection.record import RectifiedLawResult
+from lightning_rectlaw.selection.registry import DEFAULT_METHOD
+
+__all__ = ["AdaptiveSweep", "adaptive_sweep"]
+
+
+@dataclass
+class AdaptiveSweep:
+    """The rounds of an in-process adaptive sweep.
+
+    Attributes:
+        rungs: the rung budgets in examples, smallest first.
+        rounds: per rung, the decision for every candidate that ran it.
+        results: each candidate's callback result from the last rung it ran.
+        failed: candidate -> the error of a fit that raised.
+        eliminated_at: candidate -> the rung after which it stopped.
+    """
+
+    rungs: list[int]
+    rounds: list[list[Decision]] = field(default_factory=list)
+    results: dict[str, RectifiedLawResult] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    eliminated_at: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ranking(self) -> list[str]:
+        """Survivors by predicted loss at the budget, then the eliminated, the later first; a
+        candidate whose fit failed in any round is not ranked."""
+
+        def key(name: str) -> tuple[float, float]:
+            loss = self.results[name].predicted_loss
+            return (-self.eliminated_at.get(name, float("inf")), float("inf") if loss is None else loss)
+
+        ranked = (n for n, r in self.results.items() if n not in self.failed and r.predicted_loss is not None)
+        return sorted(ranked, key=key)
+
+    @property
+    def best(self) -> str:
+        if not self.ranking:
+            raise ValueError(f"no candidate was ranked; failed: {self.failed}")
+        return self.ranking[0]
+
+    def describe(self) -> list[str]:
+        """One line per round: who ran, who stopped and why."""
+        lines = []
+        for rung, decisions in zip(self.rungs, self.rounds):
+            out = [f"{d.name} ({d.reason})" for d in decisions if not d.keep]
+            lines.append(f"rung {rung}: {len(decisions)} ran; stopped: {'; '.join(out) or 'none'}")
+        return lines
+
+    def __repr__(self) -> str:
+        best = f"best={self.ranking[0]!r}, " if self.ranking else ""
+        return f"AdaptiveSweep({best}rungs={self.rungs}, eliminated={sorted(self.eliminated_at)})"
+
+
+def adaptive_sweep(
+    candidates: Mapping[str, Callable[[], Any]],
+    datamodule: Any,
+    budget: int | str,
+    *,
+    results_dir: str | Path,
+    trainer: Mapping[str, Any] | None = None,
+    min_size: int = 64,
+    target_size: int | None = None,
+    seed: int = 0,
+    callback: Mapping[str, Any] | None = None,
+    rule: str = DEFAULT_RULE,
+    prob_threshold: float = DEFAULT_THRESHOLD,
+    min_points: int = DEFAULT_MIN_POINTS,
+    min_survivors: int = DEFAULT_FLOOR,
+    rungs: int = DEFAULT_RUNGS,
+) -> AdaptiveSweep:
+    """Successive elimination over ``candidates`` (name -> a function that builds the module).
+
+    Args:
+        candidates: the models, built fresh each round, after seeding every RNG with ``seed``
+            (as the sweep app does for each job: the same initial weights every round).
+        datamodule: your LightningDataModule (wrapped in a :class:`NestedSubsetDataModule`).
+        budget: the largest subset, examples or a fraction of the target (``"1/8"``).
+        results_dir: where each candidate's finished subsets are kept (``<dir>/<name>``).
+        trainer: keyword arguments of each round's ``lightning.Trainer``; its ``callbacks`` go
+            next to the sweep's own (a ``BackboneFinetuning`` shapes every subset run).
+        min_size, target_size, seed: as for :class:`NestedSubsetDataModule`.
+        callback: keyword arguments of :class:`RectifiedLawCallback` (``method``, ``zero_shot``...).
+        rule, prob_threshold, min_points, min_survivors, rungs: the rule (see
+            :mod:`~lightning_rectlaw.schedule.rule`).
+    """
+    import lightning as L
+
+    from lightning_rectlaw.app.sweeper import plan_rungs
+    from lightning_rectlaw.plugin.callback import RectifiedLawCallback
+    from lightning_rectlaw.plugin.datamodule import NestedSubsetDataModule
+    from lightning_rectlaw.report.summary import loss_table
+
+    probe = NestedSubsetDataModule(
+        datamodule, budget=budget, min_size=min_size, target_size=target_size, seed=seed
+    )
+    probe.setup("fit")
+    options = dict(callback or {})
+    method = options.get("method", DEFAULT_METHOD)
+    method_options = {k: options[k] for k in ("k", "delta", "holdouts") if k in options}
+    need = points_to_judge(min_points, method, method_options)
+    plan = [size for _, size in plan_rungs(probe.max_size, min_size, probe.target, rungs, need)]
+    sweep = AdaptiveSweep(plan)
+    alive = list(candidates)
+    for i, rung in enumerate(plan):
+        info(f"round {i + 1}/{len(plan)}: {len(alive)} candidate(s) on {rung} examples")
+        for name in alive:
+            law = RectifiedLawCallback(results_dir=Path(results_dir) / name, name=name, **options)
+            try:
+                # Seeded as the sweep app seeds each job: a candidate built from a config (random
+                # init) starts from the same weights every round, so the resume cache reuses its
+                # finished subsets instead of retraining them all from other weights.
+                L.seed_everything(seed, workers=True, verbose=False)
+                model = candidates[name]()
+                dm = NestedSubsetDataModule(
+                    datamodule, budget=rung, min_size=min_size, target_size=probe.target, seed=seed
+                )
+                settings = dict(trainer or {})
+                own = list(settings.pop("callbacks", None) or [])
+                L.Trainer(callbacks=[law, *own], **settings).fit(model, datamodule=dm)
+                sweep.results[name] = law.result
+            except Exception as err:  # noqa: BLE001 - recorded and reported; the others go on
+                sweep.failed[name] = f"{type(err).__name__}: {err}"
+                info(f"{name} failed: {sweep.failed[name]}\n{traceback.format_exc()}")
+        for n in alive:
+            if n not in sweep.failed and not sweep.results[n].sizes:
+                sweep.failed[n] = f"no subset finished ({sweep.results[n].status})"
+        alive = [n for n in alive if n not in sweep.failed]
+        if not alive:
+            break
+        records = [{**vars(sweep.results[n]), "name": n, "status": "ok"} for n in alive]
+        _, decisions = schedule_round(
+            loss_table(records),
+            float(rung),
+            float(probe.target),
+            prob_threshold=prob_threshold,
+            min_points=min_points,
+            min_survivors=min_survivors,
+            rule=rule,
+            method=method,
+            last=i == len(plan) - 1,
+            **method_options,
+        )
+        sweep.rounds.append(decisions)
+        for d in decisions:
+            if not d.keep:
+                sweep.eliminated_at[d.name] = rung
+                info(f"round {i + 1}: {d.name} {d.reason}")
+        alive = [d.name for d in decisions if d.keep]
+    return sweep

@@ -1,0 +1,486 @@
+"""The subset runs behind `RectifiedLawCallback`: fresh Trainers, the resume cache, progress."""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import logging
+import math
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch import callbacks as lcb
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.strategies import DDPStrategy
+from lightning.pytorch.utilities import rank_zero_warn
+
+from lightning_rectlaw.plugin.cache import RunCache, trainer_settings
+from lightning_rectlaw.plugin.console import SubsetProgress, info, quiet_lightning
+from lightning_rectlaw.plugin.datamodule import NestedSubsetDataModule
+from lightning_rectlaw.plugin.loggers import subset_loggers
+from lightning_rectlaw.selection.record import RectifiedLawResult
+from lightning_rectlaw.selection.registry import METHODS, ats_stopped
+
+__all__ = [
+    "SHAPES_TRAINING",
+    "ModuleState",
+    "SubsetRuns",
+    "check_enough_subsets",
+    "check_sees_every_subset",
+    "check_strategy",
+    "check_trains_and_validates",
+    "epochs",
+    "resolve_callback_classes",
+    "seed_run",
+    "subset_trainer",
+    "training_callbacks",
+]
+
+
+def _lightning_callbacks(*names: str) -> tuple[type[Callback], ...]:
+    """Lightning's callback classes of these names that this Lightning version has."""
+    return tuple(getattr(lcb, name) for name in names if hasattr(lcb, name))
+
+
+#: Lightning callbacks that change how the model trains (a fine-tuning schedule that freezes and
+#: unfreezes a backbone, early stopping, weight averaging, a schedule of gradient accumulation):
+#: each subset run gets a fresh copy of those on the user's Trainer, so it trains as their fit does.
+SHAPES_TRAINING = _lightning_callbacks(
+    "BaseFinetuning",
+    "EarlyStopping",
+    "GradientAccumulationScheduler",
+    "StochasticWeightAveraging",
+    "WeightAveraging",  # Lightning >= 2.5
+)
+
+#: Lightning callbacks that watch, save or tune around training: the subset runs go without them.
+_OBSERVES = _lightning_callbacks(
+    "BasePredictionWriter",
+    "BatchSizeFinder",
+    "Checkpoint",
+    "DeviceStatsMonitor",
+    "LearningRateFinder",
+    "LearningRateMonitor",
+    "ModelSummary",
+    "ProgressBar",
+    "SpikeDetection",
+    "ThroughputMonitor",
+    "Timer",
+)
+
+
+class ModuleState:
+    """A module's state to restore before each subset run and after the last: its ``state_dict``;
+    the buffers registered with ``persistent=False``, which ``state_dict`` leaves out (a running
+    statistic a module updates in training would otherwise carry from one subset run into the
+    next, and into the user's own fit); which parameters are frozen (``requires_grad``: a module
+    or a fine-tuning callback that unfreezes a backbone mid-training would otherwise start the
+    next run unfrozen); and each submodule's train/eval mode. Copies on the CPU."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.saved = {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+        self.transient = {
+            name: b.detach().to("cpu", copy=True)
+            for name, b in module.named_buffers()
+            if name not in self.saved
+        }
+        self.trainable = {name: p.requires_grad for name, p in module.named_parameters()}
+        self.modes = {name: m.training for name, m in module.named_modules()}
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Every tensor of the state by name (what the resume fingerprint hashes)."""
+        return {**self.saved, **self.transient}
+
+    @property
+    def frozen(self) -> list[str]:
+        """The parameters that do not train (``requires_grad=False``), by name."""
+        return [name for name, trains in self.trainable.items() if not trains]
+
+    def restore(self, module: torch.nn.Module) -> None:
+        module.load_state_dict(self.saved)
+        current = dict(module.named_buffers())
+        with torch.no_grad():
+            for name, value in self.transient.items():
+                buf = current.get(name)
+                if buf is not None and buf.shape == value.shape:
+                    buf.copy_(value)
+                else:  # replaced or resized in training (a cache that grows): put the saved one back
+                    owner, _, leaf = name.rpartition(".")
+                    device = buf.device if buf is not None else value.device
+                    setattr(module.get_submodule(owner), leaf, value.to(device, copy=True))
+        for name, param in module.named_parameters():
+            if name in self.trainable:
+                param.requires_grad_(self.trainable[name])
+        for name, sub in module.named_modules():
+            if name in self.modes:
+                sub.training = self.modes[name]
+
+
+class SubsetRuns:
+    """The subset runs of one measurement: each from the module's original weights, in a fresh
+    Trainer built from the user's, reused from ``cache`` when provably the same computation.
+
+    Under DDP every rank trains, and rank 0's losses and cache decisions are broadcast so all
+    ranks follow the same schedule; only rank 0 writes.
+    """
+
+    def __init__(
+        self,
+        trainer,
+        pl_module,
+        dm,
+        cache: RunCache,
+        *,
+        monitor: str,
+        schedule: str,
+        k: int,
+        delta: float,
+        holdouts: int,
+        checkpoint_every: float | None,
+        progress: SubsetProgress | None = None,
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
+        self.trainer, self.pl_module, self.dm, self.cache = trainer, pl_module, dm, cache
+        self.callbacks = list(callbacks)  # pristine copies of the user's (training_callbacks)
+        self.monitor, self.schedule = monitor, schedule
+        self.k, self.delta, self.holdouts = k, delta, holdouts
+        self.checkpoint_every = checkpoint_every
+        self.progress = progress if progress is not None else SubsetProgress(None)
+
+    @property
+    def sizes(self) -> list[int]:
+        """The sizes the schedule may run, largest first (AtS may stop before the smallest)."""
+        sizes = self.dm.sizes
+        return sizes[: self.k + self.holdouts] if self.schedule == "pooled" else sizes
+
+    def work(self) -> int:
+        """Training examples of the whole schedule (size × epochs): the progress bar's total."""
+        return sum(s * epochs(self.trainer, s, self.dm) for s in self.sizes)
+
+    def zero_shot(self, result: RectifiedLawResult) -> float:
+        """The loss before fine-tuning (size 0 in the cache)."""
+        self.progress.start("zero-shot loss", 0)
+        loss, _ = self._cached_or_run(0, result, lambda: (self._validate(self.trainer), 1.0))
+        self.progress.finish()
+        return loss
+
+    def run(self, result: RectifiedLawResult, snapshot: ModuleState) -> None:
+        """Run the schedule's subsets, largest first, filling ``result``."""
+        trainer, pl_module, dm = self.trainer, self.pl_module, self.dm
+        sizes = self.sizes
+        for i, size in enumerate(sizes, start=1):
+            work = size * epochs(trainer, size, dm)
+            self.progress.start(f"subset {i}/{len(sizes)} ({size})", work)
+            snapshot.restore(pl_module)
+            loss, done = self._cached_or_run(size, result, lambda s=size: self._fit_subset(s))
+            result.examples_processed += round(work * done)
+            self.progress.finish(postfix=f"loss at {size}: {loss:.4g}")
+            info(f"subset of {size} examples: {self.monitor}={loss:.6g}", level=logging.DEBUG)
+            if not math.isfinite(loss):
+                result.failed[size] = f"diverged: {self.monitor}={loss}"
+                rank_zero_warn(
+                    f"[rectlaw] subset of {size} examples diverged ({self.monitor}="
+                    f"{loss}); it is excluded from the fit"
+                )
+                continue
+            result.sizes.append(size)
+            result.losses.append(loss)
+            if self.schedule == "ats" and self._transition_found(result):
+                info(f"phase transition detected at {size} examples; stopping (AtS)")
+                break
+
+    def _transition_found(self, result: RectifiedLawResult) -> bool:
+        if len(result.sizes) <= self.k:
+            return False
+        sizes = np.array(result.sizes[::-1], dtype=float)
+        return ats_stopped(sizes, np.array(result.losses[::-1]), self.k, self.delta)
+
+    def _fit_subset(self, size: int) -> tuple[float, float]:
+        """Train the subset of ``size``; its final loss and the share of the planned training it
+        did (below 1 when a shared EarlyStopping ended it)."""
+        self.dm.use_subset(size)
+        partial = self.cache.partial_dir(size) if self.checkpoint_every is not None else None
+        final = _LastValidation(self.monitor)
+        report = [self.progress.callback()] if self.progress.style is not None else []
+        shared = [copy.deepcopy(cb) for cb in self.callbacks]  # fresh for every run
+        callbacks = [*shared, final, *report]
+        sub = subset_trainer(self.trainer, f"size_{size}", partial, self.checkpoint_every, callbacks)
+        resume = partial / "last.ckpt" if partial is not None and (partial / "last.ckpt").exists() else None
+        if resume is not None:
+            info(f"size {size}: resuming the interrupted run from {resume}")
+        sub.fit(self.pl_module, datamodule=self.dm, ckpt_path=resume)
+        self.pl_module.trainer = sub
+        planned = sub.estimated_stepping_batches
+        done = min(1.0, sub.global_step / planned) if math.isfinite(planned) and planned > 0 else 1.0
+        if final.step == sub.global_step and final.value is not None:
+            return final.value, done  # the fit validated the final weights already: no second pass
+        return self._validate(sub, reuse=True), done
+
+    def _validate(self, trainer, reuse: bool = False) -> float:
+        runner = trainer if reuse else subset_trainer(trainer, "zero_shot", callbacks=[])
+        metrics = runner.validate(self.pl_module, dataloaders=self.dm.val_dataloader(), verbose=False)
+        values = {k: v for per_loader in metrics for k, v in per_loader.items()}  # one dict per loader
+        if self.monitor not in values:
+            raise ValueError(
+                _never_logged(self.monitor, values, per_batch=self.monitor in runner.logged_metrics)
+            )
+        return float(values[self.monitor])
+
+    def _cached_or_run(self, size: int, result: RectifiedLawResult, run) -> tuple[float, float]:
+        """Reuse the finished run of ``size`` when its fingerprint matches, else run it seeded
+        from ``(seed, size)``; its original wall time is added to ``result.seconds`` either way.
+        ``run`` returns, and this returns, the loss and the share of the planned training the
+        run did (below 1 when early stopping ended it)."""
+        trainer = self.trainer
+        saved = self.cache.get(size) if trainer.is_global_zero else None
+        if trainer.world_size > 1:
+            saved = trainer.strategy.broadcast(saved, src=0)
+        if saved is None:
+            seed_run(self.dm.seed, size)
+            t0 = time.perf_counter()
+            with quiet_lightning():  # no banner, tip or "fit stopped" line per subset Trainer
+                loss, done = run()
+            loss, seconds = float(loss), time.perf_counter() - t0
+            if trainer.world_size > 1:
+                loss = trainer.strategy.broadcast(loss, src=0)
+            if trainer.is_global_zero:
+                self.cache.put(size, loss, seconds, done)
+        else:
+            loss, seconds, done = saved
+            result.reused += int(size > 0)
+        result.seconds += seconds
+        return loss, done
+
+
+def _never_logged(monitor: str, logged, per_batch: bool = False) -> str:
+    """The error for a monitored metric missing from validation, with the fix for the likely cause
+    (``per_batch``: it was logged, but only per batch)."""
+    if per_batch:
+        return (
+            f"the metric {monitor!r} was logged per validation batch only (on_epoch=False), so there "
+            f"is no loss over the validation set; log it with self.log({monitor!r}, loss, "
+            "on_epoch=True), the default in validation_step"
+        )
+    per_loader = sorted(k for k in logged if k.startswith(f"{monitor}/dataloader_idx_"))
+    fix = (
+        f"with several validation loaders Lightning logs it per loader: choose the one that is "
+        f"your test loss, e.g. RectifiedLawCallback(monitor={per_loader[0]!r})"
+        if per_loader
+        else f"log it with self.log({monitor!r}, ...) in validation_step or set "
+        "RectifiedLawCallback(monitor=...)"
+    )
+    return f"the metric {monitor!r} was never logged during validation (logged: {sorted(logged)}); {fix}"
+
+
+class _LastValidation(Callback):
+    """Records the monitored loss of the fit's last validation and the step it validated: when
+    that is the final step, it is the loss of the final weights and needs no second pass."""
+
+    def __init__(self, monitor: str) -> None:
+        self.monitor = monitor
+        self.step: int | None = None
+        self.value: float | None = None
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        self.step, self.value = trainer.global_step, None if value is None else float(value)
+
+
+def training_callbacks(
+    trainer: L.Trainer, extra: Sequence[type[Callback]] = (), ignore: Sequence[type[Callback]] = ()
+) -> list[Callback]:
+    """Fresh copies of the Trainer's callbacks that shape training (:data:`SHAPES_TRAINING`, and
+    the classes in ``extra``), taken before any training, for the subset runs to copy again.
+
+    Warns once about the other callbacks, not Lightning's observers nor ``ignore``: the subset
+    runs train without them, which is a different computation if they change how the model trains.
+    """
+    shared, left_out = [], []
+    for cb in trainer.callbacks:
+        if isinstance(cb, (*SHAPES_TRAINING, *extra)):
+            try:
+                shared.append(copy.deepcopy(cb))
+            except Exception as err:
+                raise ValueError(
+                    f"each subset run needs a fresh copy of your {type(cb).__name__} callback, and "
+                    f"copy.deepcopy failed ({type(err).__name__}: {err}); make it copyable (keep no "
+                    "Trainer, module or open file on it before fit starts)"
+                ) from err
+        elif not isinstance(cb, (*_OBSERVES, *ignore)):
+            left_out.append(type(cb))
+    if left_out:
+        names = ", ".join(sorted({c.__name__ for c in left_out}))
+        paths = ", ".join(sorted({f"{c.__module__}.{c.__qualname__}" for c in left_out}))
+        rank_zero_warn(
+            f"[rectlaw] the subset runs train without your Trainer's callback(s) {names}. If one "
+            "changes how the model trains (freezes layers, schedules the learning rate or the data), "
+            f"give its class to RectifiedLawCallback(subset_callbacks=[{names}]) (in the app: "
+            f"rectlaw.subset_callbacks=[{paths}]) and each subset run gets a fresh copy",
+            category=UserWarning,
+        )
+    return shared
+
+
+def resolve_callback_classes(classes: Sequence[type[Callback] | str]) -> tuple[type[Callback], ...]:
+    """Callback classes, given as classes or import paths (``"my_pkg.callbacks.Unfreeze"``)."""
+    out = []
+    for item in classes:
+        cls = item
+        if isinstance(item, str):
+            module, _, name = item.rpartition(".")
+            try:
+                cls = getattr(importlib.import_module(module), name) if module else None
+            except (ImportError, AttributeError) as err:
+                raise ValueError(
+                    f"`subset_callbacks`: cannot import {item!r} ({type(err).__name__}: {err}); give the "
+                    "full import path of a Callback class, e.g. 'my_project.callbacks.Unfreeze'"
+                ) from err
+        if not (isinstance(cls, type) and issubclass(cls, Callback)):
+            raise ValueError(
+                f"`subset_callbacks` takes Lightning Callback classes (or their import paths), got {item!r}"
+            )
+        out.append(cls)
+    return tuple(out)
+
+
+def subset_trainer(
+    trainer: L.Trainer,
+    name: str,
+    checkpoints: Path | None = None,
+    checkpoint_every: float | None = None,
+    callbacks: list[Callback] | None = None,
+) -> L.Trainer:
+    """A fresh Trainer for one subset run: the user's settings (``cache.TRAINER_SETTINGS``), the
+    very devices it chose, loggers of the user's kinds under ``subsets/<name>``, no user
+    callbacks, no progress bar of its own (``callbacks`` may report to the measurement's) and
+    no model summary."""
+    callbacks = list(callbacks or [])
+    if checkpoints is not None:  # resumable mid-subset; removed once the subset is cached
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=checkpoints,
+                save_last=True,
+                save_top_k=0,
+                train_time_interval=timedelta(seconds=checkpoint_every or 0),
+                enable_version_counter=False,
+            )
+        )
+    root = trainer.strategy.root_device
+    if trainer.world_size > 1:  # DDP: the same devices and nodes, the process group reused
+        placement = {
+            "devices": trainer.num_devices if root.type == "cpu" else trainer.device_ids,
+            "num_nodes": trainer.num_nodes,
+            "strategy": "ddp",
+        }
+    else:  # the very device the user's Trainer chose (e.g. devices=[1] stays on cuda:1)
+        placement = {"devices": [root.index] if root.index is not None else 1}
+    return L.Trainer(
+        accelerator=root.type,
+        **placement,
+        **trainer_settings(trainer),  # the same list the resume fingerprint hashes
+        num_sanity_val_steps=0,
+        inference_mode=False,  # metric states must stay usable across validate and fit
+        enable_checkpointing=checkpoints is not None,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        logger=subset_loggers(trainer, name) or False,
+        callbacks=callbacks,
+    )
+
+
+def check_enough_subsets(dm: NestedSubsetDataModule, method: str, options: dict, zero_shot: bool) -> None:
+    """Before any training: the subsets the budget allows can feed the method at all."""
+    entry = METHODS[method]
+    need = entry.min_points(entry.resolve(method, options))
+    have = len(dm.sizes) + int(zero_shot and entry.zero_shot_point)
+    if have < need:
+        counted = " (the zero-shot loss included)" if zero_shot and entry.zero_shot_point else ""
+        raise ValueError(
+            f"the budget {dm.budget!r} and min_size={dm.min_size} give {len(dm.sizes)} subset(s) "
+            f"{dm.sizes}{counted}, but `method={method!r}` needs {need} points: lower min_size or "
+            "raise the budget"
+        )
+
+
+def check_trains_and_validates(trainer: L.Trainer) -> None:
+    """Before any training: the subset runs inherit the Trainer's limits, so a Trainer that trains
+    nothing would score the untrained model at every size, and one that never validates has no
+    loss to score."""
+    stops = {
+        "max_epochs": trainer.max_epochs == 0,
+        "max_steps": trainer.max_steps == 0,
+        "limit_train_batches": trainer.limit_train_batches == 0,
+    }
+    off = [name for name, zero in stops.items() if zero]
+    if off:
+        raise ValueError(
+            f"the Trainer's {' and '.join(f'{n}=0' for n in off)} trains nothing, and the subset runs "
+            "inherit it: every subset would score the untrained model; set it above 0"
+        )
+    if trainer.limit_val_batches == 0:
+        raise ValueError(
+            "the Trainer's limit_val_batches=0 turns validation off, and the subset runs inherit it: "
+            "every subset is scored on the validation set; remove limit_val_batches or set it above 0"
+        )
+
+
+def check_sees_every_subset(trainer: L.Trainer, dm: NestedSubsetDataModule) -> None:
+    """Warn, before any training, when a step or batch cap stops the larger subsets short of
+    one pass (``max_steps=5`` or ``limit_train_batches=2``, common while debugging): those subsets
+    then train on the same number of examples, and their losses say nothing about their size."""
+    per_step = dm.batch_size * trainer.accumulate_grad_batches * trainer.world_size
+    caps = {}
+    if trainer.max_steps is not None and trainer.max_steps > 0:
+        caps["max_steps"] = (trainer.max_steps, trainer.max_steps * per_step)
+    limit = trainer.limit_train_batches
+    if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+        caps["limit_train_batches"] = (limit, limit * dm.batch_size * trainer.world_size)
+    for name, (value, examples) in caps.items():
+        short = [size for size in dm.sizes if size > examples]
+        if short:
+            rank_zero_warn(
+                f"[rectlaw] the Trainer's {name}={value} stops training after {examples} examples, "
+                f"before the subsets of {', '.join(map(str, short))} examples are seen once: they "
+                "train on as many examples as a smaller subset, and the curve cannot tell their sizes "
+                f"apart. For a measurement, remove {name} (train by max_epochs) or lower the budget",
+                category=UserWarning,
+            )
+
+
+def check_strategy(trainer: L.Trainer) -> None:
+    """Single device, or DDP whose processes already exist (``strategy="ddp"``, torchrun, Slurm):
+    the subset Trainers join that process group. Spawn-based DDP would spawn again from inside."""
+    strategy = trainer.strategy
+    if trainer.world_size == 1:
+        return
+    if isinstance(strategy, DDPStrategy) and strategy.cluster_environment.creates_processes_externally:
+        return
+    raise ValueError(
+        f"RectifiedLawCallback supports single-device and DDP training, not {type(strategy).__name__}"
+        f"{' with spawned processes' if isinstance(strategy, DDPStrategy) else ''}; use "
+        "strategy='ddp' (not 'ddp_spawn'/'ddp_notebook'), or one device per candidate "
+        "(Hydra's joblib/submitit launchers with devices=1)"
+    )
+
+
+def epochs(trainer: L.Trainer, size: int, dm: NestedSubsetDataModule) -> int:
+    if trainer.max_steps and trainer.max_steps > 0:
+        return max(1, math.ceil(trainer.max_steps * dm.batch_size / size))
+    return int(trainer.max_epochs or 1)
+
+
+def seed_run(seed: int, size: int) -> None:
+    """Seed Python, numpy and torch (all devices) for the run of ``size`` from ``(seed, size)``."""
+    import random
+
+    value = (int(seed) * 1_000_003 + int(size)) % 2**32
+    random.seed(value)
+    np.random.seed(value)
+    torch.manual_seed(value)

@@ -1,0 +1,228 @@
+"""Score selectors on a loss table: the paper's metrics, and what a user with a few candidates sees.
+
+The paper's Tables 1/2 report PearCorr and RelAcc over all candidates. A user has a handful of
+candidates and cares whether the tool picks the best of *those*, and how much loss a wrong pick
+costs; and whether its probabilities and intervals can be believed. Metrics (``value`` column):
+
+* ``PearCorr``, ``RelAcc``: the paper's, in percent (see :mod:`lightning_rectlaw.core.metrics`).
+* ``HitRate``: over random pools of ``pool_size`` candidates (default 5; 2,000 pools with a fixed
+  seed, the same pools for every method), the percentage in which the method's first choice has
+  the pool's lowest true target loss.
+* ``Regret``: over the same pools, the mean excess true loss of the choice over the pool's best,
+  in percent of the best's loss.
+* ``Brier``: of P(best) over all candidates, :math:`\\sum_i (p_i - [i \\text{ is best}])^2` (0 is
+  perfect; a uniform guess over n candidates scores :math:`1 - 1/n`); methods that report P(best).
+* ``Coverage80``: percentage of candidates whose true target loss lies inside the method's 80%
+  interval; methods that report intervals.
+* ``Compute``: examples fine-tuned by the runs the method needs, in percent of fine-tuning every
+  candidate once on the full target set.
+
+``schedule="adaptive"`` replays the successive-elimination sweep of
+:mod:`lightning_rectlaw.schedule.rule` instead of running every candidate's whole schedule: each
+method ranks, at each rung, only the candidates still running, on the cells up to that rung; the
+choice is the best survivor, and ``Compute`` counts what the replay read. PearCorr uses each
+candidate's prediction from its last rung; pools pick by the sweep's final order.
+
+Pools are scored with the scores the method gave on the whole table, so a method whose
+predictions share information across candidates (``pooled``, ``robust_ats``'s calibration) sees
+the whole table's in-budget data, as it would with that many candidates.
+
+Pure numpy/scipy: no torch, Lightning or Hydra import here.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from lightning_rectlaw.core.formatting import format_number
+from lightning_rectlaw.core.metrics import brier, coverage, pearcorr, pool_choices, relacc
+from lightning_rectlaw.core.table import LossTable, TableError
+from lightning_rectlaw.schedule.rule import simulate
+from lightning_rectlaw.selection.registry import METHODS, select
+
+__all__ = ["EVAL_METHODS", "EVAL_RATIOS", "METRICS", "EvalRow", "EvalRows", "evaluate"]
+
+EVAL_RATIOS: tuple[int, ...] = (8, 16, 32, 64, 128, 256, 512)
+EVAL_METHODS: tuple[str, ...] = tuple(METHODS)  # every registered selector
+METRICS: tuple[str, ...] = ("PearCorr", "RelAcc", "HitRate", "Regret", "Brier", "Coverage80", "Compute")
+DEFAULT_METRICS: tuple[str, ...] = ("PearCorr", "RelAcc")
+
+
+@dataclass(frozen=True)
+class EvalRow:
+    """One cell: ``metric`` of ``method`` at budget = target / ``ratio`` (see the module docstring)."""
+
+    method: str
+    ratio: int
+    metric: str
+    value: float
+
+
+class EvalRows(list):
+    """The rows :func:`evaluate` returns (a list of :class:`EvalRow`), with a DataFrame view."""
+
+    def to_pandas(self, wide: bool = False):
+        """Long format (``method, ratio, metric, value``), or ``wide=True``: one row per metric and
+        method, one column per budget ratio (as ``rectlaw evaluate`` prints). Needs pandas."""
+        from lightning_rectlaw.core.display import to_pandas
+
+        frame = to_pandas([vars(r) for r in self])
+        if wide and len(frame):
+            frame = frame.pivot_table(index=["metric", "method"], columns="ratio", values="value", sort=False)
+        return frame
+
+
+def evaluate(
+    table: LossTable,
+    methods: Sequence[str] | None = None,
+    ratios: Sequence[int] = EVAL_RATIOS,
+    target: float | None = None,
+    compute: bool = False,
+    metrics: Sequence[str] | None = None,
+    pool_size: int = 5,
+    pools: int = 2000,
+    seed: int = 0,
+    schedule: str = "full",
+    adaptive: dict | None = None,
+    **options,
+) -> EvalRows:
+    """Score each method at each budget ratio against the true losses at ``target``.
+
+    Args:
+        table: the losses, with the true ones at ``target``.
+        methods, ratios: what to score; budget = ``target / ratio``. Default methods:
+            :data:`EVAL_METHODS`, less those needing a column the table lacks (with a warning).
+        target: the full size (default: the table's largest).
+        compute: add ``Compute`` (kept for ``metrics=None`` callers).
+        metrics: any of :data:`METRICS` (default ``PearCorr`` and ``RelAcc``). ``Brier`` and
+            ``Coverage80`` are skipped for methods without P(best) or intervals.
+        pool_size, pools, seed: the random pools of ``HitRate`` and ``Regret``.
+        schedule: ``"full"`` (every candidate's whole schedule) or ``"adaptive"`` (successive
+            elimination; ``adaptive`` holds its options: ``rule``, ``prob_threshold``,
+            ``min_points``, ``min_survivors``, ``count``).
+
+    Candidates without a loss at ``target`` are left out (with a warning); a candidate a method
+    cannot rank is left out of that method's PearCorr and cannot be chosen.
+
+    Raises:
+        TableError: ``target`` is not a column of the table, or a budget falls outside it.
+        ValueError: an unknown method or metric, a method needing a column the table lacks, or a
+            pool size below 2. All before any method is scored.
+    """
+    unknown = [m for m in methods or () if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; choose from {sorted(METHODS)}")
+    asked = EVAL_METHODS if methods is None else methods
+    lacking = {m: cols for m in asked if (cols := _missing_columns(table, m))}
+    if lacking:
+        what = ", ".join(f"{m} (column {' and '.join(cols)})" for m, cols in lacking.items())
+        if methods is not None:
+            raise ValueError(f"{table.source} has no column for {what}; leave those methods out")
+        warnings.warn(f"skipped, {table.source} has no column for: {what}", stacklevel=2)
+    methods = [m for m in asked if m not in lacking]
+    metrics = list(DEFAULT_METRICS if metrics is None else metrics)
+    if compute and "Compute" not in metrics:
+        metrics.append("Compute")
+    bad = [m for m in metrics if m not in METRICS]
+    if bad:
+        raise ValueError(f"unknown metric(s) {bad}; choose from {list(METRICS)}")
+    if schedule not in ("full", "adaptive"):
+        raise ValueError(f"`schedule` should be 'full' or 'adaptive', got {schedule!r}")
+    if pool_size < 2 or pools < 1:
+        raise ValueError(f"`pool_size` must be at least 2 and `pools` at least 1, got {pool_size}, {pools}")
+    target = table.max_size if target is None else float(target)
+    truth_all = table.column(target)
+    too_small = [int(r) for r in ratios if target / r < table.sizes[0]]
+    if too_small:
+        fits = [int(r) for r in ratios if r not in too_small]
+        raise TableError(
+            f"budget ratio(s) {too_small} give budgets below the smallest subset in {table.source} "
+            f"({format_number(table.sizes[0])} examples; target {format_number(target)}): use ratios "
+            f"up to {int(target // table.sizes[0])}" + (f", e.g. {','.join(map(str, fits))}" if fits else "")
+        )
+    have = np.isfinite(truth_all)
+    if not have.any():
+        raise TableError(f"no candidate has a loss at the target size {target:g}")
+    if not have.all():
+        missing = [n for n, h in zip(table.names, have) if not h]
+        warnings.warn(f"left out of the evaluation, no loss at target {target:g}: {missing}", stacklevel=2)
+        table = table.subset([n for n, h in zip(table.names, have) if h])
+    truth = table.column(target)
+    draws = _pools(len(truth), pool_size, pools, seed)
+    rows = []
+    for method in methods:
+        for r in ratios:
+            if schedule == "adaptive":
+                run = simulate(
+                    table, target / r, target, method=method, level=0.8, **(adaptive or {}), **options
+                )
+                sel = run.selection
+                if sel.prob_best is None and r == ratios[0]:
+                    warnings.warn(
+                        f"{method} gives no P(best): the adaptive schedule stops none of its candidates "
+                        "(its Compute counts every in-budget size)",
+                        stacklevel=2,
+                    )
+                order = {c.name: i for i, c in enumerate(sel.candidates)}
+                picks = np.array([order[n] for n in table.names], dtype=float)
+            else:
+                sel = select(table, method, budget=target / r, target=target, level=0.8, **options)
+                picks = None
+            scores = sel.scores_for(table.names)
+            if not sel.ranking:
+                reasons = sorted(set(sel.unrankable.values()))
+                warnings.warn(
+                    f"{method} at 1/{r}: no candidate is rankable ({'; '.join(reasons)})", stacklevel=2
+                )
+            values = _metrics(sel, table, truth, scores, draws, target, metrics, method, picks)
+            rows += [EvalRow(method, int(r), m, v) for m, v in values.items()]
+    return EvalRows(rows)
+
+
+def _missing_columns(table: LossTable, method: str) -> list[str]:
+    """The table columns ``method`` needs and ``table`` lacks (``'0'``: zero-shot, ``'size'``)."""
+    column = {"zero_shot": "'0'", "num_params": "'size'"}
+    return [column[need] for need in METHODS[method].needs if getattr(table, need) is None]
+
+
+def _metrics(sel, table, truth, scores, draws, target, metrics, method, picks=None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    if {"HitRate", "Regret"} & set(metrics):  # one pick per pool serves both
+        best = truth[draws].min(axis=1)
+        picked = truth[pool_choices(scores if picks is None else picks, draws)]
+    for m in metrics:
+        if m == "PearCorr":
+            # the paper correlates log parameter count itself for ModelSize
+            out[m] = pearcorr(-scores if method == "modelsize" else scores, truth)
+        elif m == "RelAcc":
+            out[m] = relacc(truth[table.names.index(sel.best)] if sel.ranking else np.nan, truth)
+        elif m == "HitRate":
+            out[m] = float(100 * np.mean(picked <= best))
+        elif m == "Regret":
+            out[m] = float(100 * np.mean((picked - best) / best))
+        elif m == "Brier":
+            probs = sel.prob_best
+            if probs is not None:
+                p = np.array([probs.get(n, 0.0) for n in table.names])
+                out[m] = brier(p, truth)
+        elif m == "Coverage80":
+            by_name = {c.name: c.interval for c in sel.candidates if c.rankable and c.interval is not None}
+            if by_name:
+                low = np.array([by_name.get(n, (np.nan, np.nan))[0] for n in table.names])
+                high = np.array([by_name.get(n, (np.nan, np.nan))[1] for n in table.names])
+                out[m] = coverage(low, high, truth)
+        elif m == "Compute":
+            out[m] = 100 * sel.examples / (len(truth) * target)
+    return out
+
+
+def _pools(n: int, size: int, count: int, seed: int) -> np.ndarray:
+    """``count`` random pools (rows) of ``size`` distinct candidates; the one pool of all when n <= size."""
+    if n <= size:
+        return np.arange(n)[None, :]
+    rng = np.random.default_rng(seed)
+    return np.argsort(rng.random((count, n)), axis=1)[:, :size]

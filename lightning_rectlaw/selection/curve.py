@@ -1,0 +1,113 @@
+"""One candidate's measured curve → its prediction, status, outliers and the curves to draw.
+
+The step the Lightning callback runs after its subset runs, as a pure function: testable without
+a Trainer, and the one place that decides what a single-candidate result says.
+
+Pure numpy/scipy: no torch, Lightning or Hydra import here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lightning_rectlaw.core.law import fit_law
+from lightning_rectlaw.core.table import LossTable
+from lightning_rectlaw.selection.registry import DEFAULT_METHOD, select
+
+__all__ = ["CurvePrediction", "predict_curve", "prediction_curve"]
+
+
+@dataclass(frozen=True)
+class CurvePrediction:
+    """What a method predicts from one candidate's curve.
+
+    Attributes:
+        status: ``"ok"``, or why there is no prediction.
+        predicted_loss, interval: the prediction at the target and its interval (``None`` when
+            there is none, or the interval is unbounded).
+        outliers: runs left out as diverged or off the curve, size → why.
+        curve: the predicting method's own curve, ``{"sizes": [...], "losses": [...]}`` from the
+            smallest point it used to the target, so a plot's prediction lies on it (``None`` for
+            methods without a curve).
+        law, vanilla_law: rectified and vanilla laws fitted to the clean points, for reference
+            (``None`` with too few points); they are not the prediction unless the method fits them.
+    """
+
+    status: str
+    predicted_loss: float | None = None
+    interval: tuple[float, float] | None = None
+    outliers: dict[float, str] = field(default_factory=dict)
+    curve: dict[str, list[float]] | None = None
+    law: dict[str, float] | None = None
+    vanilla_law: dict[str, float] | None = None
+
+
+def predict_curve(
+    sizes,
+    losses,
+    target: float,
+    zero_shot: float | None = None,
+    method: str = DEFAULT_METHOD,
+    level: float = 0.95,
+    **options: Any,
+) -> CurvePrediction:
+    """Predict the loss at ``target`` from one candidate's ``(sizes, losses)`` with ``method``.
+
+    Points may come in any order. Needs at least 2 points; a method that cannot rank the curve
+    (too few clean points, for instance) gives a status that says why, not an exception.
+    """
+    sizes = np.asarray(sizes, dtype=float)
+    losses = np.asarray(losses, dtype=float)
+    order = np.argsort(sizes)
+    sizes, losses = sizes[order], losses[order]
+    if sizes.size < 2:
+        return CurvePrediction(f"only {sizes.size} finished subset(s); need at least 2")
+    zero = None if zero_shot is None else np.array([zero_shot])
+    table = LossTable(("candidate",), sizes, losses[None], zero_shot=zero)
+    try:
+        c = select(table, method, budget=float(sizes[-1]), target=target, level=level, **options).candidates[
+            0
+        ]
+    except ValueError as err:
+        return CurvePrediction(f"no prediction: {err}")
+    keep = np.array([float(s) not in c.outliers for s in sizes])
+    law, vanilla = _side_fits(sizes[keep], losses[keep], zero_shot)
+    if not c.rankable:
+        return CurvePrediction(
+            f"no prediction: {c.reason}", outliers=c.outliers, law=law, vanilla_law=vanilla
+        )
+    bounded = c.interval is not None and all(map(math.isfinite, c.interval))
+    pred = c.predicted_loss if c.predicted_loss is not None else c.score
+    return CurvePrediction(
+        "ok",
+        float(pred),
+        tuple(map(float, c.interval)) if bounded else None,
+        c.outliers,
+        prediction_curve(c.fit, c.sizes_used, target),
+        law,
+        vanilla,
+    )
+
+
+def prediction_curve(fit: Any, sizes_used, target: float, points: int = 48) -> dict[str, list[float]] | None:
+    """The fit's predicted loss on a log grid from its smallest used size to ``target``."""
+    if fit is None or not hasattr(fit, "predict"):
+        return None
+    used = [s for s in sizes_used if s > 0]
+    start = min(used) if used else target
+    grid = np.geomspace(start, target, points) if start < target else np.array([target])
+    grid[-1] = target  # exactly, so the prediction is the curve's last point
+    return {"sizes": grid.tolist(), "losses": np.asarray(fit.predict(grid), dtype=float).ravel().tolist()}
+
+
+def _side_fits(sizes, losses, zero_shot) -> tuple[dict | None, dict | None]:
+    with_zero = zero_shot is not None and np.isfinite(zero_shot)
+    fit_sizes = np.concatenate([[0.0], sizes]) if with_zero else sizes
+    fit_losses = np.concatenate([[zero_shot], losses]) if with_zero else losses
+    law = fit_law(fit_sizes, fit_losses).params if fit_sizes.size >= 4 else None
+    vanilla = fit_law(sizes, losses, "vanilla").params if sizes.size >= 3 else None
+    return law, vanilla

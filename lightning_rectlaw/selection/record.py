@@ -1,0 +1,110 @@
+"""`RectifiedLawResult`: what the callback measured and predicted for one candidate (a plain record)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from lightning_rectlaw.core.formatting import format_number
+from lightning_rectlaw.selection.registry import DEFAULT_METHOD
+
+__all__ = ["RESULT_FILE", "RectifiedLawResult"]
+
+RESULT_FILE = "rectlaw_result.json"
+
+
+@dataclass
+class RectifiedLawResult:
+    """What the callback measured and predicted for one candidate.
+
+    Attributes:
+        sizes, losses: subset sizes run (largest first) and their test losses (failed runs
+            excluded; see ``failed``).
+        zero_shot_loss: loss before fine-tuning, when measured.
+        failed: subset size → reason, for runs that diverged (non-finite loss).
+        outliers: subset size → reason, for finished runs the method left out as diverged
+            (far above the zero-shot loss) or far off the curve; they stay in ``sizes``/``losses``.
+        method, options: the selector used for the prediction and its options.
+        target_size: the full fine-tuning set size predicted for.
+        predicted_loss, interval: predicted test loss at ``target_size`` and its interval.
+        prediction_curve: the method's own curve (``sizes``, ``losses``) up to the target: the
+            prediction is its last point. ``None`` for methods without a curve.
+        law: rectified law fitted to the clean points, for reference (``None`` with too few).
+        vanilla_law: vanilla law fitted to the clean points, for reference.
+        examples_processed: training examples seen across subset runs (size × epochs).
+        seconds: wall time of the subset runs (a reused run counts its original time).
+        reused: subset runs taken from the resume cache instead of trained.
+        validation_data: a hash of the validation batches (with ``results_dir``): candidates
+            scored on other data (another tokenizer, another dataset) have another one.
+        status: ``"ok"`` or why no prediction could be made.
+    """
+
+    sizes: list[int] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    zero_shot_loss: float | None = None
+    failed: dict[int, str] = field(default_factory=dict)
+    outliers: dict[int, str] = field(default_factory=dict)
+    method: str = DEFAULT_METHOD
+    options: dict[str, Any] = field(default_factory=dict)
+    target_size: int = 0
+    predicted_loss: float | None = None
+    interval: tuple[float, float] | None = None
+    interval_level: float = 0.95
+    prediction_curve: dict[str, list[float]] | None = None
+    law: dict[str, float] | None = None
+    vanilla_law: dict[str, float] | None = None
+    examples_processed: int = 0
+    seconds: float = 0.0
+    reused: int = 0
+    device: str = "cpu"
+    validation_data: str | None = None
+    status: str = "pending"
+
+    def headline(self, name: str | None = None) -> str:
+        """One line: the prediction, its interval and what it cost, e.g.
+        ``tiny_gpt2: predicted loss 2.31 (95% interval 2.25-2.38) at 8192 examples; ...``."""
+        head = f"{name}: " if name else ""
+        if self.status != "ok" or self.predicted_loss is None:
+            return f"{head}no prediction ({self.status}); {len(self.sizes)} subset(s) run"
+        interval = ""
+        if self.interval is not None and all(map(math.isfinite, self.interval)):
+            lo, hi = self.interval
+            interval = f" ({self.interval_level:.0%} interval {format_number(lo, 4)}-{format_number(hi, 4)})"
+        left_out = f", {len(self.outliers)} left out" if self.outliers else ""
+        left_out += f", {self.reused} reused" if self.reused else ""
+        return (
+            f"{head}predicted loss {format_number(self.predicted_loss, 4)}{interval} at {self.target_size} "
+            f"examples; {len(self.sizes)} subsets{left_out}, {self.seconds:.0f} s on {self.device}"
+        )
+
+    def plot(self, name: str = "candidate"):
+        """The measured points, the method's curve and the prediction: a Matplotlib ``Figure``
+        (not attached to pyplot; it displays inline in a notebook)."""
+        from lightning_rectlaw.core.figures import curve_figure
+
+        return curve_figure({name: self}, title=f"{name}: fine-tuning scaling curve")
+
+    def __repr__(self) -> str:
+        return f"RectifiedLawResult({self.headline()}, method={self.method!r})"
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        return f"<b>RectifiedLawResult</b> {escape(self.headline())}"
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d["failed"] = {str(k): v for k, v in self.failed.items()}
+        d["outliers"] = {str(k): v for k, v in self.outliers.items()}
+        return json.dumps(d, indent=2, allow_nan=False, default=float)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RectifiedLawResult:
+        d = dict(d)
+        d["failed"] = {int(k): v for k, v in d.get("failed", {}).items()}
+        d["outliers"] = {int(float(k)): v for k, v in d.get("outliers", {}).items()}
+        if d.get("interval") is not None:
+            d["interval"] = tuple(d["interval"])
+        return cls(**d)
