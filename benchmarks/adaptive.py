@@ -36,12 +36,9 @@ from heldout import load  # the held-out protocol's table loader (benchmarks/ is
 
 from lightning_rectlaw.core.metrics import relacc
 from lightning_rectlaw.core.table import LossTable
-from lightning_rectlaw.schedule.rule import (
-    RULES,
-    rungs,
-    simulate,
-)
-from lightning_rectlaw.selection.registry import select
+from lightning_rectlaw.schedule.replay import simulate
+from lightning_rectlaw.schedule.rule import RULES, rungs
+from lightning_rectlaw.selection import select
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "benchmark"

@@ -35,7 +35,7 @@ from lightning_rectlaw.core.law import (
 )
 from lightning_rectlaw.core.table import LossTable
 from lightning_rectlaw.schedule.evaluate import EVAL_METHODS, evaluate
-from lightning_rectlaw.selection.registry import DEFAULT_METHOD
+from lightning_rectlaw.selection import DEFAULT_METHOD
 
 DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "shared" / "benchmark" / "flan.csv"
 

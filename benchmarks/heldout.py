@@ -38,7 +38,7 @@ from lightning_rectlaw.core.predictive import SCHEMES, inflate, prob_best
 from lightning_rectlaw.core.screening import screen_outliers
 from lightning_rectlaw.core.table import LossTable
 from lightning_rectlaw.schedule.evaluate import evaluate
-from lightning_rectlaw.selection.registry import calibrate_ats, select
+from lightning_rectlaw.selection import calibrate_ats, select
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "benchmark"

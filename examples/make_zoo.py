@@ -417,10 +417,10 @@ def ground_truth(specs, out: Path, zoo: Zoo, target, min_size, epochs, ratios, a
 def write_truth(sweep: Path, out: Path, zoo: Zoo, target, ratios, seconds: float) -> None:
     """The zoo's loss table, the selectors' scores and the curves' plot, from a finished sweep."""
     from lightning_rectlaw.core.figures import curve_figure
-    from lightning_rectlaw.core.table import atomic_write_text
-    from lightning_rectlaw.report.summary import collect_results, loss_table
+    from lightning_rectlaw.core.files import atomic_write_text
+    from lightning_rectlaw.report.summary import collect_results
     from lightning_rectlaw.schedule.evaluate import evaluate
-    from lightning_rectlaw.selection.registry import METHODS
+    from lightning_rectlaw.selection import METHODS, loss_table
 
     records = collect_results(sweep)
     failed = [r["name"] for r in records if r["status"] != "ok"]
@@ -472,7 +472,7 @@ def _target_data(zoo: Zoo, out: Path) -> list[str]:
 
 
 def _markdown(rows, ratios, table, seconds: float) -> str:
-    from lightning_rectlaw.selection.registry import METHODS
+    from lightning_rectlaw.selection import METHODS
 
     truth = table.column(table.max_size)
     order = sorted(range(len(table)), key=lambda i: truth[i])

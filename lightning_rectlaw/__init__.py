@@ -15,9 +15,16 @@ from lightning_rectlaw.core.metrics import pearcorr, relacc
 from lightning_rectlaw.core.screening import OutlierWarning, screen_outliers
 from lightning_rectlaw.core.table import LossTable, TableError
 from lightning_rectlaw.schedule.evaluate import evaluate
-from lightning_rectlaw.selection.curve import CurvePrediction, predict_curve
-from lightning_rectlaw.selection.record import RectifiedLawResult
-from lightning_rectlaw.selection.registry import DEFAULT_METHOD, METHODS, Method, Selection, select
+from lightning_rectlaw.selection import (
+    DEFAULT_METHOD,
+    METHODS,
+    CurvePrediction,
+    Method,
+    RectifiedLawResult,
+    Selection,
+    predict_curve,
+    select,
+)
 
 __version__ = "0.1.0"  # the one version source (pyproject.toml reads it)
 

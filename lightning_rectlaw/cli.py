@@ -30,7 +30,7 @@ from lightning_rectlaw.core.formatting import format_number
 from lightning_rectlaw.core.law import fit_available, num_params
 from lightning_rectlaw.core.table import LossTable
 from lightning_rectlaw.schedule.evaluate import DEFAULT_METRICS, EVAL_METHODS, EVAL_RATIOS, METRICS, evaluate
-from lightning_rectlaw.selection.registry import DEFAULT_METHOD, METHODS, select
+from lightning_rectlaw.selection import DEFAULT_METHOD, METHODS, select
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -355,7 +355,8 @@ def _label(method: str) -> str:
 
 
 def _cmd_summarize(args) -> int:
-    from lightning_rectlaw.report.summary import collect_results, loss_table, verdict, write_summary
+    from lightning_rectlaw.report.summary import collect_results, verdict, write_summary
+    from lightning_rectlaw.selection import loss_table
 
     paths = write_summary(args.sweep_dir, out_dir=args.out)
     if args.table:

@@ -6,8 +6,9 @@ import pytest
 from lightning_rectlaw import LossTable
 from lightning_rectlaw.cli import main as rectlaw
 from lightning_rectlaw.schedule.evaluate import evaluate
-from lightning_rectlaw.schedule.rule import rungs, schedule_round, simulate
-from lightning_rectlaw.selection.registry import select
+from lightning_rectlaw.schedule.replay import simulate
+from lightning_rectlaw.schedule.rule import rungs, schedule_round
+from lightning_rectlaw.selection import select
 
 SIZES = 200.0 * 2.0 ** np.arange(10)  # 200 .. 102400
 

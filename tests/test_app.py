@@ -203,7 +203,7 @@ def test_summary_errors_name_the_files(tmp_path):
         write_summary(tmp_path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         collect_results(tmp_path / "nope")
-    from lightning_rectlaw.report.summary import loss_table
+    from lightning_rectlaw.selection import loss_table
 
     with pytest.raises(ValueError, match="no finished candidate with measured losses"):
         loss_table([{"name": "a", "status": "failed"}])

@@ -6,7 +6,7 @@ import pytest
 from lightning_rectlaw.core.pooled import BETA_GRID, fit_pooled
 from lightning_rectlaw.core.table import LossTable
 from lightning_rectlaw.schedule.evaluate import evaluate
-from lightning_rectlaw.selection.registry import select
+from lightning_rectlaw.selection import select
 
 SIZES = 200 * 2.0 ** np.arange(14)
 TARGET = SIZES[-1]

@@ -12,8 +12,7 @@ from lightning_rectlaw.core.predictive import PredictiveLine, calibrate, prob_be
 from lightning_rectlaw.core.screening import OutlierWarning, screen_outliers
 from lightning_rectlaw.core.table import LossTable
 from lightning_rectlaw.schedule.evaluate import evaluate
-from lightning_rectlaw.selection.curve import predict_curve
-from lightning_rectlaw.selection.registry import DEFAULT_METHOD, select
+from lightning_rectlaw.selection import DEFAULT_METHOD, predict_curve, select
 
 SIZES = 200.0 * 2 ** np.arange(14)
 
@@ -216,7 +215,7 @@ def test_screening_and_spread_options_are_checked():
 
 
 def test_committed_code_zoo_table_holds_both_zoos_and_the_adaptive_default_keeps_its_best():
-    from lightning_rectlaw.schedule.rule import simulate
+    from lightning_rectlaw.schedule.replay import simulate
 
     code = LossTable.read_csv(DATA / "zoo_code.csv")
     assert len(code) == 14 and all(n.startswith(("std-", "x-")) for n in code.names)
@@ -228,7 +227,7 @@ def test_committed_code_zoo_table_holds_both_zoos_and_the_adaptive_default_keeps
 
 
 def test_committed_props_zoo_table_is_hard_and_the_adaptive_default_keeps_its_best_running():
-    from lightning_rectlaw.schedule.rule import simulate
+    from lightning_rectlaw.schedule.replay import simulate
 
     props = LossTable.read_csv(DATA / "zoo_props.csv")
     assert len(props) == 14

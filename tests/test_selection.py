@@ -4,7 +4,7 @@ import pytest
 from lightning_rectlaw.core.law import law_value
 from lightning_rectlaw.core.metrics import pearcorr, relacc
 from lightning_rectlaw.core.table import LossTable
-from lightning_rectlaw.selection.registry import METHODS, accept_then_stop, ats_stopped, select
+from lightning_rectlaw.selection import METHODS, accept_then_stop, ats_stopped, select
 
 SIZES = 200.0 * 2 ** np.arange(14)
 
@@ -160,7 +160,7 @@ def test_a_selection_plot_shows_the_points_each_decision_read(method):
 
 def test_an_adaptive_selection_plot_shows_only_what_each_candidate_ran():
     pytest.importorskip("matplotlib")
-    from lightning_rectlaw.schedule.rule import simulate
+    from lightning_rectlaw.schedule.replay import simulate
 
     table = _table()
     run = simulate(table, "1/4", prob_threshold=0.3, min_survivors=1)

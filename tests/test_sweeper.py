@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from lightning_rectlaw.app.sweeper import ROUNDS_FILE, plan_rungs
+from lightning_rectlaw.schedule.rounds import ROUNDS_FILE
+from lightning_rectlaw.schedule.rule import plan_rungs
 
 ARGS = [
     "data.block_size=16",
@@ -30,8 +31,8 @@ def sweep_cmd(sweep, *extra, models="tiny_gpt2,tiny_llama,small_gpt2", flags=())
 
 
 def test_rungs_are_planned_in_examples_and_a_fraction_needs_the_target():
-    assert plan_rungs(2048, 64, None, 4, 3) == [("256", 256), ("512", 512), ("1024", 1024), ("2048", 2048)]
-    assert plan_rungs("1/8", 32, 4096, 4, 3) == [("128", 128), ("256", 256), ("512", 512)]  # 64: 2 subsets
+    assert plan_rungs(2048, 64, None, 4, 3) == [256, 512, 1024, 2048]
+    assert plan_rungs("1/8", 32, 4096, 4, 3) == [128, 256, 512]  # 64: 2 subsets
     with pytest.raises(ValueError, match="rectlaw.target_size"):
         plan_rungs("1/8", 32, None, 4, 3)
 
@@ -254,13 +255,14 @@ def _fake_launcher(curves, target, calls, crash_at=None):
 
 
 def test_rounds_eliminate_record_failures_and_resume_after_the_last_finished_round(tmp_path):
-    from lightning_rectlaw.app.sweeper import candidate_subdir, read_rounds, run_rounds
+    from lightning_rectlaw.app.sweeper import candidate_subdir, launch_rounds
+    from lightning_rectlaw.schedule.rounds import read_rounds
 
     sizes = [200 * 2**i for i in range(9)]
     offsets = {"a": 0.0, "b": 0.01, "c": 0.5, "d": 0.9}
     curves = {n: {s: 3.0 * s**-0.3 + 1.0 + o for s in sizes} for n, o in offsets.items()}
     candidates = [[f"model={n}"] for n in (*offsets, "broken")]
-    rungs = [(str(s), s) for s in (6400, 12800, 25600, 51200)]
+    rungs = [6400, 12800, 25600, 51200]
     kw = dict(
         rule="mass",
         threshold=0.1,
@@ -273,7 +275,7 @@ def test_rounds_eliminate_record_failures_and_resume_after_the_last_finished_rou
 
     calls = []
     with pytest.raises(KeyboardInterrupt):
-        run_rounds(_fake_launcher(curves, 409600, calls, crash_at=2), candidates, rungs, tmp_path, **kw)
+        launch_rounds(_fake_launcher(curves, 409600, calls, crash_at=2), candidates, rungs, tmp_path, **kw)
     state = read_rounds(tmp_path)
     assert len(state["rounds"]) == 1 and not state.get("done")
     first = {d["name"]: d for d in state["rounds"][0]["decisions"]}
@@ -282,7 +284,7 @@ def test_rounds_eliminate_record_failures_and_resume_after_the_last_finished_rou
     assert first["a"]["keep"] and first["b"]["keep"]
 
     calls.clear()
-    run_rounds(_fake_launcher(curves, 409600, calls), candidates, rungs, tmp_path, **kw)
+    launch_rounds(_fake_launcher(curves, 409600, calls), candidates, rungs, tmp_path, **kw)
     assert calls == [["model=a", "model=b"]] * 3  # rounds 2-4 only, survivors only
     state = read_rounds(tmp_path)
     assert (
@@ -291,9 +293,9 @@ def test_rounds_eliminate_record_failures_and_resume_after_the_last_finished_rou
         and state["rounds"][0]["decisions"] == list(first.values())
     )
     with pytest.raises(ValueError, match="other candidates, rungs or rule"):
-        run_rounds(_fake_launcher(curves, 409600, []), candidates[:2], rungs, tmp_path, **kw)
+        launch_rounds(_fake_launcher(curves, 409600, []), candidates[:2], rungs, tmp_path, **kw)
     with pytest.raises(ValueError, match="other candidates, rungs or rule"):  # a resumed sweep keeps its rule
-        run_rounds(
+        launch_rounds(
             _fake_launcher(curves, 409600, []), candidates, rungs, tmp_path, **{**kw, "threshold": 0.05}
         )
 
@@ -302,8 +304,9 @@ def test_one_model_at_two_settings_is_two_candidates_and_mixed_targets_are_refus
     """``model=a model.lr=1,2``: two jobs named ``a``, judged apart and reported apart."""
     import numpy as np
 
-    from lightning_rectlaw.app.sweeper import candidate_subdir, read_rounds, run_rounds
+    from lightning_rectlaw.app.sweeper import candidate_subdir, launch_rounds
     from lightning_rectlaw.report.summary import _adaptive
+    from lightning_rectlaw.schedule.rounds import read_rounds
 
     sizes = [200 * 2**i for i in range(9)]
     offsets = {"model=a model.lr=1": 0.0, "model=a model.lr=2": 0.9, "model=c": 0.02}
@@ -321,9 +324,9 @@ def test_one_model_at_two_settings_is_two_candidates_and_mixed_targets_are_refus
         return out
 
     candidates = [key.split() for key in offsets]
-    rungs = [(str(s), s) for s in (6400, 12800, 25600)]
+    rungs = [6400, 12800, 25600]
     kw = dict(rule="mass", threshold=0.1, min_points=3, floor=2, method="robust_ats", options={})
-    run_rounds(launch, candidates, rungs, tmp_path, subdir=candidate_subdir, **kw)
+    launch_rounds(launch, candidates, rungs, tmp_path, subdir=candidate_subdir, **kw)
     first = read_rounds(tmp_path)["rounds"][0]["decisions"]
     by_key = {d["candidate"]: d for d in first}
     assert not by_key["model=a model.lr=2"]["keep"] and by_key["model=a model.lr=1"]["keep"]
@@ -344,7 +347,7 @@ def test_one_model_at_two_settings_is_two_candidates_and_mixed_targets_are_refus
         return launch(batch, first, targets={"model=c": 1000})
 
     with pytest.raises(ValueError, match=r"at one target size.*model=c: 1000.*sweep one dataset at a time"):
-        run_rounds(mixed, candidates, rungs, tmp_path / "mixed", subdir=candidate_subdir, **kw)
+        launch_rounds(mixed, candidates, rungs, tmp_path / "mixed", subdir=candidate_subdir, **kw)
 
 
 def test_full_schedule_compute_counts_each_candidates_own_epochs(tmp_path):

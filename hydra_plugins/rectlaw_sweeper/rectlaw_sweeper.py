@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.plugins import Plugins
@@ -15,9 +14,9 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from lightning_rectlaw.app.sweeper import RectlawSweeperConf, candidate_subdir, plan_rungs, run_rounds
-from lightning_rectlaw.schedule.rule import points_to_judge
-from lightning_rectlaw.selection.registry import method_entry
+from lightning_rectlaw.app.sweeper import RectlawSweeperConf, candidate_subdir, jobs_of, launch_rounds
+from lightning_rectlaw.schedule.rule import plan_rungs, points_to_judge
+from lightning_rectlaw.selection import method_entry
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ class RectlawSweeper(Sweeper):
             raise ValueError(
                 "hydra/sweeper=rectlaw sweeps candidates on rungs of one budget: give one rectlaw.budget"
             )
-        (jobs,) = BasicSweeper.split_arguments(overrides, None)
+        jobs = jobs_of(overrides)
         candidates = [[o for o in job if not o.startswith("rectlaw.budget=")] for job in jobs]  # set per rung
         r = self.config.rectlaw
         fixed = {
@@ -83,7 +82,7 @@ class RectlawSweeper(Sweeper):
             self.validate_batch_is_legal(batch)
             return self.launcher.launch(batch, initial_job_idx=first)
 
-        return run_rounds(
+        return launch_rounds(
             launch,
             candidates,
             rungs,

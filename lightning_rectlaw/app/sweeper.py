@@ -17,32 +17,24 @@ This module holds the plugin's logic; ``hydra_plugins/rectlaw_sweeper`` register
 
 from __future__ import annotations
 
-import json
-import logging
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lightning_rectlaw.core.budget import budget_size, parse_budget, subset_sizes
-from lightning_rectlaw.core.files import atomic_write_text
 from lightning_rectlaw.plugin.console import info
+from lightning_rectlaw.schedule.rounds import ROUNDS_FILE, Rung, read_rounds, run_rounds
 from lightning_rectlaw.schedule.rule import (
     DEFAULT_FLOOR,
     DEFAULT_MIN_POINTS,
     DEFAULT_RULE,
     DEFAULT_RUNGS,
     DEFAULT_THRESHOLD,
-    schedule_round,
 )
-from lightning_rectlaw.schedule.rule import rungs as rung_budgets
+from lightning_rectlaw.selection import loss_table
 
-__all__ = ["ROUNDS_FILE", "RectlawSweeperConf", "candidate_subdir", "plan_rungs", "read_rounds", "run_rounds"]
-
-log = logging.getLogger(__name__)
-
-#: The sweep's rounds and decisions, in the sweep directory.
-ROUNDS_FILE = "rectlaw_rounds.json"
+__all__ = ["RectlawSweeperConf", "candidate_subdir", "jobs_of", "launch_rounds"]
 
 
 @dataclass
@@ -58,41 +50,25 @@ class RectlawSweeperConf:
     rungs: int = DEFAULT_RUNGS
 
 
-def plan_rungs(
-    budget: Any, min_size: int, target_size: int | None, count: int, need: int
-) -> list[tuple[str, int]]:
-    """The rungs as ``(value for rectlaw.budget, size in examples)``, smallest first: those of
-    :func:`lightning_rectlaw.schedule.rule.rungs` over the subsets the budget runs (``need``: the
-    subsets a candidate needs at a rung to be judged).
-
-    Raises:
-        ValueError: a fractional budget without ``rectlaw.target_size`` (the rungs cannot be
-            planned before the train set is seen).
-    """
-    value = parse_budget(budget)
-    if value <= 1 and target_size is None:
-        raise ValueError(
-            f"hydra/sweeper=rectlaw plans its rungs in examples: give an absolute rectlaw.budget "
-            f"(e.g. 2048) or set rectlaw.target_size with the fraction {budget!r}"
-        )
-    top = int(budget_size(value, target_size or 0))
-    return [(str(int(r)), int(r)) for r in rung_budgets(subset_sizes(top, min_size), top, count, need)]
+def jobs_of(overrides: Sequence[Any]) -> list[list[str]]:
+    """The sweep's jobs: the product of the parsed overrides' values, as Hydra's basic sweeper
+    builds it (a key given twice keeps its last value; one job per combination, in order)."""
+    by_key: dict[str, list[str]] = {}
+    for o in overrides:
+        key = o.get_key_element()
+        if o.is_sweep_override():
+            if not o.is_discrete_sweep():
+                raise ValueError(f"hydra/sweeper=rectlaw sweeps lists of values, not {o.input_line!r}")
+            by_key[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
+        else:
+            by_key[key] = [f"{key}={o.get_value_element_as_str()}"]
+    return [list(job) for job in itertools.product(*by_key.values())]
 
 
-def read_rounds(sweep_dir: str | Path) -> dict[str, Any] | None:
-    """The rounds file of a sweep directory, or ``None`` when it has none."""
-    path = Path(sweep_dir) / ROUNDS_FILE
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def _write_rounds(sweep_dir: Path, state: dict[str, Any]) -> None:
-    atomic_write_text(sweep_dir / ROUNDS_FILE, json.dumps(state, indent=2))
-
-
-def run_rounds(
-    launch,
+def launch_rounds(
+    launch: Callable[[list[list[str]], int], Sequence[Any]],
     candidates: list[list[str]],
-    rungs: list[tuple[str, int]],
+    rungs: Sequence[int],
     sweep_dir: Path,
     *,
     rule: str,
@@ -101,84 +77,54 @@ def run_rounds(
     floor: int,
     method: str,
     options: dict[str, Any],
-    subdir,
+    subdir: Callable[[Sequence[str]], str],
 ) -> list[Any]:
-    """The rounds: ``launch(batch, first_job_index)`` runs a batch of override lists and returns
-    their Hydra ``JobReturn``s; ``subdir(overrides)`` names a candidate's job directory."""
-    from lightning_rectlaw.report.summary import loss_table
-
+    """The rounds, each one launcher batch: ``launch(batch, first_job_index)`` runs a batch of
+    override lists and returns their Hydra ``JobReturn``s; ``subdir(overrides)`` names a
+    candidate's job directory. Returns the launcher's results, round by round."""
     keys = [" ".join(c) for c in candidates]
-    plan = [r for r, _ in rungs]
-    how = {"rule": rule, "threshold": threshold, "min_points": min_points, "floor": floor, "method": method}
-    state = read_rounds(sweep_dir)
-    if state is not None and any(
-        state.get(k) != v for k, v in (("candidates", keys), ("rungs", plan), ("rule", how))
-    ):
-        raise ValueError(
-            f"{sweep_dir / ROUNDS_FILE} is from a sweep with other candidates, rungs or rule; "
-            "use a new hydra.sweep.dir or delete the file to start over"
-        )
-    if state is None:
-        state = {"candidates": keys, "rungs": plan, "rule": how, "rounds": []}
-    alive = list(keys)
-    for done in state["rounds"]:  # resume: who was still running after the last finished round
-        alive = [d["candidate"] for d in done["decisions"] if d["keep"]]
-    returns = []
-    job_index = sum(len(r["decisions"]) for r in state["rounds"])
     by_key = dict(zip(keys, candidates))
-    for i in range(len(state["rounds"]), len(rungs)):
-        value, size = rungs[i]
-        info(f"round {i + 1}/{len(rungs)}: {len(alive)} candidate(s) on {size} examples")
+    state = read_rounds(sweep_dir)
+    returns: list[Any] = []
+    job_index = [sum(len(r["decisions"]) for r in state["rounds"]) if state else 0]
+
+    def run_rung(i: int, rung: float, alive: list[str]) -> Rung:
         batch = [
-            [*by_key[k], f"rectlaw.budget={value}", f"hydra.sweep.subdir='{subdir(by_key[k])}'"]
+            [*by_key[k], f"rectlaw.budget={int(rung)}", f"hydra.sweep.subdir='{subdir(by_key[k])}'"]
             for k in alive
         ]
-        results = launch(batch, job_index)
-        job_index += len(batch)
+        results = launch(batch, job_index[0])
+        job_index[0] += len(batch)
         returns.append(results)
         records = {k: _record(k, r) for k, r in zip(alive, results)}
         # A job that raised or failed before measuring is out; a curve too short for a prediction
-        # at this rung is still in the race (the rule keeps what it cannot rank).
-        # In the table each candidate goes by its key (its overrides): two jobs of one model with
-        # other settings (model.lr=1e-3,1e-4) share a name.
-        measured = {
-            k: {**r, "status": "ok", "name": k}
-            for k, r in records.items()
-            if r.get("sizes") and "error" not in r
-        }
-        decisions = [
-            {"candidate": k, "name": records[k]["name"], "keep": False, "reason": records[k]["status"]}
-            for k in alive
-            if k not in measured
-        ]
-        if measured:
-            table = loss_table(list(measured.values()))
-            target = _one_target(measured)
-            _, judged = schedule_round(
-                table,
-                float(size),
-                target,
-                prob_threshold=threshold,
-                min_points=min_points,
-                min_survivors=floor,
-                rule=rule,
-                method=method,
-                last=i == len(plan) - 1,
-                **options,
-            )
-            judged = [{**asdict(d), "candidate": d.name, "name": records[d.name]["name"]} for d in judged]
-            decisions = judged + decisions
-        state["rounds"].append({"rung": value, "size": size, "decisions": decisions})
-        _write_rounds(sweep_dir, state)
-        out = [d for d in decisions if not d["keep"]]
-        for d in out:
-            info(f"round {i + 1}: {d['name']} {d['reason']}")
-        alive = [d["candidate"] for d in decisions if d["keep"]]
-        if not alive:
-            break
-    state["done"] = True
-    _write_rounds(sweep_dir, state)
+        # at this rung is still in the race (the rule keeps what it cannot rank). In the table each
+        # candidate goes by its key (its overrides): two jobs of one model with other settings
+        # (model.lr=1e-3,1e-4) share a name.
+        measured = {k: {**r, "status": "ok", "name": k} for k, r in records.items() if _measured(r)}
+        failed = {k: r["status"] for k, r in records.items() if k not in measured}
+        names = {k: r["name"] for k, r in records.items()}
+        table = loss_table(list(measured.values())) if measured else None
+        return Rung(table, _one_target(measured) if measured else 0.0, failed, names)
+
+    run_rounds(
+        run_rung,
+        keys,
+        rungs,
+        rule=rule,
+        prob_threshold=threshold,
+        min_points=min_points,
+        min_survivors=floor,
+        method=method,
+        state_file=sweep_dir / ROUNDS_FILE,
+        say=info,
+        **options,
+    )
     return returns
+
+
+def _measured(record: dict[str, Any]) -> bool:
+    return bool(record.get("sizes")) and "error" not in record
 
 
 def _one_target(measured: dict[str, dict[str, Any]]) -> float:

@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["budget_size", "check_budget", "parse_budget", "subset_sizes"]
+__all__ = ["TableError", "budget_size", "check_budget", "parse_budget", "subset_sizes"]
+
+
+class TableError(ValueError):
+    """A loss table or a budget is malformed; the message names the row/column and the fix."""
 
 
 def parse_budget(budget: float | str) -> float:
@@ -21,8 +25,6 @@ def parse_budget(budget: float | str) -> float:
     Raises:
         ValueError (a ``TableError``): not a ratio or a number, or not positive.
     """
-    from lightning_rectlaw.core.table import TableError
-
     text = str(budget).strip()
     try:
         if "/" in text:

@@ -34,18 +34,14 @@ from typing import Any
 
 import numpy as np
 
-from lightning_rectlaw.core.budget import budget_size
+from lightning_rectlaw.core.budget import TableError, budget_size
 from lightning_rectlaw.core.files import atomic_write_text
 from lightning_rectlaw.core.formatting import format_number
 
-__all__ = ["LossTable", "TableError", "atomic_write_text"]  # atomic_write_text: from .files
+__all__ = ["LossTable", "TableError"]
 
 NAME_COLUMN = "config name"
 _MISSING = {"", "nan", "na", "none"}
-
-
-class TableError(ValueError):
-    """A loss table is malformed; the message names the row/column and the fix."""
 
 
 @dataclass(frozen=True)

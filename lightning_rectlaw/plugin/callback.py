@@ -49,9 +49,15 @@ from lightning_rectlaw.plugin.runs import (
     resolve_callback_classes,
     training_callbacks,
 )
-from lightning_rectlaw.selection.curve import predict_curve
-from lightning_rectlaw.selection.record import RESULT_FILE, RectifiedLawResult
-from lightning_rectlaw.selection.registry import DEFAULT_METHOD, METHODS, check_option, method_entry
+from lightning_rectlaw.selection import (
+    DEFAULT_METHOD,
+    METHODS,
+    RESULT_FILE,
+    RectifiedLawResult,
+    check_option,
+    method_entry,
+    predict_curve,
+)
 
 __all__ = ["RectifiedLawCallback", "RectifiedLawResult"]
 

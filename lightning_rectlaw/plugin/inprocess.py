@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning_rectlaw.plugin.console import info
+from lightning_rectlaw.schedule.rounds import Rung, run_rounds
 from lightning_rectlaw.schedule.rule import (
     DEFAULT_FLOOR,
     DEFAULT_MIN_POINTS,
@@ -36,11 +37,10 @@ from lightning_rectlaw.schedule.rule import (
     DEFAULT_RUNGS,
     DEFAULT_THRESHOLD,
     Decision,
+    plan_rungs,
     points_to_judge,
-    schedule_round,
 )
-from lightning_rectlaw.selection.record import RectifiedLawResult
-from lightning_rectlaw.selection.registry import DEFAULT_METHOD
+from lightning_rectlaw.selection import DEFAULT_METHOD, RectifiedLawResult, loss_table
 
 __all__ = ["AdaptiveSweep", "adaptive_sweep"]
 
@@ -128,10 +128,8 @@ def adaptive_sweep(
     """
     import lightning as L
 
-    from lightning_rectlaw.app.sweeper import plan_rungs
     from lightning_rectlaw.plugin.callback import RectifiedLawCallback
     from lightning_rectlaw.plugin.datamodule import NestedSubsetDataModule
-    from lightning_rectlaw.report.summary import loss_table
 
     probe = NestedSubsetDataModule(
         datamodule, budget=budget, min_size=min_size, target_size=target_size, seed=seed
@@ -141,11 +139,9 @@ def adaptive_sweep(
     method = options.get("method", DEFAULT_METHOD)
     method_options = {k: options[k] for k in ("k", "delta", "holdouts") if k in options}
     need = points_to_judge(min_points, method, method_options)
-    plan = [size for _, size in plan_rungs(probe.max_size, min_size, probe.target, rungs, need)]
-    sweep = AdaptiveSweep(plan)
-    alive = list(candidates)
-    for i, rung in enumerate(plan):
-        info(f"round {i + 1}/{len(plan)}: {len(alive)} candidate(s) on {rung} examples")
+    sweep = AdaptiveSweep(plan_rungs(probe.max_size, min_size, probe.target, rungs, need))
+
+    def run_rung(i: int, rung: float, alive: list[str]) -> Rung:
         for name in alive:
             law = RectifiedLawCallback(results_dir=Path(results_dir) / name, name=name, **options)
             try:
@@ -155,7 +151,7 @@ def adaptive_sweep(
                 L.seed_everything(seed, workers=True, verbose=False)
                 model = candidates[name]()
                 dm = NestedSubsetDataModule(
-                    datamodule, budget=rung, min_size=min_size, target_size=probe.target, seed=seed
+                    datamodule, budget=int(rung), min_size=min_size, target_size=probe.target, seed=seed
                 )
                 settings = dict(trainer or {})
                 own = list(settings.pop("callbacks", None) or [])
@@ -167,26 +163,26 @@ def adaptive_sweep(
         for n in alive:
             if n not in sweep.failed and not sweep.results[n].sizes:
                 sweep.failed[n] = f"no subset finished ({sweep.results[n].status})"
-        alive = [n for n in alive if n not in sweep.failed]
-        if not alive:
-            break
-        records = [{**vars(sweep.results[n]), "name": n, "status": "ok"} for n in alive]
-        _, decisions = schedule_round(
-            loss_table(records),
-            float(rung),
-            float(probe.target),
-            prob_threshold=prob_threshold,
-            min_points=min_points,
-            min_survivors=min_survivors,
-            rule=rule,
-            method=method,
-            last=i == len(plan) - 1,
-            **method_options,
-        )
-        sweep.rounds.append(decisions)
-        for d in decisions:
-            if not d.keep:
-                sweep.eliminated_at[d.name] = rung
-                info(f"round {i + 1}: {d.name} {d.reason}")
-        alive = [d.name for d in decisions if d.keep]
+        ran = [n for n in alive if n not in sweep.failed]
+        records = [{**vars(sweep.results[n]), "name": n, "status": "ok"} for n in ran]
+        failed = {n: sweep.failed[n] for n in alive if n in sweep.failed}
+        return Rung(loss_table(records) if records else None, float(probe.target), failed)
+
+    rounds = run_rounds(
+        run_rung,
+        list(candidates),
+        sweep.rungs,
+        rule=rule,
+        prob_threshold=prob_threshold,
+        min_points=min_points,
+        min_survivors=min_survivors,
+        method=method,
+        say=info,
+        **method_options,
+    )
+    for rnd in rounds:
+        judged = [d for d in rnd.decisions if not d.failed]  # failures are in `failed`
+        if judged:
+            sweep.rounds.append(judged)
+        sweep.eliminated_at.update({d.name: int(rnd.rung) for d in judged if not d.keep})
     return sweep

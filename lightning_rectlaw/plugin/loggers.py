@@ -21,7 +21,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from typing_extensions import override
 
 from lightning_rectlaw.core.files import atomic_write_bytes
-from lightning_rectlaw.selection.record import RectifiedLawResult
+from lightning_rectlaw.selection import RectifiedLawResult
 
 __all__ = ["FIGURE_FILE", "PrefixedLogger", "log_result", "subset_loggers"]
 

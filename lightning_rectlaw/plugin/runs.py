@@ -23,8 +23,7 @@ from lightning_rectlaw.plugin.cache import RunCache, trainer_settings
 from lightning_rectlaw.plugin.console import SubsetProgress, info, quiet_lightning
 from lightning_rectlaw.plugin.datamodule import NestedSubsetDataModule
 from lightning_rectlaw.plugin.loggers import subset_loggers
-from lightning_rectlaw.selection.record import RectifiedLawResult
-from lightning_rectlaw.selection.registry import METHODS, ats_stopped
+from lightning_rectlaw.selection import METHODS, RectifiedLawResult, ats_stopped
 
 __all__ = [
     "SHAPES_TRAINING",

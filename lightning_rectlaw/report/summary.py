@@ -23,7 +23,8 @@ import numpy as np
 
 from lightning_rectlaw.core.files import atomic_write_bytes, atomic_write_text
 from lightning_rectlaw.core.formatting import format_number
-from lightning_rectlaw.core.table import LossTable
+from lightning_rectlaw.schedule.rounds import read_rounds
+from lightning_rectlaw.selection import loss_table
 
 __all__ = [
     "CANDIDATE_FILE",
@@ -210,42 +211,6 @@ def _distinct_names(records: list[CandidateRecord]) -> list[CandidateRecord]:
     return records
 
 
-def loss_table(records: list[CandidateRecord], source: str = "<sweep>") -> LossTable:
-    """The finished candidates' curves as one loss table (the paper's CSV format).
-
-    Rows are the records with status ``ok`` and at least one measured size; a size a candidate did
-    not run is a missing cell. The zero-shot column, parameter counts and families are filled where
-    the records have them (``zero_shot_loss``, ``num_params``, ``family``).
-
-    Raises:
-        ValueError: no record has a finished curve.
-    """
-    ok = [r for r in records if r["status"] == "ok" and r.get("sizes")]
-    if not ok:
-        raise ValueError("no finished candidate with measured losses: nothing to tabulate")
-    sizes = np.array(sorted({float(s) for r in ok for s in r["sizes"]}))
-    losses = np.full((len(ok), sizes.size), np.nan)
-    for row, r in zip(losses, ok):
-        row[np.searchsorted(sizes, np.asarray(r["sizes"], dtype=float))] = r["losses"]
-
-    def column(key: str) -> np.ndarray | None:
-        values = [r.get(key) for r in ok]
-        return (
-            None if all(v is None for v in values) else np.array([np.nan if v is None else v for v in values])
-        )
-
-    families = [r.get("family") for r in ok]
-    return LossTable(
-        tuple(r["name"] for r in ok),
-        sizes,
-        losses,
-        zero_shot=column("zero_shot_loss"),
-        num_params=column("num_params"),
-        families=None if all(f is None for f in families) else tuple(f or "" for f in families),
-        source=source,
-    )
-
-
 def _joint(records: list[CandidateRecord]) -> dict[str, CandidateRecord]:
     """Re-rank the finished candidates together, with the method and options their jobs ran.
 
@@ -264,8 +229,7 @@ def _joint(records: list[CandidateRecord]) -> dict[str, CandidateRecord]:
     }
     if len(agree) != 1 or ok[0].get("method") is None:
         return {}
-    from lightning_rectlaw.selection.curve import prediction_curve
-    from lightning_rectlaw.selection.registry import select
+    from lightning_rectlaw.selection import prediction_curve, select
 
     table = loss_table(ok)
     target, level = float(ok[0]["target_size"]), float(ok[0].get("interval_level", 0.95))
@@ -298,8 +262,6 @@ def _adaptive(root: Path, records: list[CandidateRecord]) -> dict[str, Any] | No
     """With an adaptive sweep's rounds file: mark each record with its last ``round``, where it
     was ``eliminated_at`` (rung size) and why, and its P(best) then; return the sweep's rounds and
     compute (examples run, against every candidate running to the budget)."""
-    from lightning_rectlaw.app.sweeper import read_rounds
-
     state = read_rounds(root)
     if state is None:
         return None

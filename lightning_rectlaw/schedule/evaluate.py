@@ -41,8 +41,8 @@ import numpy as np
 from lightning_rectlaw.core.formatting import format_number
 from lightning_rectlaw.core.metrics import brier, coverage, pearcorr, pool_choices, relacc
 from lightning_rectlaw.core.table import LossTable, TableError
-from lightning_rectlaw.schedule.rule import simulate
-from lightning_rectlaw.selection.registry import METHODS, select
+from lightning_rectlaw.schedule.replay import simulate
+from lightning_rectlaw.selection import METHODS, select
 
 __all__ = ["EVAL_METHODS", "EVAL_RATIOS", "METRICS", "EvalRow", "EvalRows", "evaluate"]
 

@@ -20,8 +20,8 @@ Guards against eliminating on too little evidence:
 - a candidate the selector cannot rank at a rung (e.g. too few clean points) is kept.
 
 :func:`schedule_round` is the rule as a pure function of the losses measured so far; it says
-why each candidate continues or stops. :func:`simulate` replays a whole sweep offline on a
-recorded loss table, reading only the cells the schedule would have run.
+why each candidate continues or stops; :func:`plan_rungs` lays out the rungs of a budget. The
+rounds themselves run on :mod:`~lightning_rectlaw.schedule.rounds`.
 
 Pure numpy/scipy: no torch, Lightning or Hydra import here.
 """
@@ -30,14 +30,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from lightning_rectlaw.core.formatting import format_number
+from lightning_rectlaw.core.budget import budget_size, parse_budget, subset_sizes
 from lightning_rectlaw.core.table import LossTable
-from lightning_rectlaw.selection.registry import (
+from lightning_rectlaw.selection import (
     DEFAULT_METHOD,
     CandidateScore,
     Selection,
@@ -49,18 +49,18 @@ __all__ = [
     "DEFAULT_FLOOR",
     "DEFAULT_MIN_POINTS",
     "DEFAULT_RULE",
+    "DEFAULT_RUNGS",
     "DEFAULT_THRESHOLD",
-    "AdaptiveRun",
     "RULES",
     "Decision",
+    "plan_rungs",
     "points_to_judge",
     "rungs",
     "schedule_round",
-    "simulate",
 ]
 
 # The defaults are the variant `benchmarks/adaptive.py` chooses on all five of its tables; the
-# README reports what the same choice scores on each table when it is held out (not always this
+# docs report what the same choice scores on each table when it is held out (not always this
 # variant, and not always safe: see there before raising the threshold).
 #: How the threshold applies: ``"mass"`` stops the least likely candidates while their *summed*
 #: P(best) stays below it (it bounds the chance that a round stops the best); ``"each"`` stops
@@ -88,6 +88,7 @@ class Decision:
         prob_best: its probability of being the best among those still running (``None`` when
             it could not be ranked).
         predicted_loss: its predicted loss at the target from what it has run (``None``: none).
+        failed: it stops because it measured nothing (its run failed), not by the rule.
     """
 
     name: str
@@ -95,6 +96,7 @@ class Decision:
     reason: str
     prob_best: float | None = None
     predicted_loss: float | None = None
+    failed: bool = False
 
 
 def rungs(
@@ -216,99 +218,20 @@ def _pct(p: float | None) -> str:
     return f"{100 * p:.2g}%" if p < 0.1 else f"{100 * p:.0f}%"
 
 
-@dataclass(frozen=True)
-class AdaptiveRun:
-    """An adaptive sweep replayed on a table: the rounds, and the final selection.
+def plan_rungs(budget: Any, min_size: int, target_size: int | None, count: int, need: int) -> list[int]:
+    """The rung sizes in examples, smallest first: those of :func:`rungs` over the subsets a
+    budget runs from ``min_size`` up (``need``: the subsets a candidate needs at a rung to be
+    judged).
 
-    Attributes:
-        rungs: the rung budgets, smallest first.
-        rounds: per rung, the decision for every candidate that ran it.
-        selection: the final ranking: survivors by their prediction at the budget, then the
-            eliminated ones, the later eliminated first. Each candidate's ``sizes_run`` is what
-            it ran, so ``selection.examples`` is the sweep's compute.
-        eliminated_at: candidate -> the rung after which it stopped.
+    Raises:
+        ValueError: a fractional budget without ``target_size`` (the rungs cannot be planned before
+            the train set is seen).
     """
-
-    rungs: tuple[float, ...]
-    rounds: tuple[tuple[Decision, ...], ...]
-    selection: Selection
-    eliminated_at: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def examples(self) -> float:
-        """Fine-tuning examples run (one pass over each subset)."""
-        return self.selection.examples
-
-    def describe(self) -> list[str]:
-        """One line per round: who ran, who stopped and why."""
-        lines = []
-        for rung, decisions in zip(self.rungs, self.rounds):
-            out = [d for d in decisions if not d.keep]
-            gone = "; ".join(f"{d.name} ({d.reason.removeprefix('eliminated: ')})" for d in out) or "none"
-            lines.append(f"rung {format_number(rung)}: {len(decisions)} ran, eliminated: {gone}")
-        return lines
-
-
-def simulate(
-    table: LossTable,
-    budget: float | str,
-    target: float | None = None,
-    *,
-    prob_threshold: float = DEFAULT_THRESHOLD,
-    min_points: int = DEFAULT_MIN_POINTS,
-    min_survivors: int = DEFAULT_FLOOR,
-    count: int = DEFAULT_RUNGS,
-    rule: str = DEFAULT_RULE,
-    method: str = DEFAULT_METHOD,
-    level: float = 0.95,
-    **options,
-) -> AdaptiveRun:
-    """Replay the adaptive schedule on ``table``: at each rung only the candidates still running
-    are ranked, each on the cells up to that rung; nothing beyond a candidate's last rung is read.
-    """
-    target = table.max_size if target is None else float(target)
-    budget_size = table.resolve_budget(budget, target)
-    plan = rungs(table.sizes[table.sizes <= budget_size * (1 + 1e-9)], budget_size, count, min_points)
-    alive = list(table.names)
-    rounds, eliminated_at, last = [], {}, {}
-    final: Selection | None = None
-    for rung in plan:
-        sub = table.subset(alive)
-        sel, decisions = schedule_round(
-            sub,
-            rung,
-            target,
-            prob_threshold=prob_threshold,
-            min_points=min_points,
-            min_survivors=min_survivors,
-            rule=rule,
-            method=method,
-            level=level,
-            last=rung == plan[-1],
-            **options,
+    value = parse_budget(budget)
+    if value <= 1 and target_size is None:
+        raise ValueError(
+            f"hydra/sweeper=rectlaw plans its rungs in examples: give an absolute rectlaw.budget "
+            f"(e.g. 2048) or set rectlaw.target_size with the fraction {budget!r}"
         )
-        last.update({c.name: (rung, c) for c in sel.candidates})
-        if rung == plan[-1]:
-            final = sel
-        rounds.append(tuple(decisions))
-        for d in decisions:
-            if not d.keep:
-                eliminated_at[d.name] = rung
-        alive = [n for n in alive if n not in eliminated_at]
-    assert final is not None
-    gone = sorted(
-        (last[n][1] for n in eliminated_at),
-        key=lambda c: (-last[c.name][0], c.score if c.rankable else math.inf),
-    )
-    in_budget = table.sizes[table.sizes <= budget_size * (1 + 1e-9)]
-
-    def ran(c: CandidateScore) -> CandidateScore:
-        """The candidate with ``sizes_run`` = every in-budget size up to its last rung it has."""
-        rung = last[c.name][0]
-        row = table.losses[table.names.index(c.name)]
-        keep = (in_budget <= rung * (1 + 1e-9)) & np.isfinite(row[: in_budget.size])
-        return replace(c, sizes_run=tuple(float(s) for s in in_budget[keep]))
-
-    candidates = tuple(ran(c) for c in final.candidates) + tuple(ran(c) for c in gone)
-    selection = Selection(method, budget_size, target, candidates, final.interval_level, table)
-    return AdaptiveRun(tuple(plan), tuple(rounds), selection, eliminated_at)
+    top = int(budget_size(value, target_size or 0))
+    return [int(r) for r in rungs(subset_sizes(top, min_size), top, count, need)]

@@ -4,3 +4,38 @@
 
 Imports only :mod:`lightning_rectlaw.core`; no framework.
 """
+
+from lightning_rectlaw.selection.ats import SPREAD, accept_then_stop, ats_stopped, calibrate_ats
+from lightning_rectlaw.selection.curve import CurvePrediction, predict_curve
+from lightning_rectlaw.selection.record import RESULT_FILE, RectifiedLawResult, loss_table
+from lightning_rectlaw.selection.registry import (
+    DEFAULT_METHOD,
+    METHODS,
+    Method,
+    check_option,
+    method_entry,
+    select,
+)
+from lightning_rectlaw.selection.scores import CandidateScore, Curve, Selection, prediction_curve
+
+__all__ = [
+    "DEFAULT_METHOD",
+    "METHODS",
+    "RESULT_FILE",
+    "SPREAD",
+    "CandidateScore",
+    "Curve",
+    "CurvePrediction",
+    "Method",
+    "RectifiedLawResult",
+    "Selection",
+    "accept_then_stop",
+    "ats_stopped",
+    "calibrate_ats",
+    "loss_table",
+    "check_option",
+    "method_entry",
+    "predict_curve",
+    "prediction_curve",
+    "select",
+]

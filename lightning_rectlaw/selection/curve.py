@@ -17,8 +17,9 @@ import numpy as np
 from lightning_rectlaw.core.law import fit_law
 from lightning_rectlaw.core.table import LossTable
 from lightning_rectlaw.selection.registry import DEFAULT_METHOD, select
+from lightning_rectlaw.selection.scores import prediction_curve
 
-__all__ = ["CurvePrediction", "predict_curve", "prediction_curve"]
+__all__ = ["CurvePrediction", "predict_curve"]
 
 
 @dataclass(frozen=True)
@@ -91,17 +92,6 @@ def predict_curve(
         law,
         vanilla,
     )
-
-
-def prediction_curve(fit: Any, sizes_used, target: float, points: int = 48) -> dict[str, list[float]] | None:
-    """The fit's predicted loss on a log grid from its smallest used size to ``target``."""
-    if fit is None or not hasattr(fit, "predict"):
-        return None
-    used = [s for s in sizes_used if s > 0]
-    start = min(used) if used else target
-    grid = np.geomspace(start, target, points) if start < target else np.array([target])
-    grid[-1] = target  # exactly, so the prediction is the curve's last point
-    return {"sizes": grid.tolist(), "losses": np.asarray(fit.predict(grid), dtype=float).ravel().tolist()}
 
 
 def _side_fits(sizes, losses, zero_shot) -> tuple[dict | None, dict | None]:

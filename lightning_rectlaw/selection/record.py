@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
 from lightning_rectlaw.core.formatting import format_number
+from lightning_rectlaw.core.table import LossTable
 from lightning_rectlaw.selection.registry import DEFAULT_METHOD
 
-__all__ = ["RESULT_FILE", "RectifiedLawResult"]
+__all__ = ["RESULT_FILE", "RectifiedLawResult", "loss_table"]
 
 RESULT_FILE = "rectlaw_result.json"
 
@@ -108,3 +112,39 @@ class RectifiedLawResult:
         if d.get("interval") is not None:
             d["interval"] = tuple(d["interval"])
         return cls(**d)
+
+
+def loss_table(records: Sequence[Mapping[str, Any]], source: str = "<sweep>") -> LossTable:
+    """The finished candidates' curves as one loss table (the paper's CSV format).
+
+    Rows are the records with status ``ok`` and at least one measured size; a size a candidate did
+    not run is a missing cell. The zero-shot column, parameter counts and families are filled where
+    the records have them (``zero_shot_loss``, ``num_params``, ``family``).
+
+    Raises:
+        ValueError: no record has a finished curve.
+    """
+    ok = [r for r in records if r["status"] == "ok" and r.get("sizes")]
+    if not ok:
+        raise ValueError("no finished candidate with measured losses: nothing to tabulate")
+    sizes = np.array(sorted({float(s) for r in ok for s in r["sizes"]}))
+    losses = np.full((len(ok), sizes.size), np.nan)
+    for row, r in zip(losses, ok):
+        row[np.searchsorted(sizes, np.asarray(r["sizes"], dtype=float))] = r["losses"]
+
+    def column(key: str) -> np.ndarray | None:
+        values = [r.get(key) for r in ok]
+        return (
+            None if all(v is None for v in values) else np.array([np.nan if v is None else v for v in values])
+        )
+
+    families = [r.get("family") for r in ok]
+    return LossTable(
+        tuple(r["name"] for r in ok),
+        sizes,
+        losses,
+        zero_shot=column("zero_shot_loss"),
+        num_params=column("num_params"),
+        families=None if all(f is None for f in families) else tuple(f or "" for f in families),
+        source=source,
+    )

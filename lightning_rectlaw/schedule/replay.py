@@ -1,0 +1,115 @@
+"""The adaptive schedule replayed offline on a recorded loss table: each rung reads only the
+cells the schedule would have run, so ``Compute`` counts what a real sweep would have trained.
+
+Pure numpy/scipy: no framework import here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from lightning_rectlaw.core.formatting import format_number
+from lightning_rectlaw.core.table import LossTable
+from lightning_rectlaw.schedule.rounds import Rung, run_rounds
+from lightning_rectlaw.schedule.rule import (
+    DEFAULT_FLOOR,
+    DEFAULT_MIN_POINTS,
+    DEFAULT_RULE,
+    DEFAULT_RUNGS,
+    DEFAULT_THRESHOLD,
+    Decision,
+    rungs,
+)
+from lightning_rectlaw.selection import DEFAULT_METHOD, CandidateScore, Selection
+
+__all__ = ["AdaptiveRun", "simulate"]
+
+
+@dataclass(frozen=True)
+class AdaptiveRun:
+    """An adaptive sweep replayed on a table: the rounds, and the final selection.
+
+    Attributes:
+        rungs: the rung budgets, smallest first.
+        rounds: per rung, the decision for every candidate that ran it.
+        selection: the final ranking: survivors by their prediction at the budget, then the
+            eliminated ones, the later eliminated first. Each candidate's ``sizes_run`` is what
+            it ran, so ``selection.examples`` is the sweep's compute.
+        eliminated_at: candidate -> the rung after which it stopped.
+    """
+
+    rungs: tuple[float, ...]
+    rounds: tuple[tuple[Decision, ...], ...]
+    selection: Selection
+    eliminated_at: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def examples(self) -> float:
+        """Fine-tuning examples run (one pass over each subset)."""
+        return self.selection.examples
+
+    def describe(self) -> list[str]:
+        """One line per round: who ran, who stopped and why."""
+        lines = []
+        for rung, decisions in zip(self.rungs, self.rounds):
+            out = [d for d in decisions if not d.keep]
+            gone = "; ".join(f"{d.name} ({d.reason.removeprefix('eliminated: ')})" for d in out) or "none"
+            lines.append(f"rung {format_number(rung)}: {len(decisions)} ran, eliminated: {gone}")
+        return lines
+
+
+def simulate(
+    table: LossTable,
+    budget: float | str,
+    target: float | None = None,
+    *,
+    prob_threshold: float = DEFAULT_THRESHOLD,
+    min_points: int = DEFAULT_MIN_POINTS,
+    min_survivors: int = DEFAULT_FLOOR,
+    count: int = DEFAULT_RUNGS,
+    rule: str = DEFAULT_RULE,
+    method: str = DEFAULT_METHOD,
+    level: float = 0.95,
+    **options,
+) -> AdaptiveRun:
+    """Replay the adaptive schedule on ``table``: at each rung only the candidates still running
+    are ranked, each on the cells up to that rung; nothing beyond a candidate's last rung is read.
+    """
+    target = table.max_size if target is None else float(target)
+    budget_size = table.resolve_budget(budget, target)
+    in_budget = table.sizes[table.sizes <= budget_size * (1 + 1e-9)]
+    plan = rungs(in_budget, budget_size, count, min_points)
+    rounds = run_rounds(
+        lambda i, rung, alive: Rung(table.subset(alive), target),  # the cells are all there
+        table.names,
+        plan,
+        rule=rule,
+        prob_threshold=prob_threshold,
+        min_points=min_points,
+        min_survivors=min_survivors,
+        method=method,
+        level=level,
+        **options,
+    )
+    last = {c.name: (rnd.rung, c) for rnd in rounds for c in rnd.selection.candidates}
+    eliminated_at = {d.name: rnd.rung for rnd in rounds for d in rnd.decisions if not d.keep}
+    gone = sorted(
+        (last[n][1] for n in eliminated_at),
+        key=lambda c: (-last[c.name][0], c.score if c.rankable else math.inf),
+    )
+
+    def ran(c: CandidateScore) -> CandidateScore:
+        """The candidate with ``sizes_run`` = every in-budget size up to its last rung it has."""
+        rung = last[c.name][0]
+        row = table.losses[table.names.index(c.name)]
+        keep = (in_budget <= rung * (1 + 1e-9)) & np.isfinite(row[: in_budget.size])
+        return replace(c, sizes_run=tuple(float(s) for s in in_budget[keep]))
+
+    final = rounds[-1].selection
+    candidates = tuple(ran(c) for c in final.candidates) + tuple(ran(c) for c in gone)
+    selection = Selection(method, budget_size, target, candidates, final.interval_level, table)
+    rounds_out = tuple(rnd.decisions for rnd in rounds)
+    return AdaptiveRun(tuple(plan), rounds_out, selection, eliminated_at)

@@ -1,0 +1,184 @@
+"""The one rounds driver of the adaptive schedule: run a rung, judge, continue.
+
+Every adaptive sweep runs on :func:`run_rounds`; they differ only in how a rung is run, the
+``run_rung`` function they pass:
+
+- the offline replay (:func:`~lightning_rectlaw.schedule.replay.simulate`) looks the cells up in
+  a loss table;
+- the Hydra sweeper (``hydra/sweeper=rectlaw``) launches one batch of jobs through the
+  configured launcher;
+- the in-process sweep (:func:`lightning_rectlaw.adaptive_sweep`) fits each candidate with a
+  Lightning Trainer.
+
+After each rung the rule (:func:`~lightning_rectlaw.schedule.rule.schedule_round`) decides who
+continues. With a ``state_file`` every finished round is written there atomically, and a re-run
+with the same candidates, rungs and rule continues after the last finished round.
+
+Pure python/numpy: no framework import here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from lightning_rectlaw.core.files import atomic_write_text
+from lightning_rectlaw.core.table import LossTable
+from lightning_rectlaw.schedule.rule import (
+    DEFAULT_FLOOR,
+    DEFAULT_MIN_POINTS,
+    DEFAULT_RULE,
+    DEFAULT_THRESHOLD,
+    Decision,
+    schedule_round,
+)
+from lightning_rectlaw.selection import DEFAULT_METHOD, Selection
+
+__all__ = ["ROUNDS_FILE", "Round", "Rung", "read_rounds", "run_rounds"]
+
+#: A sweep's rounds and decisions, in its sweep directory.
+ROUNDS_FILE = "rectlaw_rounds.json"
+
+
+class Rung(NamedTuple):
+    """What one rung measured, as ``run_rung`` returns it.
+
+    Attributes:
+        table: the curves of the candidates that measured anything, rows named by candidate key
+            (``None`` when none did).
+        target: the size every candidate's loss is predicted at.
+        failed: candidate key -> why it measured nothing; it stops here.
+        names: candidate key -> the name people read, where it differs from the key.
+    """
+
+    table: LossTable | None
+    target: float
+    failed: Mapping[str, str] = {}
+    names: Mapping[str, str] = {}
+
+
+@dataclass(frozen=True)
+class Round:
+    """One finished round: its rung, a decision per candidate that ran it, and the selection the
+    rule judged on (``None`` for a round read back from a state file, or when nobody measured)."""
+
+    rung: float
+    decisions: tuple[Decision, ...]
+    selection: Selection | None = field(default=None, compare=False)
+
+
+def read_rounds(sweep_dir: str | Path) -> dict[str, Any] | None:
+    """The rounds file of a sweep directory, or ``None`` when it has none."""
+    path = Path(sweep_dir) / ROUNDS_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def run_rounds(
+    run_rung: Callable[[int, float, list[str]], Rung],
+    candidates: Sequence[str],
+    rungs: Sequence[float],
+    *,
+    rule: str = DEFAULT_RULE,
+    prob_threshold: float = DEFAULT_THRESHOLD,
+    min_points: int = DEFAULT_MIN_POINTS,
+    min_survivors: int = DEFAULT_FLOOR,
+    method: str = DEFAULT_METHOD,
+    state_file: str | Path | None = None,
+    say: Callable[[str], None] | None = None,
+    **options: Any,
+) -> list[Round]:
+    """Run the rungs, smallest first: ``run_rung(index, rung, alive)`` measures the candidates
+    still running (keys of ``candidates``) up to ``rung`` examples; then the rule judges them.
+    A candidate that measured nothing stops (its decision says why, with ``failed=True``); the
+    rounds end at the last rung or when nobody is left. ``say`` receives one line per round and
+    per stopped candidate. ``options`` go to the method (``k``, ``level``, ...).
+
+    Raises:
+        ValueError: ``state_file`` holds the rounds of another sweep (other candidates, rungs or
+            rule): continuing it would mix two computations.
+    """
+    say = say or (lambda message: None)
+    plan = [str(int(r)) if float(r).is_integer() else str(r) for r in rungs]
+    how = {"rule": rule, "threshold": prob_threshold, "min_points": min_points, "floor": min_survivors}
+    state = _resume(state_file, list(candidates), plan, {**how, "method": method})
+    rounds = [
+        Round(float(rnd["size"]), tuple(_decision(d) for d in rnd["decisions"])) for rnd in state["rounds"]
+    ]
+    alive = list(candidates)
+    for done in rounds:
+        alive = [d.name for d in done.decisions if d.keep]
+    for i in range(len(rounds), len(rungs) if alive else len(rounds)):
+        rung = float(rungs[i])
+        say(f"round {i + 1}/{len(rungs)}: {len(alive)} candidate(s) on {int(rung)} examples")
+        measured = run_rung(i, rung, alive)
+        selection, judged = None, []
+        if measured.table is not None and len(measured.table):
+            selection, judged = schedule_round(
+                measured.table,
+                rung,
+                measured.target,
+                prob_threshold=prob_threshold,
+                min_points=min_points,
+                min_survivors=min_survivors,
+                rule=rule,
+                method=method,
+                last=i == len(rungs) - 1,
+                **options,
+            )
+        failed = [Decision(k, False, why, failed=True) for k, why in measured.failed.items()]
+        decisions = tuple(judged) + tuple(failed)
+        rounds.append(Round(rung, decisions, selection))
+        state["rounds"].append(
+            {
+                "rung": plan[i],
+                "size": int(rung) if rung.is_integer() else rung,
+                "decisions": [
+                    {**asdict(d), "candidate": d.name, "name": measured.names.get(d.name, d.name)}
+                    for d in decisions
+                ],
+            }
+        )
+        _save(state_file, state)
+        for d in decisions:
+            if not d.keep:
+                say(f"round {i + 1}: {measured.names.get(d.name, d.name)} {d.reason}")
+        alive = [d.name for d in decisions if d.keep]
+        if not alive:
+            break
+    state["done"] = True
+    _save(state_file, state)
+    return rounds
+
+
+def _resume(state_file, candidates: list[str], plan: list[str], how: dict[str, Any]) -> dict[str, Any]:
+    """The state to continue: the file's, when it is of this very sweep; a fresh one else."""
+    fresh = {"candidates": candidates, "rungs": plan, "rule": how, "rounds": []}
+    if state_file is None or not Path(state_file).exists():
+        return fresh
+    state = json.loads(Path(state_file).read_text())
+    if any(state.get(k) != v for k, v in (("candidates", candidates), ("rungs", plan), ("rule", how))):
+        raise ValueError(
+            f"{state_file} is from a sweep with other candidates, rungs or rule; "
+            "use a new hydra.sweep.dir or delete the file to start over"
+        )
+    return state
+
+
+def _save(state_file, state: dict[str, Any]) -> None:
+    if state_file is not None:
+        atomic_write_text(state_file, json.dumps(state, indent=2))
+
+
+def _decision(d: dict[str, Any]) -> Decision:
+    """A decision read back from the rounds file (``candidate`` is its key)."""
+    return Decision(
+        d.get("candidate", d["name"]),
+        bool(d["keep"]),
+        d["reason"],
+        d.get("prob_best"),
+        d.get("predicted_loss"),
+        failed=bool(d.get("failed", False)),
+    )

@@ -1,0 +1,128 @@
+"""The baselines and the other selectors: pooled, SubTuning, ZeroShot, ModelSize, and the law
+fits OurFit (rectified) and VanillaFit.
+
+Pure numpy/scipy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from lightning_rectlaw.core.law import DEFAULT_HUBER_DELTA, fit_available, num_params
+from lightning_rectlaw.core.pooled import fit_pooled
+from lightning_rectlaw.selection.scores import CandidateScore
+from lightning_rectlaw.selection.scores import in_budget as _in_budget
+
+Selector = Callable[..., list[CandidateScore]]
+
+
+def _pooled(table, budget, target, level, k: int = 3, holdouts: int = 3, seed: int = 0):
+    sizes, losses = _in_budget(table, budget)
+    fit = fit_pooled(sizes, losses, k=k, holdouts=holdouts)
+    probs = fit.prob_best(target, seed=seed)
+    bounded = fit.holdouts > 0
+    quant = fit.quantiles(target, (0.5, 0.5 - level / 2, 0.5 + level / 2))
+    out = []
+    for name, curve, p, (pred, lo, hi) in zip(table.names, fit.curves, probs, quant.tolist()):
+        if curve is None:
+            out.append(CandidateScore(name, np.nan, reason="`pooled` needs 2 points within the budget"))
+            continue
+        run = curve.sizes[-(k + fit.holdouts) :]  # the local line plus the backtest's hold-outs
+        out.append(
+            CandidateScore(
+                name,
+                pred,
+                pred,
+                (lo, hi) if bounded else (0.0, float("inf")),
+                tuple(curve.sizes[-k:].tolist()),
+                curve,
+                prob_best=None if np.isnan(p) else float(p),
+                sizes_run=tuple(run.tolist()),
+            )
+        )
+    return out
+
+
+def _subtuning(table, budget, target, level):
+    sizes, losses = _in_budget(table, budget)
+    size = float(sizes[-1])
+    out = []
+    for name, loss in zip(table.names, losses[:, -1]):
+        if np.isnan(loss):
+            out.append(CandidateScore(name, np.nan, reason=f"no loss at the budget size {size:g}"))
+        else:
+            out.append(CandidateScore(name, float(loss), sizes_used=(size,)))
+    return out
+
+
+def _zeroshot(table, budget, target, level):
+    if table.zero_shot is None:
+        raise ValueError("`zeroshot` needs the zero-shot column '0' in the table")
+    return [
+        CandidateScore(name, float(z), sizes_used=(0.0,))
+        if np.isfinite(z)
+        else CandidateScore(name, np.nan, reason="no zero-shot loss")
+        for name, z in zip(table.names, table.zero_shot)
+    ]
+
+
+def _modelsize(table, budget, target, level):
+    if table.num_params is None:
+        raise ValueError("`modelsize` needs the parameter-count column 'size' in the table")
+    return [
+        CandidateScore(name, -float(np.log(p)))
+        if np.isfinite(p) and p > 0
+        else CandidateScore(name, np.nan, reason="no parameter count")
+        for name, p in zip(table.names, table.num_params)
+    ]
+
+
+def _lawfit(table, budget, target, level, law: str, with_zero_shot: bool, **fit_kw: Any):
+    sizes, losses = _in_budget(table, budget)
+    if with_zero_shot and table.zero_shot is not None:
+        sizes = np.concatenate([[0.0], sizes])
+        losses = np.column_stack([table.zero_shot, losses])
+    need = num_params(law, fit_kw.get("free_alpha", False))
+    counts = np.isfinite(losses).sum(axis=1)
+    out = []
+    for i, (name, f) in enumerate(
+        zip(table.names, fit_available(sizes, losses, law, names=table.names, **fit_kw))
+    ):
+        if f is None:
+            out.append(
+                CandidateScore(
+                    name,
+                    np.nan,
+                    reason=f"the {law} law needs {need} points within the budget, found {counts[i]}",
+                )
+            )
+            continue
+        pred = float(f.predict(target))
+        lo, hi = f.interval(target, level)
+        out.append(CandidateScore(name, pred, pred, (float(lo), float(hi)), tuple(f.sizes.tolist()), f))
+    return out
+
+
+def _law_scorer(law: str, with_zero_shot: bool) -> Selector:
+    """A selector that fits ``law`` to each candidate's in-budget points (OurFit, VanillaFit)."""
+
+    def scorer(
+        table,
+        budget,
+        target,
+        level,
+        free_alpha: bool = False,
+        huber_delta: float = DEFAULT_HUBER_DELTA,
+        max_iter: int = 1000,
+    ):
+        fit_kw = {"free_alpha": free_alpha, "huber_delta": huber_delta, "max_iter": max_iter}
+        return _lawfit(table, budget, target, level, law, with_zero_shot, **fit_kw)
+
+    return scorer
+
+
+_ourfit = _law_scorer("rectified", with_zero_shot=True)
+_vanillafit = _law_scorer("vanilla", with_zero_shot=False)
