@@ -418,7 +418,7 @@ def write_truth(sweep: Path, out: Path, zoo: Zoo, target, ratios, seconds: float
     """The zoo's loss table, the selectors' scores and the curves' plot, from a finished sweep."""
     from lightning_rectlaw.core.figures import curve_figure
     from lightning_rectlaw.core.files import atomic_write_text
-    from lightning_rectlaw.report.summary import collect_results
+    from lightning_rectlaw.report import collect_results
     from lightning_rectlaw.schedule.evaluate import evaluate
     from lightning_rectlaw.selection import METHODS, loss_table
 

@@ -355,7 +355,7 @@ def _label(method: str) -> str:
 
 
 def _cmd_summarize(args) -> int:
-    from lightning_rectlaw.report.summary import collect_results, verdict, write_summary
+    from lightning_rectlaw.report import collect_results, verdict, write_summary
     from lightning_rectlaw.selection import loss_table
 
     paths = write_summary(args.sweep_dir, out_dir=args.out)

@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import InstantiationException
 
 from lightning_rectlaw.app.job import build_callback
-from lightning_rectlaw.report.summary import collect_results, write_summary
+from lightning_rectlaw.report import collect_results, write_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "lightning_rectlaw" / "app" / "conf"

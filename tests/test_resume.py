@@ -136,7 +136,7 @@ class Image:
 
 
 def test_the_fingerprint_hashes_contents_not_addresses():
-    from lightning_rectlaw.plugin.cache import _digest
+    from lightning_rectlaw.plugin.fingerprint import digest as _digest
 
     assert _digest([Image([1, 2, 3])]) == _digest([Image([1, 2, 3])])
     assert _digest([Image([1, 2, 3])]) != _digest([Image([1, 2, 4])])
@@ -276,7 +276,7 @@ def test_an_edited_helper_that_a_layer_file_imports_is_a_different_computation(t
 def test_installed_packages_count_by_version_not_followed_file_by_file():
     """The walk into imports stays in the user's project: numpy, scipy or transformers are not
     read file by file (their version is hashed)."""
-    from lightning_rectlaw.plugin.cache import _is_project_file, _project_imports
+    from lightning_rectlaw.plugin.fingerprint import _is_project_file, _project_imports
 
     assert not _is_project_file("numpy") and not _is_project_file("json")
     assert _is_project_file(__name__)
@@ -289,7 +289,7 @@ def test_a_function_hyperparameter_hashes_by_its_code_and_values():
     process (not its address), and another one when its code or a value it reads changes."""
     import subprocess
 
-    from lightning_rectlaw.plugin.cache import _digest
+    from lightning_rectlaw.plugin.fingerprint import digest as _digest
 
     def scaled(factor):
         return lambda x: factor * x
@@ -297,7 +297,7 @@ def test_a_function_hyperparameter_hashes_by_its_code_and_values():
     assert _digest(scaled(2.0)) == _digest(scaled(2.0)) != _digest(scaled(3.0))
     assert _digest(lambda x: x + 1) != _digest(lambda x: x + 2)
     code = (
-        "from lightning_rectlaw.plugin.cache import _digest\n"
+        "from lightning_rectlaw.plugin.fingerprint import digest as _digest\n"
         "def act(x):\n    return x * 2\n"
         "print(_digest({'act': act}))\n"
     )
@@ -310,7 +310,7 @@ def test_a_function_hyperparameter_hashes_by_its_code_and_values():
 
 def test_more_processes_are_a_different_computation(tmp_path):
     """Under DDP each process takes a batch: twice the processes, twice the effective batch."""
-    from lightning_rectlaw.plugin.cache import fingerprint_parts
+    from lightning_rectlaw.plugin.fingerprint import fingerprint_parts
     from lightning_rectlaw.plugin.runs import ModuleState
 
     model, dm = Boring(), NestedSubsetDataModule(Data(), budget=128, min_size=32)

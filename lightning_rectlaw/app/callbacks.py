@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from lightning_rectlaw.app.job import is_rank_zero, mark_failed
 from lightning_rectlaw.plugin.console import info
-from lightning_rectlaw.report.summary import NothingRankedError, verdict, write_summary
+from lightning_rectlaw.report import NothingRankedError, verdict, write_summary
 
 __all__ = ["SelectionSummaryCallback"]
 

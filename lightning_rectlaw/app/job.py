@@ -17,7 +17,7 @@ from typing import Any
 from lightning_rectlaw.app.config import register_configs
 from lightning_rectlaw.core.files import atomic_write_text
 from lightning_rectlaw.plugin.console import quiet_lightning
-from lightning_rectlaw.report.summary import CANDIDATE_FILE, CandidateRecord
+from lightning_rectlaw.selection import CANDIDATE_FILE, CandidateRecord
 
 __all__ = ["CANDIDATE_FILE", "build_callback", "exit_code", "mark_failed", "run_candidate"]
 

@@ -35,9 +35,10 @@ from lightning.pytorch.utilities.seed import isolate_rng
 from typing_extensions import override
 
 from lightning_rectlaw.core.files import atomic_write_text
-from lightning_rectlaw.plugin.cache import RunCache, fingerprint_parts, train_digests
+from lightning_rectlaw.plugin.cache import RunCache
 from lightning_rectlaw.plugin.console import SubsetProgress, bar_style, info
 from lightning_rectlaw.plugin.datamodule import NestedSubsetDataModule
+from lightning_rectlaw.plugin.fingerprint import fingerprint_parts, train_digests
 from lightning_rectlaw.plugin.loggers import log_result
 from lightning_rectlaw.plugin.runs import (
     ModuleState,

@@ -19,9 +19,10 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities import rank_zero_warn
 
-from lightning_rectlaw.plugin.cache import RunCache, trainer_settings
+from lightning_rectlaw.plugin.cache import RunCache
 from lightning_rectlaw.plugin.console import SubsetProgress, info, quiet_lightning
 from lightning_rectlaw.plugin.datamodule import NestedSubsetDataModule
+from lightning_rectlaw.plugin.fingerprint import trainer_settings
 from lightning_rectlaw.plugin.loggers import subset_loggers
 from lightning_rectlaw.selection import METHODS, RectifiedLawResult, ats_stopped
 
@@ -356,7 +357,7 @@ def subset_trainer(
     checkpoint_every: float | None = None,
     callbacks: list[Callback] | None = None,
 ) -> L.Trainer:
-    """A fresh Trainer for one subset run: the user's settings (``cache.TRAINER_SETTINGS``), the
+    """A fresh Trainer for one subset run: the user's settings (``fingerprint.TRAINER_SETTINGS``), the
     very devices it chose, loggers of the user's kinds under ``subsets/<name>``, no user
     callbacks, no progress bar of its own (``callbacks`` may report to the measurement's) and
     no model summary."""

@@ -17,76 +17,18 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 import numpy as np
 
 from lightning_rectlaw.core.files import atomic_write_bytes, atomic_write_text
 from lightning_rectlaw.core.formatting import format_number
+from lightning_rectlaw.report.collect import collect_results
+from lightning_rectlaw.report.markdown import _fmt, markdown
 from lightning_rectlaw.schedule.rounds import read_rounds
-from lightning_rectlaw.selection import loss_table
+from lightning_rectlaw.selection import CandidateRecord, Status, loss_table
 
-__all__ = [
-    "CANDIDATE_FILE",
-    "CandidateRecord",
-    "NothingRankedError",
-    "collect_results",
-    "loss_table",
-    "verdict",
-    "write_summary",
-]
-
-#: Each job's result file, written by the app also when the job fails.
-CANDIDATE_FILE = "candidate.json"
-
-
-class CandidateRecord(TypedDict, total=False):
-    """The contents of ``candidate.json``: one job's result, written by the app (``run_candidate``)
-    and read here. ``name`` and ``status`` are always present; a finished job adds the fields of
-    :class:`~lightning_rectlaw.selection.record.RectifiedLawResult`.
-
-    Keys:
-        name: the candidate (its config name, or its hub name / path).
-        status: ``"ok"``, ``"failed: ..."`` or ``"incomplete: ..."``.
-        error: the exception, for a failed job.
-        overrides: the job's Hydra overrides (read from its ``.hydra/overrides.yaml``).
-        num_params, job_seconds, family: the model's size, the job's wall time, its family.
-        prob_best: set by the summary's joint ranking.
-        sizes, losses, zero_shot_loss, failed, outliers, method, options, target_size,
-        predicted_loss, interval, interval_level, prediction_curve, law, vanilla_law,
-        examples_processed, seconds, device, validation_data: as in ``RectifiedLawResult``.
-    """
-
-    name: str
-    status: str
-    error: str
-    overrides: list[str]
-    num_params: int
-    job_seconds: float
-    family: str
-    prob_best: float | None
-    sizes: list[int]
-    losses: list[float]
-    zero_shot_loss: float | None
-    failed: dict[str, str]
-    outliers: dict[str, str]
-    method: str
-    options: dict[str, Any]
-    target_size: int
-    predicted_loss: float | None
-    interval: list[float] | None
-    interval_level: float
-    prediction_curve: dict[str, list[float]] | None
-    law: dict[str, float] | None
-    vanilla_law: dict[str, float] | None
-    examples_processed: int
-    seconds: float
-    reused: int
-    device: str
-    validation_data: str | None
-    round: int
-    eliminated_at: int
-    elimination_reason: str
+__all__ = ["NothingRankedError", "verdict", "write_summary"]
 
 
 class NothingRankedError(ValueError):
@@ -112,105 +54,6 @@ COLUMNS = [
 ]
 
 
-def collect_results(sweep_dir: str | os.PathLike) -> list[CandidateRecord]:
-    """Load every candidate result below ``sweep_dir``, one record per job the sweep started.
-
-    A Hydra job directory (it has ``.hydra/overrides.yaml``) without a result file gives an
-    ``incomplete`` record with the subsets its resume cache had finished. Each record carries
-    the job's ``overrides``; names shared by several jobs get the overrides that tell them apart.
-
-    Raises:
-        FileNotFoundError: the directory does not exist.
-        ValueError: no job and no result file was found, or some are corrupt (the message lists
-            them and why).
-    """
-    root = Path(sweep_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"sweep directory {str(root)!r} does not exist")
-    files = sorted(root.rglob(CANDIDATE_FILE))
-    jobs = sorted(p.parent.parent for p in root.rglob(".hydra/overrides.yaml"))
-    unfinished = [j for j in jobs if not (j / CANDIDATE_FILE).exists()]
-    if not files and not unfinished:
-        raise ValueError(
-            f"no {CANDIDATE_FILE} found below {str(root)!r}: is it a sweep directory "
-            "of examples/train.py, and did any job start?"
-        )
-    records, bad = [], []
-    for f in files:
-        try:
-            rec = json.loads(f.read_text())
-            if not isinstance(rec, dict) or "name" not in rec or "status" not in rec:
-                raise ValueError("missing 'name' or 'status'")
-            rec.setdefault("overrides", _job_overrides(f.parent))
-            records.append(rec)
-        except (OSError, ValueError) as err:
-            bad.append(f"{f}: {err}")
-    if bad:
-        raise ValueError(
-            "corrupt result file(s); delete them and re-run those jobs (finished "
-            "subsets are reused):\n  " + "\n  ".join(bad)
-        )
-    records += [_incomplete(job) for job in unfinished]
-    return _distinct_names(records)
-
-
-def _job_overrides(job_dir: Path) -> list[str]:
-    path = job_dir / ".hydra" / "overrides.yaml"
-    if not path.exists():
-        return []
-    import yaml
-
-    return [str(o) for o in (yaml.safe_load(path.read_text()) or [])]
-
-
-def _incomplete(job_dir: Path) -> CandidateRecord:
-    """The record of a job that never wrote its result: named as the app names it, with the
-    subsets its resume cache had finished."""
-    import yaml
-
-    config_file = job_dir / ".hydra" / "config.yaml"
-    config = (yaml.safe_load(config_file.read_text()) or {}) if config_file.exists() else {}
-    hydra = job_dir / ".hydra" / "hydra.yaml"
-    choices = (
-        (yaml.safe_load(hydra.read_text()) or {}).get("hydra", {}).get("runtime", {}).get("choices", {})
-        if hydra.exists()
-        else {}
-    )
-    name = (config.get("model") or {}).get("model_name_or_path") or choices.get("model") or job_dir.name
-    done = {}
-    for f in (job_dir / "rectlaw" / "rectlaw_runs").glob("size_*.json"):
-        try:
-            run = json.loads(f.read_text())
-            done[int(run["size"])] = float(run["loss"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    sizes = sorted((s for s in done if s > 0), reverse=True)
-    return {
-        "name": str(name),
-        "status": f"incomplete: the job did not finish (killed, or still running); "
-        f"{len(sizes)} subset(s) measured",
-        "sizes": sizes,
-        "losses": [done[s] for s in sizes],
-        "zero_shot_loss": done.get(0),
-        "overrides": _job_overrides(job_dir),
-    }
-
-
-def _distinct_names(records: list[CandidateRecord]) -> list[CandidateRecord]:
-    """Records sharing a name get ``name [overrides in which they differ]``."""
-    by_name: dict[str, list[dict[str, Any]]] = {}
-    for r in records:
-        by_name.setdefault(r["name"], []).append(r)
-    for name, group in by_name.items():
-        if len(group) < 2:
-            continue
-        common = set.intersection(*(set(r.get("overrides") or []) for r in group))
-        for i, r in enumerate(group):
-            differing = [o for o in (r.get("overrides") or []) if o not in common]
-            r["name"] = f"{name} [{', '.join(differing) or f'job {i + 1}'}]"
-    return records
-
-
 def _joint(records: list[CandidateRecord]) -> dict[str, CandidateRecord]:
     """Re-rank the finished candidates together, with the method and options their jobs ran.
 
@@ -220,7 +63,7 @@ def _joint(records: list[CandidateRecord]) -> dict[str, CandidateRecord]:
     ``prediction_curve`` (a candidate the joint ranking cannot rank gets its reason as status).
     Empty when the jobs disagree on the method, its options or the target size.
     """
-    ok = [r for r in records if r["status"] == "ok" and len(r.get("sizes") or []) >= 2]
+    ok = [r for r in records if r["status"] == Status.OK and len(r.get("sizes") or []) >= 2]
     if not ok or len({r["name"] for r in ok}) != len(ok):
         return {}
     agree = {
@@ -273,7 +116,7 @@ def _adaptive(root: Path, records: list[CandidateRecord]) -> dict[str, Any] | No
             if r is None:
                 continue
             r["round"] = i
-            if not d["keep"] and not d["reason"].startswith("failed"):
+            if not d["keep"] and not d.get("failed"):
                 r["eliminated_at"], r["elimination_reason"] = rnd["size"], d["reason"]
                 r["prob_best"] = d.get("prob_best")
     spent = sum(float(r.get("examples_processed") or 0) for r in records)
@@ -302,7 +145,7 @@ def _full_schedule(records: list[CandidateRecord], last_round: int) -> float:
 
 def _predicted(record: CandidateRecord) -> bool:
     """Whether the record has a prediction to rank."""
-    return record["status"] == "ok" and record.get("predicted_loss") is not None
+    return record["status"] == Status.OK and record.get("predicted_loss") is not None
 
 
 def _split_by(records: list[CandidateRecord], key: str) -> dict[Any, list[str]]:
@@ -352,118 +195,6 @@ def _rows(records: list[CandidateRecord], rank: bool = True) -> list[dict[str, A
     return rows
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return format_number(v, 4, missing="–")
-    return "–" if v is None else str(v).replace("|", "\\|").replace("\n", " ")
-
-
-def _fmt_prob(p: float | None) -> str:
-    return "an unknown probability" if p is None else f"{p:.0%}"
-
-
-def _markdown(
-    rows: list[dict[str, Any]],
-    sweep: Path,
-    columns: list[str] = COLUMNS,
-    rounds: dict | None = None,
-    mixed: dict[Any, list[str]] | None = None,
-    data_groups: list[list[str]] | None = None,
-) -> str:
-    ranked = [r for r in rows if r["rank"] is not None]
-    lines = [f"# Selection summary — {sweep}", ""]
-    if ranked and data_groups:
-        groups = "; ".join(", ".join(f"`{n}`" for n in names) for names in data_groups)
-        lines += [
-            f"**Scored on different validation data** ({groups}): another tokenizer or dataset. "
-            "Per-token losses under different tokenizers measure different things; losses on "
-            "different datasets are not comparable at all. Check the data settings of the sweep.",
-            "",
-        ]
-    if ranked:
-        best = ranked[0]
-        lines += [
-            f"**Fine-tune `{best['candidate']}`**: lowest predicted test loss at the target "
-            f"size, {_fmt(best['predicted_loss'])} (interval {_fmt(best['interval_low'])}"
-            f"–{_fmt(best['interval_high'])}).",
-            "",
-        ]
-        if best.get("prob_best") is not None:
-            lines += [
-                f"Probability that `{best['candidate']}` is the best candidate: "
-                f"{best['prob_best']:.0%} (it weighs each candidate's own extrapolation error; an "
-                "error common to all of them moves every prediction together and does not change "
-                "which is best).",
-                "",
-            ]
-            if best["prob_best"] < 0.9 and len(ranked) > 1:
-                lines += [
-                    f"The choice is uncertain at this budget: `{ranked[1]['candidate']}` has "
-                    f"{_fmt_prob(ranked[1]['prob_best'])}. A larger budget would settle it.",
-                    "",
-                ]
-        elif (
-            len(ranked) > 1
-            and best["interval_high"] is not None
-            and ranked[1]["interval_low"] is not None
-            and best["interval_high"] > ranked[1]["interval_low"]
-        ):
-            lines += [
-                f"The intervals of `{best['candidate']}` and `{ranked[1]['candidate']}` "
-                "overlap: the choice between them is uncertain at this budget.",
-                "",
-            ]
-    elif mixed:
-        groups = "; ".join(
-            f"{target} examples: " + ", ".join(f"`{n}`" for n in names) for target, names in mixed.items()
-        )
-        lines += [
-            f"**No candidate is chosen**: the candidates were predicted at different target sizes "
-            f"({groups}), so their losses are not comparable. Sweep one dataset at a time, or give "
-            "every candidate the same `rectlaw.target_size`.",
-            "",
-        ]
-    else:
-        lines += ["**No candidate could be ranked**; see the status column.", ""]
-    if rounds is not None:
-        share = (
-            f", {100 * rounds['spent'] / rounds['full']:.0f}% of the full schedule" if rounds["full"] else ""
-        )
-        lines += [
-            f"**Adaptive sweep** (`hydra/sweeper=rectlaw`): {len(rounds['rounds'])} round(s) on rungs of "
-            f"{', '.join(str(r['size']) for r in rounds['rounds'])} examples; "
-            f"{rounds['spent']:.0f} training examples run{share} (every candidate to the budget).",
-            "",
-        ]
-        for i, rnd in enumerate(rounds["rounds"], start=1):
-            out = [f"`{d['name']}` ({d['reason']})" for d in rnd["decisions"] if not d["keep"]]
-            ran = len(rnd["decisions"])
-            lines.append(
-                f"- round {i}, {rnd['size']} examples: {ran} ran; stopped: {', '.join(out) or 'none'}"
-            )
-        if any(not d["keep"] for rnd in rounds["rounds"] for d in rnd["decisions"]):
-            lines += [
-                "",
-                "Candidates stopped early were judged on short curves, where P(best) has been "
-                'overconfident when the best model overtakes the others late (README, "Is P(best) '
-                'honest at the rungs?"). If your candidates differ in architecture or pretraining, '
-                "check with a lower `hydra.sweeper.threshold` (0.05) or the full schedule.",
-            ]
-        lines.append("")
-    lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_fmt(r[c]) for c in columns) + " |" for r in rows]
-    left_out = [(r["candidate"], size, why) for r in rows for size, why in (r.get("outliers") or {}).items()]
-    if left_out:
-        lines += [
-            "",
-            "**Runs left out as bad** (they do not enter the predictions; re-run them if in doubt):",
-            "",
-        ]
-        lines += [f"- `{name}`, {size} examples: {why}" for name, size, why in left_out]
-    lines += ["", "![curves](selection_summary.png)", ""]
-    return "\n".join(lines)
-
-
 def write_summary(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> list[Path]:
     """Write the summary files of ``sweep_dir`` into ``out_dir`` (default: the sweep directory).
 
@@ -486,7 +217,7 @@ def write_summary(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike | Non
     columns = COLUMNS if rounds is None else [*COLUMNS[:-1], "round", "eliminated_at", COLUMNS[-1]]
     paths = [out / f"selection_summary.{ext}" for ext in ("md", "csv", "json", "png")]
     data_groups = list(_split_by(records, "validation_data").values())
-    markdown = _markdown(rows, root, columns, rounds, mixed, data_groups)
+    text = markdown(rows, root, columns, rounds, mixed, data_groups)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     w.writeheader()
@@ -500,7 +231,7 @@ def write_summary(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike | Non
     fig.savefig(png, format="png", dpi=120)
     size = (round(fig.get_figwidth() * 120), round(fig.get_figheight() * 120))
     try:
-        atomic_write_text(paths[0], markdown)
+        atomic_write_text(paths[0], text)
         atomic_write_text(paths[1], buf.getvalue())
         atomic_write_text(
             paths[2],
@@ -509,7 +240,7 @@ def write_summary(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike | Non
             ),
         )
         atomic_write_bytes(paths[3], png.getvalue())
-        _log_tensorboard(out, png.getvalue(), size, markdown)
+        _log_tensorboard(out, png.getvalue(), size, text)
     except OSError as err:
         raise OSError(
             f"cannot write the selection summary into {str(out)!r} ({err.strerror or err}); "

@@ -7,7 +7,14 @@ Imports only :mod:`lightning_rectlaw.core`; no framework.
 
 from lightning_rectlaw.selection.ats import SPREAD, accept_then_stop, ats_stopped, calibrate_ats
 from lightning_rectlaw.selection.curve import CurvePrediction, predict_curve
-from lightning_rectlaw.selection.record import RESULT_FILE, RectifiedLawResult, loss_table
+from lightning_rectlaw.selection.record import (
+    CANDIDATE_FILE,
+    RESULT_FILE,
+    CandidateRecord,
+    RectifiedLawResult,
+    Status,
+    loss_table,
+)
 from lightning_rectlaw.selection.registry import (
     DEFAULT_METHOD,
     METHODS,
@@ -21,14 +28,17 @@ from lightning_rectlaw.selection.scores import CandidateScore, Curve, Selection,
 __all__ = [
     "DEFAULT_METHOD",
     "METHODS",
+    "CANDIDATE_FILE",
     "RESULT_FILE",
     "SPREAD",
+    "CandidateRecord",
     "CandidateScore",
     "Curve",
     "CurvePrediction",
     "Method",
     "RectifiedLawResult",
     "Selection",
+    "Status",
     "accept_then_stop",
     "ats_stopped",
     "calibrate_ats",

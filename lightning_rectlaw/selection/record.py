@@ -6,7 +6,8 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from enum import Enum
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -14,9 +15,25 @@ from lightning_rectlaw.core.formatting import format_number
 from lightning_rectlaw.core.table import LossTable
 from lightning_rectlaw.selection.registry import DEFAULT_METHOD
 
-__all__ = ["RESULT_FILE", "RectifiedLawResult", "loss_table"]
+__all__ = ["CANDIDATE_FILE", "RESULT_FILE", "CandidateRecord", "RectifiedLawResult", "Status", "loss_table"]
 
+#: The callback's result file, in its ``results_dir``.
 RESULT_FILE = "rectlaw_result.json"
+#: Each sweep job's record, in its job directory; the app writes it also when the job fails.
+CANDIDATE_FILE = "candidate.json"
+
+
+class Status(str, Enum):
+    """What became of a candidate: a record's ``status`` is one of these, followed by the reason
+    (``"failed: ValueError: ..."``) where it is not ``ok``; code compares the kind, never the text."""
+
+    OK = "ok"
+    PENDING = "pending"
+    FAILED = "failed"
+    INCOMPLETE = "incomplete"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass
@@ -64,7 +81,7 @@ class RectifiedLawResult:
     reused: int = 0
     device: str = "cpu"
     validation_data: str | None = None
-    status: str = "pending"
+    status: str = Status.PENDING.value
 
     def headline(self, name: str | None = None) -> str:
         """One line: the prediction, its interval and what it cost, e.g.
@@ -124,7 +141,7 @@ def loss_table(records: Sequence[Mapping[str, Any]], source: str = "<sweep>") ->
     Raises:
         ValueError: no record has a finished curve.
     """
-    ok = [r for r in records if r["status"] == "ok" and r.get("sizes")]
+    ok = [r for r in records if r["status"] == Status.OK and r.get("sizes")]
     if not ok:
         raise ValueError("no finished candidate with measured losses: nothing to tabulate")
     sizes = np.array(sorted({float(s) for r in ok for s in r["sizes"]}))
@@ -148,3 +165,32 @@ def loss_table(records: Sequence[Mapping[str, Any]], source: str = "<sweep>") ->
         families=None if all(f is None for f in families) else tuple(f or "" for f in families),
         source=source,
     )
+
+
+class CandidateRecord(TypedDict, total=False):
+    """One sweep job's record: ``candidate.json``, a row of the summary's JSON and what the
+    rounds driver reads. A finished job has every field of :class:`RectifiedLawResult` (as its
+    ``to_json`` writes them) and these:
+
+    Keys:
+        name: the candidate (its config name, or its hub name / path).
+        status: a :class:`Status`, with the reason after a colon where it is not ``ok``.
+        error: the exception, for a failed job.
+        overrides: the job's Hydra overrides (read from its ``.hydra/overrides.yaml``).
+        num_params, job_seconds, family: the model's size, the job's wall time, its family.
+        prob_best: set by the summary's joint ranking (or the round that stopped it).
+        round, eliminated_at, elimination_reason: its last round in an adaptive sweep, and the
+            rung (examples) after which it stopped, and why.
+    """
+
+    name: str
+    status: str
+    error: str
+    overrides: list[str]
+    num_params: int
+    job_seconds: float
+    family: str
+    prob_best: float | None
+    round: int
+    eliminated_at: int
+    elimination_reason: str

@@ -1,0 +1,110 @@
+"""The records of a sweep directory: one per job the sweep started, read from its
+``candidate.json``, or for a job that never wrote one, from what its resume cache had finished.
+
+No framework at import (PyYAML, which Hydra brings, only to read a job's ``.hydra`` files).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from lightning_rectlaw.plugin.cache import RunCache
+from lightning_rectlaw.selection import CANDIDATE_FILE, CandidateRecord
+
+__all__ = ["collect_results"]
+
+
+def collect_results(sweep_dir: str | os.PathLike) -> list[CandidateRecord]:
+    """Load every candidate result below ``sweep_dir``, one record per job the sweep started.
+
+    A Hydra job directory (it has ``.hydra/overrides.yaml``) without a result file gives an
+    ``incomplete`` record with the subsets its resume cache had finished. Each record carries
+    the job's ``overrides``; names shared by several jobs get the overrides that tell them apart.
+
+    Raises:
+        FileNotFoundError: the directory does not exist.
+        ValueError: no job and no result file was found, or some are corrupt (the message lists
+            them and why).
+    """
+    root = Path(sweep_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"sweep directory {str(root)!r} does not exist")
+    files = sorted(root.rglob(CANDIDATE_FILE))
+    jobs = sorted(p.parent.parent for p in root.rglob(".hydra/overrides.yaml"))
+    unfinished = [j for j in jobs if not (j / CANDIDATE_FILE).exists()]
+    if not files and not unfinished:
+        raise ValueError(
+            f"no {CANDIDATE_FILE} found below {str(root)!r}: is it a sweep directory "
+            "of examples/train.py, and did any job start?"
+        )
+    records, bad = [], []
+    for f in files:
+        try:
+            rec = json.loads(f.read_text())
+            if not isinstance(rec, dict) or "name" not in rec or "status" not in rec:
+                raise ValueError("missing 'name' or 'status'")
+            rec.setdefault("overrides", _job_overrides(f.parent))
+            records.append(rec)
+        except (OSError, ValueError) as err:
+            bad.append(f"{f}: {err}")
+    if bad:
+        raise ValueError(
+            "corrupt result file(s); delete them and re-run those jobs (finished "
+            "subsets are reused):\n  " + "\n  ".join(bad)
+        )
+    records += [_incomplete(job) for job in unfinished]
+    return _distinct_names(records)
+
+
+def _job_overrides(job_dir: Path) -> list[str]:
+    path = job_dir / ".hydra" / "overrides.yaml"
+    if not path.exists():
+        return []
+    import yaml
+
+    return [str(o) for o in (yaml.safe_load(path.read_text()) or [])]
+
+
+def _incomplete(job_dir: Path) -> CandidateRecord:
+    """The record of a job that never wrote its result: named as the app names it, with the
+    subsets its resume cache had finished."""
+    import yaml
+
+    config_file = job_dir / ".hydra" / "config.yaml"
+    config = (yaml.safe_load(config_file.read_text()) or {}) if config_file.exists() else {}
+    hydra = job_dir / ".hydra" / "hydra.yaml"
+    choices = (
+        (yaml.safe_load(hydra.read_text()) or {}).get("hydra", {}).get("runtime", {}).get("choices", {})
+        if hydra.exists()
+        else {}
+    )
+    name = (config.get("model") or {}).get("model_name_or_path") or choices.get("model") or job_dir.name
+    done = RunCache.finished(job_dir / "rectlaw")
+    sizes = sorted((s for s in done if s > 0), reverse=True)
+    return {
+        "name": str(name),
+        "status": f"incomplete: the job did not finish (killed, or still running); "
+        f"{len(sizes)} subset(s) measured",
+        "sizes": sizes,
+        "losses": [done[s] for s in sizes],
+        "zero_shot_loss": done.get(0),
+        "overrides": _job_overrides(job_dir),
+    }
+
+
+def _distinct_names(records: list[CandidateRecord]) -> list[CandidateRecord]:
+    """Records sharing a name get ``name [overrides in which they differ]``."""
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_name.setdefault(r["name"], []).append(r)
+    for name, group in by_name.items():
+        if len(group) < 2:
+            continue
+        common = set.intersection(*(set(r.get("overrides") or []) for r in group))
+        for i, r in enumerate(group):
+            differing = [o for o in (r.get("overrides") or []) if o not in common]
+            r["name"] = f"{name} [{', '.join(differing) or f'job {i + 1}'}]"
+    return records
