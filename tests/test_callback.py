@@ -183,7 +183,7 @@ def test_unsupported_multi_device_strategies_are_refused_with_the_fix():
 
     from lightning.pytorch.strategies import DDPStrategy
 
-    from lightning_rectlaw.plugin.runs import check_strategy
+    from lightning_rectlaw.plugin.checks import check_strategy
 
     spawned = DDPStrategy(start_method="spawn")
     spawned.cluster_environment = SimpleNamespace(creates_processes_externally=False)

@@ -36,6 +36,12 @@ from typing_extensions import override
 
 from lightning_rectlaw.core.files import atomic_write_text
 from lightning_rectlaw.plugin.cache import RunCache
+from lightning_rectlaw.plugin.checks import (
+    check_enough_subsets,
+    check_sees_every_subset,
+    check_strategy,
+    check_trains_and_validates,
+)
 from lightning_rectlaw.plugin.console import SubsetProgress, bar_style, info
 from lightning_rectlaw.plugin.datamodule import NestedSubsetDataModule
 from lightning_rectlaw.plugin.fingerprint import fingerprint_parts, train_digests
@@ -43,10 +49,6 @@ from lightning_rectlaw.plugin.loggers import log_result
 from lightning_rectlaw.plugin.runs import (
     ModuleState,
     SubsetRuns,
-    check_enough_subsets,
-    check_sees_every_subset,
-    check_strategy,
-    check_trains_and_validates,
     resolve_callback_classes,
     training_callbacks,
 )
