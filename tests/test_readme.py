@@ -186,4 +186,6 @@ MODULE_PATH = re.compile(r"lightning_rectlaw/\w+\.py")
 def test_user_docs_name_no_work_history_and_no_module_files(page: Path):
     text = page.read_text(encoding="utf-8")
     assert not HISTORY.search(text), f"{page.name}: {HISTORY.search(text)[0]!r}"
-    assert not MODULE_PATH.search(text), f"{page.name} names a module file: {MODULE_PATH.search(text)[0]}"
+    if page.name != "architecture.md":  # the code map names the modules; the other pages name public API
+        found = MODULE_PATH.search(text)
+        assert not found, f"{page.name} names a module file: {found[0]}"
