@@ -111,12 +111,14 @@ def test_evaluate_user_level_metrics_in_the_csv_layout(table, capsys):
     }
 
 
+@pytest.mark.slow
 def test_console_script_and_module_entry_point(table):
     for cmd in (["rectlaw"], [sys.executable, "-m", "lightning_rectlaw"]):
         out = subprocess.run([*cmd, "methods"], capture_output=True, text=True, check=True)
         assert "ats" in out.stdout
 
 
+@pytest.mark.slow
 def test_output_piped_into_a_reader_that_leaves_is_not_an_error(table):
     proc = subprocess.run(
         f"{sys.executable} -m lightning_rectlaw select {table} --budget 1/2 | head -n 1",

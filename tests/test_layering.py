@@ -95,6 +95,7 @@ def test_a_cycle_through_a_lazy_import_is_found(tmp_path):
     assert cycles(import_graph(pkg)) == [["pkg.low.a", "pkg.low.b"]]
 
 
+@pytest.mark.slow
 def test_layers_import_only_downward_and_the_math_imports_no_framework():
     pytest.importorskip("importlinter", reason="import-linter is in the dev extra")
     lint = Path(sys.executable).with_name("lint-imports")

@@ -104,7 +104,7 @@ def markdown(
             lines += [
                 "",
                 "Candidates stopped early were judged on short curves, where P(best) has been "
-                'overconfident when the best model overtakes the others late (README, "Is P(best) '
+                'overconfident when the best model overtakes the others late (docs/adaptive.md, "Is P(best) '
                 'honest at the rungs?"). If your candidates differ in architecture or pretraining, '
                 "check with a lower `hydra.sweeper.threshold` (0.05) or the full schedule.",
             ]

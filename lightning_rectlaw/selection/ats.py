@@ -30,8 +30,8 @@ __all__ = ["SPREAD", "accept_then_stop", "ats_stopped", "calibrate_ats"]
 # How `robust_ats` turns in-budget backtests into intervals and P(best) (`predictive.inflate`):
 # backtests see only the early part of a curve and under-estimate far extrapolation errors, so
 # a prior error rate widens them. The scheme and whether to centre on the backtests' mean error
-# were chosen, and the rates fitted, by benchmarks/heldout.py (nested leave-one-table-out); the
-# README reports the held-out figures.
+# were chosen, and the rates fitted, by benchmarks/heldout.py (nested leave-one-table-out);
+# docs/heldout.md reports the held-out figures.
 SPREAD: dict[str, Any] = {
     "scheme": "scale",
     "centre": False,

@@ -173,7 +173,7 @@ def test_evaluate_rejects_unknown_metrics_and_tiny_pools():
         evaluate(_table(), ["ats"], [8], metrics=["HitRate"], pool_size=1)
 
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 
 
 def test_committed_zoo_tables_have_crossing_curves_and_no_false_flags():

@@ -1,4 +1,4 @@
-"""Run the callback under 2-process CPU DDP (launched by Lightning); used by tests/test_callback.py.
+"""Run the callback under 2-process CPU DDP (launched by Lightning); used by tests/plugin/test_callback.py.
 
 Usage: python ddp_subsets.py OUT_DIR
 """

@@ -37,6 +37,7 @@ def test_rungs_are_planned_in_examples_and_a_fraction_needs_the_target():
         plan_rungs("1/8", 32, None, 4, 3)
 
 
+@pytest.mark.slow
 def test_the_sweeper_refuses_to_sweep_the_budget(tmp_path):
     cmd = sweep_cmd(tmp_path / "sweep", "rectlaw.budget=256,512")
     done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)

@@ -89,6 +89,7 @@ def test_a_table_round_trips_through_pandas_and_a_users_frame_is_checked():
         LossTable.from_pandas(mine.assign(**{"400": [2.8, -1.0]}))
 
 
+@pytest.mark.slow
 def test_plot_returns_a_figure_and_leaves_the_pyplot_backend_alone():
     code = """
 import matplotlib

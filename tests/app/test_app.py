@@ -13,7 +13,7 @@ from hydra.errors import InstantiationException
 from lightning_rectlaw.app.job import build_callback
 from lightning_rectlaw.report import collect_results, write_summary
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "lightning_rectlaw" / "app" / "conf"
 TINY = [
     "data.block_size=16",
@@ -209,6 +209,7 @@ def test_summary_errors_name_the_files(tmp_path):
         loss_table([{"name": "a", "status": "failed"}])
 
 
+@pytest.mark.slow
 def test_summary_from_result_files_via_cli(tmp_path):
     for name, loss in (("a", 2.0), ("b", 1.5)):
         d = tmp_path / name
@@ -495,6 +496,7 @@ def test_a_single_failed_run_and_a_sweep_with_nothing_ranked_exit_non_zero(tmp_p
     assert (tmp_path / "sweep" / "selection_summary.md").exists()
 
 
+@pytest.mark.slow
 def test_summarize_ends_with_the_choice_and_imports_no_torch(tmp_path):
     _job_records(
         tmp_path / "sweep", "robust_ats", [6400, 3200, 1600, 800, 400, 200], (("a", 1.0), ("b", 1.1))

@@ -130,6 +130,7 @@ def test_non_convergence_is_flagged_and_warned_once():
     assert all(np.isfinite(f.predict(1e6)) for f in fits)
 
 
+@pytest.mark.slow
 def test_law_module_imports_no_heavy_framework():
     import subprocess
     import sys

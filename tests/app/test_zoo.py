@@ -9,9 +9,10 @@ import pytest
 from lightning_rectlaw.cli import main as rectlaw
 from lightning_rectlaw.core.table import LossTable
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_unknown_zoo_model_is_refused_naming_the_choices(capsys):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "make_zoo.py"), "--models=gpt5"],

@@ -284,6 +284,7 @@ def test_installed_packages_count_by_version_not_followed_file_by_file():
     assert "boring" in _project_imports(__name__)
 
 
+@pytest.mark.slow
 def test_a_function_hyperparameter_hashes_by_its_code_and_values():
     """An activation passed to the module (saved in hparams) is the same computation in another
     process (not its address), and another one when its code or a value it reads changes."""
