@@ -12,8 +12,6 @@ from lightning_rectlaw.app.job import is_rank_zero, mark_failed
 from lightning_rectlaw.plugin.console import info
 from lightning_rectlaw.report import NothingRankedError, verdict, write_summary
 
-__all__ = ["SelectionSummaryCallback"]
-
 log = logging.getLogger(__name__)
 
 

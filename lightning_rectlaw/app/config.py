@@ -13,8 +13,6 @@ from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 
-__all__ = ["RectlawConf", "register_configs"]
-
 
 @dataclass
 class RectlawConf:

@@ -19,8 +19,6 @@ from lightning_rectlaw.core.files import atomic_write_text
 from lightning_rectlaw.plugin.console import quiet_lightning
 from lightning_rectlaw.selection import CANDIDATE_FILE, CandidateRecord
 
-__all__ = ["CANDIDATE_FILE", "build_callback", "exit_code", "mark_failed", "run_candidate"]
-
 log = logging.getLogger(__name__)
 _EXIT = {"code": 0}
 register_configs()  # the typed `rectlaw` schema, before Hydra composes the app's config

@@ -22,8 +22,6 @@ from omegaconf import DictConfig
 
 from lightning_rectlaw.app.job import build_callback, exit_code, mark_failed, run_candidate
 
-__all__ = ["main", "run", "side_by_side"]
-
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> dict:

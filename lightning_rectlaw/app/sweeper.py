@@ -34,8 +34,6 @@ from lightning_rectlaw.schedule.rule import (
 )
 from lightning_rectlaw.selection import loss_table
 
-__all__ = ["RectlawSweeperConf", "candidate_subdir", "jobs_of", "launch_rounds"]
-
 
 @dataclass
 class RectlawSweeperConf:

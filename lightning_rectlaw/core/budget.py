@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["TableError", "budget_size", "check_budget", "parse_budget", "subset_sizes"]
-
 
 class TableError(ValueError):
     """A loss table or a budget is malformed; the message names the row/column and the fix."""

@@ -11,8 +11,6 @@ from typing import Any
 
 from lightning_rectlaw.core.formatting import format_number
 
-__all__ = ["html_table", "to_pandas"]
-
 
 def to_pandas(rows: Sequence[Mapping[str, Any]], index: str | None = None):
     """``rows`` as a ``pandas.DataFrame`` (one row per record, columns in first-seen order).

@@ -10,8 +10,6 @@ import numpy as np
 
 from lightning_rectlaw.core.law import law_value
 
-__all__ = ["curve_figure", "candidate_styles", "table_figure"]
-
 #: Point markers beyond the first round of colours ("x" and "*" mean a run left out and a prediction).
 _MARKERS = ("o", "s", "^", "D", "v", "P", "h", "<", ">", "p")
 

@@ -7,8 +7,6 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["format_number"]
-
 
 def format_number(value: Any, digits: int | None = None, missing: str = "") -> str:
     """Format a number for a file or for people.

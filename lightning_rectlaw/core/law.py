@@ -43,17 +43,6 @@ from lightning_rectlaw.core.optimize import (
     _safe_log,
 )
 
-__all__ = [
-    "FitConvergenceWarning",
-    "FitResult",
-    "LAWS",
-    "fit_available",
-    "fit_law",
-    "fit_laws",
-    "law_value",
-    "num_params",
-]
-
 Law = Literal["rectified", "vanilla"]
 LAWS: tuple[str, ...] = ("rectified", "vanilla")
 DEFAULT_HUBER_DELTA = 0.1

@@ -11,8 +11,6 @@ from typing import Any
 import numpy as np
 from scipy.special import stdtrit
 
-__all__ = ["LineFit", "fit_line"]
-
 
 @dataclass(frozen=True)
 class LineFit:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["brier", "coverage", "pearcorr", "pool_choices", "relacc"]
-
 
 def pearcorr(scores: np.ndarray, true_losses: np.ndarray) -> float:
     """Pearson correlation (in %) between selector scores and true target losses.

@@ -43,8 +43,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import ndtr
 
-__all__ = ["BETA_GRID", "PooledCurve", "PooledFit", "fit_pooled"]
-
 #: The shared exponents considered: 25 values, log-spaced from 0.03 to 1.5 (fixed, wide on purpose).
 BETA_GRID: np.ndarray = np.geomspace(0.03, 1.5, 25)
 

@@ -40,8 +40,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import log_ndtr, ndtri
 
-__all__ = ["SCHEMES", "Calibration", "PredictiveLine", "backtest_rates", "calibrate", "inflate", "prob_best"]
-
 #: How a prior error rate θ widens a backtest rate τ: ``floor`` max(τ, θ), ``prior`` sqrt(τ² + θ²),
 #: ``scale`` θ·τ. A missing τ (no backtest) is θ for ``floor``/``prior`` and stays missing for ``scale``.
 SCHEMES: tuple[str, ...] = ("floor", "prior", "scale")

@@ -36,8 +36,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["OutlierWarning", "Screen", "screen_outliers"]
-
 
 class OutlierWarning(UserWarning):
     """Runs were left out of a selection as diverged or off their curves (named in the message)."""

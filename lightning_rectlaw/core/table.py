@@ -38,8 +38,6 @@ from lightning_rectlaw.core.budget import TableError, budget_size
 from lightning_rectlaw.core.files import atomic_write_text
 from lightning_rectlaw.core.formatting import format_number
 
-__all__ = ["LossTable", "TableError"]
-
 NAME_COLUMN = "config name"
 _MISSING = {"", "nan", "na", "none"}
 

@@ -25,8 +25,6 @@ from typing_extensions import override
 
 from lightning_rectlaw.core.files import atomic_write_bytes
 
-__all__ = ["CausalLMModule", "TextDataModule", "TokenCrossEntropy", "builtin_text", "unpack_batch"]
-
 BYTE_VOCAB = 257  # 256 byte values + end-of-document
 EOS_BYTE = 256
 

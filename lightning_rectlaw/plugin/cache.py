@@ -17,8 +17,6 @@ from pathlib import Path
 from lightning_rectlaw.core.files import atomic_write_text
 from lightning_rectlaw.plugin.console import info
 
-__all__ = ["RunCache"]
-
 
 class RunCache:
     """Finished subset runs under ``directory/rectlaw_runs/size_<n>.json`` (no cache when ``None``)."""

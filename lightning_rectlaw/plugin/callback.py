@@ -62,8 +62,6 @@ from lightning_rectlaw.selection import (
     predict_curve,
 )
 
-__all__ = ["RectifiedLawCallback", "RectifiedLawResult"]
-
 SCHEDULES = ("auto", "ats", "all", "pooled")
 #: How the subset runs show their progress: ``"auto"`` draws the Trainer's kind of bar;
 #: ``"lines"`` logs one line per subset instead (jobs that share one terminal).

@@ -11,8 +11,6 @@ from lightning.pytorch.utilities import rank_zero_warn
 from lightning_rectlaw.plugin.datamodule import NestedSubsetDataModule
 from lightning_rectlaw.selection import METHODS
 
-__all__ = ["check_enough_subsets", "check_sees_every_subset", "check_strategy", "check_trains_and_validates"]
-
 
 def check_enough_subsets(dm: NestedSubsetDataModule, method: str, options: dict, zero_shot: bool) -> None:
     """Before any training: the subsets the budget allows can feed the method at all."""

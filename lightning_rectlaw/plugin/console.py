@@ -23,8 +23,6 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-__all__ = ["SubsetProgress", "bar_style", "info", "log", "quiet_lightning"]
-
 log = logging.getLogger("lightning_rectlaw")
 
 

@@ -14,8 +14,6 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset,
 
 from lightning_rectlaw.core.budget import budget_size, check_budget, subset_sizes
 
-__all__ = ["NestedSubsetDataModule", "subset_sizes"]
-
 
 class NestedSubsetDataModule(L.LightningDataModule):
     """Serve nested, deterministic subsets of a wrapped DataModule's train set.

@@ -30,8 +30,6 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["TRAINER_SETTINGS", "digest", "fingerprint_parts", "train_digests", "trainer_settings"]
-
 #: The user's Trainer settings a subset run inherits, and that the fingerprint hashes.
 TRAINER_SETTINGS: tuple[str, ...] = (
     "precision",

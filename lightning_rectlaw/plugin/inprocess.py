@@ -42,8 +42,6 @@ from lightning_rectlaw.schedule.rule import (
 )
 from lightning_rectlaw.selection import DEFAULT_METHOD, RectifiedLawResult, loss_table
 
-__all__ = ["AdaptiveSweep", "adaptive_sweep"]
-
 
 @dataclass
 class AdaptiveSweep:

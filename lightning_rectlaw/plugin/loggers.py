@@ -23,8 +23,6 @@ from typing_extensions import override
 from lightning_rectlaw.core.files import atomic_write_bytes
 from lightning_rectlaw.selection import RectifiedLawResult
 
-__all__ = ["FIGURE_FILE", "PrefixedLogger", "log_result", "subset_loggers"]
-
 #: The figure's file beside the result file, for loggers that take no images.
 FIGURE_FILE = "rectlaw_fit.png"
 

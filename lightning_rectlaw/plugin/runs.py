@@ -25,17 +25,6 @@ from lightning_rectlaw.plugin.fingerprint import trainer_settings
 from lightning_rectlaw.plugin.loggers import subset_loggers
 from lightning_rectlaw.selection import RectifiedLawResult, ats_stopped
 
-__all__ = [
-    "SHAPES_TRAINING",
-    "ModuleState",
-    "SubsetRuns",
-    "epochs",
-    "resolve_callback_classes",
-    "seed_run",
-    "subset_trainer",
-    "training_callbacks",
-]
-
 
 def _lightning_callbacks(*names: str) -> tuple[type[Callback], ...]:
     """Lightning's callback classes of these names that this Lightning version has."""

@@ -14,8 +14,6 @@ from typing import Any
 from lightning_rectlaw.plugin.cache import RunCache
 from lightning_rectlaw.selection import CANDIDATE_FILE, CandidateRecord
 
-__all__ = ["collect_results"]
-
 
 def collect_results(sweep_dir: str | os.PathLike) -> list[CandidateRecord]:
     """Load every candidate result below ``sweep_dir``, one record per job the sweep started.

@@ -8,8 +8,6 @@ from typing import Any
 
 from lightning_rectlaw.core.formatting import format_number
 
-__all__ = ["markdown"]
-
 
 def _fmt(v: Any) -> str:
     if isinstance(v, (int, float)) and not isinstance(v, bool):

@@ -28,8 +28,6 @@ from lightning_rectlaw.report.markdown import _fmt, markdown
 from lightning_rectlaw.schedule.rounds import read_rounds
 from lightning_rectlaw.selection import CandidateRecord, Status, loss_table
 
-__all__ = ["NothingRankedError", "verdict", "write_summary"]
-
 
 class NothingRankedError(ValueError):
     """The summary was written, but no candidate of the sweep could be ranked."""

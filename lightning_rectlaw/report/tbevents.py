@@ -6,8 +6,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-__all__ = ["write_image_and_text"]
-
 
 def write_image_and_text(log_dir: str | Path, tag: str, png: bytes, size: tuple[int, int], text: str) -> None:
     """One event file in ``log_dir``: the PNG ``png`` (``size`` = width, height) as image ``tag``

@@ -44,8 +44,6 @@ from lightning_rectlaw.core.table import LossTable, TableError
 from lightning_rectlaw.schedule.replay import simulate
 from lightning_rectlaw.selection import METHODS, select
 
-__all__ = ["EVAL_METHODS", "EVAL_RATIOS", "METRICS", "EvalRow", "EvalRows", "evaluate"]
-
 EVAL_RATIOS: tuple[int, ...] = (8, 16, 32, 64, 128, 256, 512)
 EVAL_METHODS: tuple[str, ...] = tuple(METHODS)  # every registered selector
 METRICS: tuple[str, ...] = ("PearCorr", "RelAcc", "HitRate", "Regret", "Brier", "Coverage80", "Compute")

@@ -25,8 +25,6 @@ from lightning_rectlaw.schedule.rule import (
 )
 from lightning_rectlaw.selection import DEFAULT_METHOD, CandidateScore, Selection
 
-__all__ = ["AdaptiveRun", "simulate"]
-
 
 @dataclass(frozen=True)
 class AdaptiveRun:

@@ -37,8 +37,6 @@ from lightning_rectlaw.schedule.rule import (
 )
 from lightning_rectlaw.selection import DEFAULT_METHOD, Selection
 
-__all__ = ["ROUNDS_FILE", "Round", "Rung", "read_rounds", "run_rounds"]
-
 #: A sweep's rounds and decisions, in its sweep directory.
 ROUNDS_FILE = "rectlaw_rounds.json"
 

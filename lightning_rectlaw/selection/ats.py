@@ -25,8 +25,6 @@ from lightning_rectlaw.core.screening import OutlierWarning, Screen, screen_outl
 from lightning_rectlaw.selection.scores import CandidateScore
 from lightning_rectlaw.selection.scores import in_budget as _in_budget
 
-__all__ = ["SPREAD", "accept_then_stop", "ats_stopped", "calibrate_ats"]
-
 # How `robust_ats` turns in-budget backtests into intervals and P(best) (`predictive.inflate`):
 # backtests see only the early part of a curve and under-estimate far extrapolation errors, so
 # a prior error rate widens them. The scheme and whether to centre on the backtests' mean error

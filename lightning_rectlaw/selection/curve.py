@@ -19,8 +19,6 @@ from lightning_rectlaw.core.table import LossTable
 from lightning_rectlaw.selection.registry import DEFAULT_METHOD, select
 from lightning_rectlaw.selection.scores import prediction_curve
 
-__all__ = ["CurvePrediction", "predict_curve"]
-
 
 @dataclass(frozen=True)
 class CurvePrediction:

@@ -15,8 +15,6 @@ from lightning_rectlaw.core.formatting import format_number
 from lightning_rectlaw.core.table import LossTable
 from lightning_rectlaw.selection.registry import DEFAULT_METHOD
 
-__all__ = ["CANDIDATE_FILE", "RESULT_FILE", "CandidateRecord", "RectifiedLawResult", "Status", "loss_table"]
-
 #: The callback's result file, in its ``results_dir``.
 RESULT_FILE = "rectlaw_result.json"
 #: Each sweep job's record, in its job directory; the app writes it also when the job fails.

@@ -33,8 +33,6 @@ from lightning_rectlaw.selection.baselines import (
 )
 from lightning_rectlaw.selection.scores import Selection
 
-__all__ = ["DEFAULT_METHOD", "METHODS", "Method", "check_option", "method_entry", "select"]
-
 DEFAULT_METHOD = "robust_ats"
 
 

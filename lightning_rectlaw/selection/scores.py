@@ -15,8 +15,6 @@ import numpy as np
 from lightning_rectlaw.core.formatting import format_number
 from lightning_rectlaw.core.table import LossTable
 
-__all__ = ["CandidateScore", "Curve", "Selection", "in_budget", "prediction_curve"]
-
 
 class Curve(Protocol):
     """What every fitted object of a selection offers (``FitResult``, ``LineFit``,
