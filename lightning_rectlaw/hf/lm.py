@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -185,12 +186,9 @@ def unpack_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None, torch.T
     if isinstance(batch, Mapping):
         if "input_ids" not in batch:
             raise KeyError(f"a dict batch needs 'input_ids' (got keys {sorted(batch)})")
-        ids, mask = batch["input_ids"], batch.get("attention_mask")
-        labels = batch.get("labels")
-    elif isinstance(batch, torch.Tensor):
-        ids, mask, labels = batch, None, None
+        ids, mask, labels = batch["input_ids"], batch.get("attention_mask"), batch.get("labels")
     else:
-        ids, mask, labels = batch[0], None, None
+        ids, mask, labels = (batch if isinstance(batch, torch.Tensor) else batch[0]), None, None
     if labels is None:
         labels = ids if mask is None else ids.masked_fill(mask == 0, -100)
     return ids, mask, labels
@@ -221,9 +219,8 @@ def _with_lora(model, options: dict[str, Any]):
 def _check_local_path(name: str) -> None:
     """A name that can only be a local path (absolute, ``./``, ``~``, or more than one ``/``)
     must exist; a hub id is ``name`` or ``org/name``."""
-    path = Path(name).expanduser()
     looks_local = name.startswith(("/", "./", "../", "~")) or name.count("/") > 1
-    if looks_local and not path.exists():
+    if looks_local and not Path(name).expanduser().exists():
         raise FileNotFoundError(
             f"model path {name!r} does not exist; give a directory saved with save_pretrained, "
             "or a hub name like 'gpt2' or 'org/name'"
@@ -301,7 +298,6 @@ class TextDataModule(L.LightningDataModule):
         self.hf = {"path": hf_dataset, "name": hf_config, "split": hf_split, "data_files": hf_data_files}
         self.text_field = text_field
         self.cache_dir = None if cache_dir is None else Path(cache_dir).expanduser()
-        self._tok: Any = None
         self.train_set: TensorDataset | None = None
         self.val_set: TensorDataset | None = None
 
@@ -346,12 +342,8 @@ class TextDataModule(L.LightningDataModule):
 
     def _encode(self, docs: list[str]) -> torch.Tensor:
         if self.tokenizer_name == "bytes":
-            ids: list[int] = []
-            for d in docs:
-                ids.extend(d.encode("utf-8"))
-                ids.append(EOS_BYTE)
-            return torch.tensor(ids, dtype=torch.long)
-        tok = self._tokenizer()
+            return torch.tensor([i for d in docs for i in (*d.encode("utf-8"), EOS_BYTE)], dtype=torch.long)
+        tok = self._tokenizer
         eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
         # Documents are packed back to back, each closed by EOS; the tokenizer's own special
         # tokens (BOS, or T5-style EOS) are left out so they are not doubled.
@@ -361,14 +353,13 @@ class TextDataModule(L.LightningDataModule):
     @property
     def vocab_size(self) -> int:
         """Token ids the data can hold: 257 for bytes (EOS included), the tokenizer's length else."""
-        return EOS_BYTE + 1 if self.tokenizer_name == "bytes" else len(self._tokenizer())
+        return BYTE_VOCAB if self.tokenizer_name == "bytes" else len(self._tokenizer)
 
+    @cached_property
     def _tokenizer(self):
-        if self._tok is None:
-            from transformers import AutoTokenizer
+        from transformers import AutoTokenizer
 
-            self._tok = AutoTokenizer.from_pretrained(self.tokenizer_name)
-        return self._tok
+        return AutoTokenizer.from_pretrained(self.tokenizer_name)
 
     def _cache_key(self, docs: list[str]) -> str:
         """A hash of everything the blocks depend on: the text, the tokenizer, the settings."""
@@ -378,7 +369,7 @@ class TextDataModule(L.LightningDataModule):
         if self.tokenizer_name == "bytes":
             h.update(b"bytes")
         else:
-            tok = self._tokenizer()
+            tok = self._tokenizer
             backend = getattr(tok, "backend_tokenizer", None)
             ident = backend.to_str() if backend is not None else json.dumps(sorted(tok.get_vocab().items()))
             h.update(f"{type(tok).__name__}:{tok.eos_token_id}:".encode() + ident.encode())
@@ -396,9 +387,6 @@ class TextDataModule(L.LightningDataModule):
         if self.train_set is not None:
             return
         docs = self._documents()
-        g = torch.Generator().manual_seed(self.seed)
-        order = torch.randperm(len(docs), generator=g).tolist()
-        n_val = max(1, round(len(docs) * self.val_fraction))
         if len(docs) < 2:
             raise ValueError("need at least 2 documents to hold some out for validation")
         path = None if self.cache_dir is None else self.cache_dir / f"blocks-{self._cache_key(docs)}.pt"
@@ -406,12 +394,10 @@ class TextDataModule(L.LightningDataModule):
             blocks = torch.load(path, weights_only=True)
             train, val = blocks["train"], blocks["val"]
         else:
-            val_docs = [docs[i] for i in order[:n_val]]
-            train_docs = [docs[i] for i in order[n_val:]]
-            val = self._blocks(self._encode(val_docs))
-            if self.max_val_blocks is not None:
-                val = val[: self.max_val_blocks]
-            train = self._blocks(self._encode(train_docs))
+            order = torch.randperm(len(docs), generator=torch.Generator().manual_seed(self.seed)).tolist()
+            n_val = max(1, round(len(docs) * self.val_fraction))
+            val = self._blocks(self._encode([docs[i] for i in order[:n_val]]))[: self.max_val_blocks]
+            train = self._blocks(self._encode([docs[i] for i in order[n_val:]]))
             if path is not None:
                 buf = io.BytesIO()
                 torch.save({"train": train, "val": val}, buf)

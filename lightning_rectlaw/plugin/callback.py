@@ -4,15 +4,14 @@ Mechanism (chosen deliberately over the in-loop road of Lightning's tuner callba
 snapshot and restore private loop state and have a history of bugs there): in
 ``on_fit_start`` the callback snapshots the module's weights and buffers and runs every subset
 with a **fresh ``Trainer``** built from the user's Trainer settings (epochs/steps, precision,
-clipping, accumulation, accelerator, validation limits), then restores the snapshot. A fresh Trainer gives
-each subset a fresh optimizer, scheduler, loop state and dataloaders without touching Lightning's
-private loop internals, which is where the in-loop tuner callbacks have had their bugs. Each
-subset run gets a fresh copy of the user's callbacks that shape training (a fine-tuning
-schedule, early stopping, weight averaging: ``subsets.SHAPES_TRAINING`` and
-``subset_callbacks``); the others are not passed (so ModelCheckpoint never saves a subset model)
-and keep working in the user's fit. After the runs the user's Trainer stops
-(``trainer.should_stop``) unless ``continue_fit=True``, in which case it fine-tunes on the full
-train set from the original weights as it would have without the callback.
+clipping, accumulation, accelerator, validation limits), then restores the snapshot. A fresh
+Trainer gives each subset a fresh optimizer, scheduler, loop state and dataloaders. Each subset
+run gets a fresh copy of the user's callbacks that shape training (a fine-tuning schedule, early
+stopping, weight averaging: ``runs.SHAPES_TRAINING`` and ``subset_callbacks``); the others are
+not passed (so ModelCheckpoint never saves a subset model) and keep working in the user's fit.
+After the runs the user's Trainer stops (``trainer.should_stop``) unless ``continue_fit=True``,
+in which case it fine-tunes on the full train set from the original weights as it would have
+without the callback.
 
 Single-device and DDP training are supported. Under DDP the subset runs happen in ``setup``
 (before the module is wrapped in ``DistributedDataParallel``) with DDP subset Trainers that reuse
@@ -172,8 +171,6 @@ class RectifiedLawCallback(Callback):
         self._restored = False  # the result came from a checkpoint: keep it, do not re-measure
         self._unlogged: Path | None = None  # where the measured result waits to be logged
 
-    # --- hooks ---------------------------------------------------------------------------------
-
     @property
     @override
     def state_key(self) -> str:
@@ -245,7 +242,7 @@ class RectifiedLawCallback(Callback):
             )
         else:
             check_sees_every_subset(trainer, dm)
-        out_dir = self._out_dir(trainer)
+        out_dir = self.results_dir or Path(trainer.log_dir or trainer.default_root_dir)
         snapshot = ModuleState(pl_module)
         device = trainer.strategy.root_device
         result = RectifiedLawResult(
@@ -265,8 +262,7 @@ class RectifiedLawCallback(Callback):
                 parts = fingerprint_parts(pl_module, dm, trainer, self.monitor, snapshot, shared)
                 cache = RunCache(self.results_dir, parts, train_digests(dm))
                 result.validation_data = parts["validation data"]
-            style = bar_style(trainer) if self.progress == "auto" else None
-            progress = SubsetProgress(style, self.name)
+            progress = SubsetProgress(bar_style(trainer) if self.progress == "auto" else None, self.name)
             try:
                 runs = SubsetRuns(
                     trainer,
@@ -314,11 +310,6 @@ class RectifiedLawCallback(Callback):
         self.result = None if r is None else RectifiedLawResult.from_dict(r)
         self._restored = self.result is not None
 
-    def _out_dir(self, trainer: L.Trainer) -> Path:
-        if self.results_dir is not None:
-            return self.results_dir
-        return Path(trainer.log_dir or trainer.default_root_dir)
-
     def _finish(self, result: RectifiedLawResult) -> None:
         pred = predict_curve(
             result.sizes,
@@ -329,13 +320,10 @@ class RectifiedLawCallback(Callback):
             level=self.level,
             **result.options,
         )
-        result.status, result.predicted_loss, result.interval = (
-            pred.status,
-            pred.predicted_loss,
-            pred.interval,
-        )
+        for name in ("status", "predicted_loss", "interval", "law", "vanilla_law"):
+            setattr(result, name, getattr(pred, name))
+        result.prediction_curve = pred.curve
         result.outliers = {int(size): why for size, why in pred.outliers.items()}
-        result.prediction_curve, result.law, result.vanilla_law = pred.curve, pred.law, pred.vanilla_law
 
     def _method_options(self) -> dict[str, Any]:
         """The callback's settings that the method takes as options (the registry says which)."""

@@ -30,12 +30,7 @@ def check_trains_and_validates(trainer: L.Trainer) -> None:
     """Before any training: the subset runs inherit the Trainer's limits, so a Trainer that trains
     nothing would score the untrained model at every size, and one that never validates has no
     loss to score."""
-    stops = {
-        "max_epochs": trainer.max_epochs == 0,
-        "max_steps": trainer.max_steps == 0,
-        "limit_train_batches": trainer.limit_train_batches == 0,
-    }
-    off = [name for name, zero in stops.items() if zero]
+    off = [name for name in ("max_epochs", "max_steps", "limit_train_batches") if getattr(trainer, name) == 0]
     if off:
         raise ValueError(
             f"the Trainer's {' and '.join(f'{n}=0' for n in off)} trains nothing, and the subset runs "
@@ -75,9 +70,9 @@ def check_strategy(trainer: L.Trainer) -> None:
     """Single device, or DDP whose processes already exist (``strategy="ddp"``, torchrun, Slurm):
     the subset Trainers join that process group. Spawn-based DDP would spawn again from inside."""
     strategy = trainer.strategy
-    if trainer.world_size == 1:
-        return
-    if isinstance(strategy, DDPStrategy) and strategy.cluster_environment.creates_processes_externally:
+    if trainer.world_size == 1 or (
+        isinstance(strategy, DDPStrategy) and strategy.cluster_environment.creates_processes_externally
+    ):
         return
     raise ValueError(
         f"RectifiedLawCallback supports single-device and DDP training, not {type(strategy).__name__}"

@@ -42,15 +42,12 @@ if log.level == logging.NOTSET:
     log.setLevel(logging.INFO)
 
 
-def _rank() -> int:
-    from lightning.fabric.utilities.rank_zero import rank_zero_only
-
-    return getattr(rank_zero_only, "rank", 0)
-
-
 def info(message: str, *, level: int = logging.INFO) -> None:
     """Log ``[rectlaw] message`` once, from rank 0 only."""
-    if _rank() == 0:
+    # Not Lightning's @rank_zero_only: that needs torch at import; the resume cache imports this without.
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    if getattr(rank_zero_only, "rank", 0) == 0:
         log.log(level, f"[rectlaw] {message}")
 
 
@@ -116,6 +113,7 @@ class SubsetProgress:
         """Show the bar, for ``total`` training examples."""
         self.total = int(round(total))
         if self.style == "rich":
+            from rich.markup import escape
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
             self._rich = Progress(
@@ -126,19 +124,16 @@ class SubsetProgress:
                 TimeRemainingColumn(),
             )
             self._rich.start()
-            from rich.markup import escape
-
             self._task = self._rich.add_task(escape(self._label("")), total=self.total)
         elif self.style == "tqdm":
             from tqdm.auto import tqdm
 
-            tty = sys.stderr.isatty()
             self._bar = tqdm(
                 total=self.total,
                 desc=self._label(""),
                 unit="ex",
                 dynamic_ncols=True,
-                mininterval=0.2 if tty else 30.0,  # a log file gets few updates
+                mininterval=0.2 if sys.stderr.isatty() else 30.0,  # a log file gets few updates
                 smoothing=0.1,
                 leave=True,
                 file=sys.stderr,

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 import lightning as L
 import numpy as np
+import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset, Subset
@@ -154,24 +155,26 @@ class NestedSubsetDataModule(L.LightningDataModule):
 
     # --- sizes ---------------------------------------------------------------------------------
 
-    @property
-    def train_dataset(self) -> Dataset:
+    def _loader(self) -> DataLoader:
+        """The wrapped datamodule's train loader, set up on first use."""
         if self._train_loader is None:
             self.setup("fit")
-        return self._train_loader.dataset
+        return self._train_loader
+
+    @property
+    def train_dataset(self) -> Dataset:
+        return self._loader().dataset
 
     @property
     def batch_size(self) -> int:
         """Batch size of the wrapped train loader (or of its batch sampler; 1 when it has none)."""
-        self.train_dataset  # noqa: B018 - sets up the wrapped loader on first use
-        base = self._train_loader
+        base = self._loader()
         return base.batch_size or getattr(base.batch_sampler, "batch_size", None) or 1
 
     @property
     def drop_last(self) -> bool:
         """Whether the wrapped train loader drops a last, partial batch (the subsets do too)."""
-        self.train_dataset  # noqa: B018 - sets up the wrapped loader on first use
-        base = self._train_loader
+        base = self._loader()
         own = base.batch_sampler if type(base.batch_sampler) is not BatchSampler else None
         return bool(base.drop_last or getattr(own, "drop_last", False))
 
@@ -230,8 +233,7 @@ class NestedSubsetDataModule(L.LightningDataModule):
 
     def indices(self, size: int) -> np.ndarray:
         """The first ``size`` indices of the seeded permutation (nested by construction)."""
-        perm = np.random.default_rng(self.seed).permutation(self.full_size)
-        return perm[:size]
+        return np.random.default_rng(self.seed).permutation(self.full_size)[:size]
 
     def use_subset(self, size: int | None) -> None:
         """Serve the subset of ``size`` examples from ``train_dataloader`` (``None``: full set)."""
@@ -240,13 +242,9 @@ class NestedSubsetDataModule(L.LightningDataModule):
     # --- loaders -------------------------------------------------------------------------------
 
     def train_dataloader(self) -> DataLoader:
-        if self._train_loader is None:
-            self.setup("fit")
-        base = self._train_loader
+        base = self._loader()
         if self._active_size is None:
             return base
-        import torch
-
         data = Subset(base.dataset, self.indices(self._active_size).tolist())
         workers = base.num_workers > 0
         return DataLoader(

@@ -64,7 +64,7 @@ def fingerprint_parts(
     ``snapshot`` is the module's :class:`~lightning_rectlaw.plugin.runs.ModuleState` before training;
     ``callbacks`` the user's callbacks the subset runs get a copy of."""
     hparams = sorted(dict(getattr(pl_module, "hparams", {})).items())
-    parts = {
+    return {
         "model": digest((type(pl_module).__qualname__, hparams)),
         "weights": digest(snapshot.tensors()),
         "frozen parameters": digest(sorted(snapshot.frozen)),
@@ -73,12 +73,13 @@ def fingerprint_parts(
             (type(dm.datamodule).__qualname__, _plain_settings(dm.datamodule), dm.batch_size, dm.full_size)
         ),
         "code": digest(_code(pl_module, dm, callbacks)),
-        "callbacks": digest([(type(cb).__qualname__, _callback_settings(cb)) for cb in callbacks]),
+        "callbacks": digest(
+            [(type(cb).__qualname__, _plain_settings(cb, private=True, kinds=_DATA)) for cb in callbacks]
+        ),
         "seed": digest(dm.seed),
         "trainer settings": digest((sorted(trainer_settings(trainer).items()), monitor)),
         "placement": digest((trainer.strategy.root_device.type, trainer.world_size)),
     }
-    return parts
 
 
 def train_digests(dm) -> dict[int, str]:
@@ -119,9 +120,8 @@ def _code(pl_module, dm, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
         obj = getattr(obj, "func", obj)  # functools.partial
         for klass in obj.__mro__ if isinstance(obj, type) else (obj,):
             name = getattr(klass, "__module__", None) or ""
-            if _is_framework(name) or name in sources:
-                continue
-            sources[name] = _source_text(name, klass)
+            if not (_is_framework(name) or name in sources):
+                sources[name] = _source_text(name, klass)
     pending = list(sources)
     while pending:
         for name in _project_imports(pending.pop()):
@@ -221,14 +221,10 @@ def _is_plain(value, kinds: tuple[type, ...] = _PLAIN) -> bool:
     )
 
 
-def _callback_settings(cb) -> dict[str, Any]:
-    """A shared callback's settings before training: its attributes of plain types and tensors,
-    the private ones included (Lightning keeps settings such as SWA's learning rates there)."""
-    return _plain_settings(cb, private=True, kinds=_DATA)
-
-
 def _plain_settings(obj, private: bool = False, kinds: tuple[type, ...] = _PLAIN) -> dict[str, Any]:
-    """Public attributes of plain types (numbers, strings, flags, paths, lists of them)."""
+    """Public attributes of plain types (numbers, strings, flags, paths, lists of them). For a
+    shared callback's settings, ``private`` ones too (Lightning keeps settings such as SWA's
+    learning rates there) and ``kinds`` with tensors."""
     out = {}
     for name, value in sorted(vars(obj).items()):
         if name.startswith("_") and not private:

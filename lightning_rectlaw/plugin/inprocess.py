@@ -161,9 +161,8 @@ def adaptive_sweep(
         for n in alive:
             if n not in sweep.failed and not sweep.results[n].sizes:
                 sweep.failed[n] = f"no subset finished ({sweep.results[n].status})"
-        ran = [n for n in alive if n not in sweep.failed]
-        records = [{**vars(sweep.results[n]), "name": n, "status": "ok"} for n in ran]
         failed = {n: sweep.failed[n] for n in alive if n in sweep.failed}
+        records = [{**vars(sweep.results[n]), "name": n, "status": "ok"} for n in alive if n not in failed]
         return Rung(loss_table(records) if records else None, float(probe.target), failed)
 
     rounds = run_rounds(

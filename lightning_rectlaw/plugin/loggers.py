@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 from argparse import Namespace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -124,24 +125,18 @@ class _Figure:
     :data:`FIGURE_FILE` beside the result (written once)."""
 
     def __init__(self, result: RectifiedLawResult, out_dir: Path) -> None:
-        self.png = _figure_png(result)
-        self._path = out_dir / FIGURE_FILE
-        self._written = False
+        from lightning_rectlaw.core.figures import curve_figure
 
+        buf = io.BytesIO()
+        curve_figure({"candidate": result}).savefig(buf, format="png", dpi=100)
+        self.png = buf.getvalue()
+        self._path = out_dir / FIGURE_FILE
+
+    @cached_property
     def file(self) -> Path:
         """The PNG beside the result, written on first use."""
-        if not self._written:
-            atomic_write_bytes(self._path, self.png)
-            self._written = True
+        atomic_write_bytes(self._path, self.png)
         return self._path
-
-
-def _figure_png(result: RectifiedLawResult) -> bytes:
-    from lightning_rectlaw.core.figures import curve_figure
-
-    buf = io.BytesIO()
-    curve_figure({"candidate": result}).savefig(buf, format="png", dpi=100)
-    return buf.getvalue()
 
 
 def _log_figure(lg: Logger, figure: _Figure) -> None:
@@ -154,8 +149,8 @@ def _log_figure(lg: Logger, figure: _Figure) -> None:
         rgb = (imread(io.BytesIO(figure.png), format="png")[..., :3] * 255).astype(np.uint8)
         exp.add_image("rectlaw/fit", rgb, dataformats="HWC")
     elif callable(getattr(lg, "log_image", None)):  # W&B, Neptune: takes file paths
-        lg.log_image(key="rectlaw/fit", images=[str(figure.file())])
+        lg.log_image(key="rectlaw/fit", images=[str(figure.file)])
     elif getattr(lg, "run_id", None) is not None and callable(getattr(exp, "log_artifact", None)):  # MLflow
-        exp.log_artifact(lg.run_id, str(figure.file()), artifact_path="rectlaw")
+        exp.log_artifact(lg.run_id, str(figure.file), artifact_path="rectlaw")
     else:
-        figure.file()  # the file beside the result is this logger's copy
+        figure.file  # noqa: B018 - the file beside the result is this logger's copy

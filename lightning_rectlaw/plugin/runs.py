@@ -6,8 +6,10 @@ import copy
 import importlib
 import logging
 import math
+import random
 import time
 from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -105,6 +107,7 @@ class ModuleState:
                 sub.training = self.modes[name]
 
 
+@dataclass(eq=False)
 class SubsetRuns:
     """The subset runs of one measurement: each from the module's original weights, in a fresh
     Trainer built from the user's, reused from ``cache`` when provably the same computation.
@@ -113,28 +116,19 @@ class SubsetRuns:
     ranks follow the same schedule; only rank 0 writes.
     """
 
-    def __init__(
-        self,
-        trainer,
-        pl_module,
-        dm,
-        cache: RunCache,
-        *,
-        monitor: str,
-        schedule: str,
-        k: int,
-        delta: float,
-        holdouts: int,
-        checkpoint_every: float | None,
-        progress: SubsetProgress | None = None,
-        callbacks: Sequence[Callback] = (),
-    ) -> None:
-        self.trainer, self.pl_module, self.dm, self.cache = trainer, pl_module, dm, cache
-        self.callbacks = list(callbacks)  # pristine copies of the user's (training_callbacks)
-        self.monitor, self.schedule = monitor, schedule
-        self.k, self.delta, self.holdouts = k, delta, holdouts
-        self.checkpoint_every = checkpoint_every
-        self.progress = progress if progress is not None else SubsetProgress(None)
+    trainer: L.Trainer
+    pl_module: L.LightningModule
+    dm: NestedSubsetDataModule
+    cache: RunCache
+    _: KW_ONLY
+    monitor: str
+    schedule: str
+    k: int
+    delta: float
+    holdouts: int
+    checkpoint_every: float | None
+    progress: SubsetProgress = field(default_factory=lambda: SubsetProgress(None))
+    callbacks: Sequence[Callback] = ()  # pristine copies of the user's (training_callbacks)
 
     @property
     def sizes(self) -> list[int]:
@@ -155,12 +149,11 @@ class SubsetRuns:
 
     def run(self, result: RectifiedLawResult, snapshot: ModuleState) -> None:
         """Run the schedule's subsets, largest first, filling ``result``."""
-        trainer, pl_module, dm = self.trainer, self.pl_module, self.dm
         sizes = self.sizes
         for i, size in enumerate(sizes, start=1):
-            work = size * epochs(trainer, size, dm)
+            work = size * epochs(self.trainer, size, self.dm)
             self.progress.start(f"subset {i}/{len(sizes)} ({size})", work)
-            snapshot.restore(pl_module)
+            snapshot.restore(self.pl_module)
             loss, done = self._cached_or_run(size, result, lambda s=size: self._fit_subset(s))
             result.examples_processed += round(work * done)
             self.progress.finish(postfix=f"loss at {size}: {loss:.4g}")
@@ -191,8 +184,7 @@ class SubsetRuns:
         partial = self.cache.partial_dir(size) if self.checkpoint_every is not None else None
         final = _LastValidation(self.monitor)
         report = [self.progress.callback()] if self.progress.style is not None else []
-        shared = [copy.deepcopy(cb) for cb in self.callbacks]  # fresh for every run
-        callbacks = [*shared, final, *report]
+        callbacks = [*(copy.deepcopy(cb) for cb in self.callbacks), final, *report]  # fresh copies per run
         sub = subset_trainer(self.trainer, f"size_{size}", partial, self.checkpoint_every, callbacks)
         resume = partial / "last.ckpt" if partial is not None and (partial / "last.ckpt").exists() else None
         if resume is not None:
@@ -386,9 +378,10 @@ def epochs(trainer: L.Trainer, size: int, dm: NestedSubsetDataModule) -> int:
 
 
 def seed_run(seed: int, size: int) -> None:
-    """Seed Python, numpy and torch (all devices) for the run of ``size`` from ``(seed, size)``."""
-    import random
+    """Seed Python, numpy and torch (all devices) for the run of ``size`` from ``(seed, size)``.
 
+    Not ``L.seed_everything``: it also sets ``PL_GLOBAL_SEED``, which outlives the measurement
+    and would change the seed of the user's own fit's ``DistributedSampler``."""
     value = (int(seed) * 1_000_003 + int(size)) % 2**32
     random.seed(value)
     np.random.seed(value)
