@@ -222,6 +222,14 @@ class RectifiedLawCallback(Callback):
             info("keeping the result restored from the checkpoint; no subset is re-run")
             return
         dm = trainer.datamodule
+        if dm is None:  # trainer.fit(model, train_dataloaders=..., val_dataloaders=...)
+            raise TypeError(
+                "RectifiedLawCallback needs the fit's data as a NestedSubsetDataModule, and this fit "
+                "was given dataloaders: build one from their datasets, "
+                "dm = NestedSubsetDataModule(LightningDataModule.from_datasets(train_loader.dataset, "
+                "val_loader.dataset, batch_size=train_loader.batch_size), budget=1/8), then "
+                "trainer.fit(model, datamodule=dm)"
+            )
         if not isinstance(dm, NestedSubsetDataModule):
             raise TypeError(
                 "RectifiedLawCallback needs the Trainer's datamodule to be a "
@@ -281,6 +289,8 @@ class RectifiedLawCallback(Callback):
                 progress.open(runs.work())
                 if self.zero_shot:
                     result.zero_shot_loss = runs.zero_shot(result)
+                else:
+                    runs.check_monitor()
                 runs.run(result, snapshot)
             finally:
                 progress.close()

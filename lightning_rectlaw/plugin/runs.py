@@ -147,6 +147,15 @@ class SubsetRuns:
         self.progress.finish()
         return loss
 
+    def check_monitor(self) -> None:
+        """One validation batch of the untrained model, before any training: a ``monitor`` the
+        module never logs fails now, not after the largest subset has trained (the zero-shot
+        loss, when measured, checks it anyway)."""
+        runner = subset_trainer(self.trainer, "monitor_check", callbacks=[])
+        runner.limit_val_batches, runner.loggers = 1, []
+        with quiet_lightning():
+            self._validate(runner, reuse=True)
+
     def run(self, result: RectifiedLawResult, snapshot: ModuleState) -> None:
         """Run the schedule's subsets, largest first, filling ``result``."""
         sizes = self.sizes

@@ -234,6 +234,26 @@ def test_monitored_key_never_logged(tmp_path):
         )
 
 
+def test_a_fit_given_dataloaders_is_shown_the_line_that_builds_a_datamodule(tmp_path):
+    data = Data()
+    law = RectifiedLawCallback()
+    with pytest.raises(TypeError, match=r"dataloaders.*LightningDataModule\.from_datasets\(train_loader"):
+        trainer_with(tmp_path, law).fit(
+            Boring(), train_dataloaders=data.train_dataloader(), val_dataloaders=data.val_dataloader()
+        )
+
+
+def test_a_monitor_typo_fails_before_any_training(tmp_path):
+    """Without the zero-shot loss the monitor used to be read first after the largest subset."""
+    law = RectifiedLawCallback(schedule="all", zero_shot=False, monitor="val/loss")
+    model = Boring()
+    with pytest.raises(ValueError, match=r"'val/loss' was never logged.*'val_loss'"):
+        trainer_with(tmp_path, law).fit(
+            model, datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32)
+        )
+    assert model.starts == []  # no subset run began training
+
+
 def test_a_loss_logged_per_validation_batch_only_gets_the_fix(tmp_path):
     class PerBatch(Boring):
         def validation_step(self, batch, _):
