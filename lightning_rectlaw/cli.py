@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from lightning_rectlaw.core.formatting import format_number
-from lightning_rectlaw.core.law import fit_available, num_params
+from lightning_rectlaw.core.law import fit_rows
 from lightning_rectlaw.core.table import LossTable
 from lightning_rectlaw.schedule.evaluate import DEFAULT_METRICS, EVAL_METHODS, EVAL_RATIOS, METRICS, evaluate
 from lightning_rectlaw.selection import DEFAULT_METHOD, METHODS, select
@@ -176,18 +176,19 @@ def _format(p: argparse.ArgumentParser, choices: list[str]) -> None:
 
 def _cmd_fit(args) -> int:
     table = LossTable.read_csv(args.table)
-    sizes, losses = table.sizes, table.losses
     if args.with_zero_shot:
         if args.law == "vanilla":
             raise ValueError("--with-zero-shot needs --law rectified: the vanilla law is infinite at size 0")
         if table.zero_shot is None:
             raise ValueError(f"--with-zero-shot: {args.table} has no zero-shot column '0'")
-        sizes = np.concatenate([[0.0], sizes])
-        losses = np.column_stack([table.zero_shot, losses])
-    need = num_params(args.law, args.free_alpha)
-    counts = np.isfinite(losses).sum(axis=1)
-    fits = fit_available(
-        sizes, losses, args.law, free_alpha=args.free_alpha, names=table.names, max_iter=args.max_iter
+    fits, counts, need = fit_rows(
+        table.sizes,
+        table.losses,
+        args.law,
+        table.zero_shot if args.with_zero_shot else None,
+        free_alpha=args.free_alpha,
+        names=table.names,
+        max_iter=args.max_iter,
     )
     rows = []
     for i, (name, f) in enumerate(zip(table.names, fits)):

@@ -42,6 +42,22 @@ def html_table(
     return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+class RowsView:
+    """The views people read of an object with ``rows()`` (one record per candidate, with its
+    ``name``) and a one-line ``_headline()``: its repr, a DataFrame and a notebook table. A
+    dataclass that uses it is declared with ``repr=False``, so that its own repr is not generated."""
+
+    def to_pandas(self):
+        """:meth:`rows` as a ``pandas.DataFrame`` indexed by name (needs pandas)."""
+        return to_pandas(self.rows(), index="name")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._headline()})"
+
+    def _repr_html_(self) -> str:
+        return html_table(self.rows(), caption=f"{type(self).__name__}: {self._headline()}")
+
+
 def _cell(v: Any, digits: int) -> str:
     if v is None:
         return "–"

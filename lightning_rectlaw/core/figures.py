@@ -39,7 +39,7 @@ def curve_figure(curves: Mapping[str, Any], title: str = "Fine-tuning scaling cu
     ax = fig.add_subplot()
     any_reference = False
     for (name, c), (color, marker) in zip(curves.items(), candidate_styles(len(curves))):
-        c = c if isinstance(c, Mapping) else vars(c)
+        c = _fields(c)
         sizes, losses = np.asarray(c.get("sizes") or [], float), np.asarray(c.get("losses") or [], float)
         if sizes.size == 0:
             continue
@@ -50,8 +50,7 @@ def curve_figure(curves: Mapping[str, Any], title: str = "Fine-tuning scaling cu
         if left_out.any():
             ax.scatter(sizes[left_out], losses[left_out], color=color, marker="x", s=30, zorder=3)
         target = float(c.get("target_size") or sizes.max())
-        own = c.get("prediction_curve")
-        if own:
+        if own := c.get("prediction_curve"):
             ax.plot(own["sizes"], own["losses"], color=color, lw=1.5)
         if c.get("law") and c.get("method") != "ourfit":
             grid = np.geomspace(max(1.0, sizes.min() / 2), max(target, sizes.max()) * 1.2, 200)
@@ -68,24 +67,27 @@ def curve_figure(curves: Mapping[str, Any], title: str = "Fine-tuning scaling cu
                 )
             else:
                 ax.plot([target], [c["predicted_loss"]], color=color, marker="*", ms=10)
+    methods = sorted({_fields(c).get("method") or "?" for c in curves.values()})
+    legend = f"solid: {', '.join(methods)} prediction curve, *: prediction, x: run left out, "
+    legend += "dotted: rectified-law fit (reference), " if any_reference else ""
+    legend += "dashed: zero-shot"
+    _finish(fig, ax, "\n".join([title, *textwrap.wrap(f"({legend})", 100)]), 8, len(curves))
+    return fig
+
+
+def _fields(curve: Any) -> Mapping[str, Any]:
+    """A curve's fields: the dict itself, or a ``RectifiedLawResult``'s attributes."""
+    return curve if isinstance(curve, Mapping) else vars(curve)
+
+
+def _finish(fig: Any, ax: Any, title: str, fontsize: int, n: int) -> None:
+    """Log-log axes with their labels and title, and the candidates' legend: inside the axes for a
+    few, beside them (in columns of 20, the figure widened) for more, where it would hide the curves."""
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("fine-tuning examples D")
     ax.set_ylabel("test loss")
-    methods = sorted(
-        {(c if isinstance(c, Mapping) else vars(c)).get("method") or "?" for c in curves.values()}
-    )
-    legend = f"solid: {', '.join(methods)} prediction curve, *: prediction, x: run left out, "
-    legend += "dotted: rectified-law fit (reference), " if any_reference else ""
-    legend += "dashed: zero-shot"
-    ax.set_title("\n".join([title, *textwrap.wrap(f"({legend})", 100)]), fontsize=8)
-    _legend(fig, ax, len(curves))
-    return fig
-
-
-def _legend(fig: Any, ax: Any, n: int) -> None:
-    """The candidates' legend: inside the axes for a few, beside them (in columns of 20, the figure
-    widened) for more, where it would hide the curves."""
+    ax.set_title(title, fontsize=fontsize)
     if n <= 10:
         ax.legend(fontsize=7, loc="best")
     else:
@@ -113,10 +115,5 @@ def table_figure(table: Any, title: str | None = None):
         ax.plot(sizes, losses, color=color, marker=marker, ms=3, lw=1, label=name)
         if table.zero_shot is not None and np.isfinite(table.zero_shot[i]):
             ax.axhline(table.zero_shot[i], color=color, lw=0.6, ls="--", alpha=0.6)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("fine-tuning examples D")
-    ax.set_ylabel("test loss")
-    ax.set_title(title or f"{len(table.names)} candidates ({table.source})", fontsize=9)
-    _legend(fig, ax, len(table.names))
+    _finish(fig, ax, title or f"{len(table.names)} candidates ({table.source})", 9, len(table.names))
     return fig

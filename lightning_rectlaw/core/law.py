@@ -125,13 +125,7 @@ class FitResult:
     @property
     def params(self) -> dict[str, float]:
         """The named parameters as a plain dict."""
-        return {
-            "B": self.B,
-            "pre_learned_size": self.pre_learned_size,
-            "beta": self.beta,
-            "E": self.E,
-            "alpha": self.alpha,
-        }
+        return {name: getattr(self, name) for name in _NAMES}
 
     def predict(self, sizes: np.ndarray | Sequence[float] | float) -> np.ndarray:
         """Predicted test loss after fine-tuning on ``sizes`` examples."""
@@ -255,27 +249,40 @@ def _fit_validated(s, y, law, free_alpha, huber_delta, max_iter, names) -> list[
     return results
 
 
-def fit_available(
+def fit_rows(
     sizes: np.ndarray,
     losses: np.ndarray,
     law: Law = "rectified",
+    zero_shot: np.ndarray | Sequence[float] | None = None,
     *,
     names: Sequence[str] | None = None,
     **fit_kw,
-) -> list[FitResult | None]:
-    """:func:`fit_laws` on the rows of a table with missing cells: ``None`` for a row with fewer
-    finite points than the law has parameters, a :class:`FitResult` for every other row."""
+) -> tuple[list[FitResult | None], np.ndarray, int]:
+    """:func:`fit_laws` on the rows of a table with missing cells, through the zero-shot point.
+
+    Args:
+        sizes: ``(n_points,)`` sizes shared by the rows.
+        losses: ``(n_curves, n_points)``; ``NaN`` marks a missing point.
+        law, names, fit_kw: as in :func:`fit_laws`.
+        zero_shot: one loss per row, prepended as size 0 (``NaN``: none), or ``None``.
+
+    Returns:
+        The fits (``None`` for a row with fewer finite points than the law has parameters), each
+        row's count of finite points and the count the law needs.
+    """
     y = np.atleast_2d(np.asarray(losses, dtype=float))
+    s = np.asarray(sizes, dtype=float)
+    if zero_shot is not None:
+        s, y = np.concatenate([[0.0], s]), np.column_stack([zero_shot, y])
     need = num_params(law, fit_kw.get("free_alpha", False))
-    ok = np.flatnonzero(np.isfinite(y).sum(axis=1) >= need)
-    out: list[FitResult | None] = [None] * y.shape[0]
+    counts = np.isfinite(y).sum(axis=1)
+    ok = np.flatnonzero(counts >= need)
+    fits: list[FitResult | None] = [None] * y.shape[0]
     if ok.size:
         row_names = None if names is None else [names[i] for i in ok]
-        s = np.asarray(sizes, dtype=float)
-        s = s[ok] if s.ndim == 2 else s
         for i, f in zip(ok, fit_laws(s, y[ok], law, names=row_names, **fit_kw)):
-            out[i] = f
-    return out
+            fits[i] = f
+    return fits, counts, need
 
 
 # --- validation -------------------------------------------------------------------------------
@@ -327,8 +334,8 @@ def _result(law, s, y, mask, theta, free, obj, reason, iters) -> FitResult:
         np.isclose(theta, _LOWER, rtol=0, atol=1e-6) | np.isclose(theta, _UPPER, rtol=0, atol=1e-6)
     )
     free = free & ~pinned
-    n, p = r.size, int(free.sum())
-    dof = n - p
+    p = int(free.sum())
+    dof = r.size - p
     sigma2 = float(r @ r / dof) if dof > 0 else float("inf")
     jf = jac[0][:, free]
     cov = sigma2 * np.linalg.pinv(jf.T @ jf) if dof > 0 else np.full((p, p), np.inf)

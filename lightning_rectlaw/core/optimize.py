@@ -54,8 +54,7 @@ def _levenberg_marquardt(theta, logd, pos, y, w, free, delta, max_iter, ftol=1e-
     of iterations) and the iterations each used.
     """
     theta = theta.copy()
-    n_free = int(free.sum())
-    eye = np.eye(n_free)
+    eye = np.eye(int(free.sum()))
     lam = np.full(theta.shape[0], 1e-3)
     pred, jac = _model(theta, logd, pos)
     obj = np.sum(w * _huber(pred - y, delta), axis=1)
@@ -81,12 +80,8 @@ def _levenberg_marquardt(theta, logd, pos, y, w, free, delta, max_iter, ftol=1e-
         better = np.isfinite(t_obj) & (t_obj < obj[act])
         small = better & (obj[act] - t_obj <= ftol * (obj[act] + 1e-30))
         upd = act[better]
-        theta[upd], pred[upd], jac[upd], obj[upd] = (
-            trial[better],
-            t_pred[better],
-            t_jac[better],
-            t_obj[better],
-        )
+        for current, tried in ((theta, trial), (pred, t_pred), (jac, t_jac), (obj, t_obj)):
+            current[upd] = tried[better]
         lam[act] = np.where(better, lam[act] / 3.0, lam[act] * 4.0)
         reason[act] = np.select([obj[act] <= 1e-30, small, lam[act] > 1e12], [3, 1, 2], 0)
     return theta, obj, reason, iters
@@ -102,12 +97,8 @@ def _grid_starts(s, y, mask, free, n_keep: int = 4) -> np.ndarray:
     betas = np.linspace(0.05, 1.6, 16)
     pos = s > 0
     smax = np.nanmax(np.where(mask & pos, s, np.nan), axis=1)
-    if free[_DL]:
-        # Transition size T where D^beta meets D_l, from well below to well above the data.
-        rel = np.geomspace(1e-4, 10.0, 10)
-    else:
-        rel = np.array([0.0])
-    P, N = y.shape
+    # Transition size T where D^beta meets D_l, from well below to well above the data.
+    rel = np.geomspace(1e-4, 10.0, 10) if free[_DL] else np.array([0.0])
     logd = _safe_log(s)
     bb, rr = np.meshgrid(betas, rel, indexing="ij")
     bb, rr = bb.ravel(), rr.ravel()  # G cells
@@ -133,7 +124,7 @@ def _grid_starts(s, y, mask, free, n_keep: int = 4) -> np.ndarray:
         resid = np.log(B[..., None] * g + E[..., None]) - np.log(yy)
     obj = np.sum(np.where(mask[:, None, :], resid, 0.0) ** 2, axis=-1)
     obj = np.where(np.isfinite(obj), obj, np.inf)
-    theta = np.zeros((P, bb.size, 5))
+    theta = np.zeros((y.shape[0], bb.size, 5))
     theta[..., _B] = np.log(B)
     theta[..., _DL] = np.where(dl > 0, np.log(np.maximum(dl, 1e-300)), -np.inf)
     theta[..., _BETA] = bb[None, :]
@@ -144,7 +135,7 @@ def _grid_starts(s, y, mask, free, n_keep: int = 4) -> np.ndarray:
 
 
 def _multistart(s, y, mask, free, delta, max_iter):
-    P, N = y.shape
+    P = y.shape[0]
     starts = _grid_starts(s, y, mask, free)
     K = starts.shape[1]
     flat = starts.reshape(P * K, 5)
@@ -152,9 +143,8 @@ def _multistart(s, y, mask, free, delta, max_iter):
     logd, pos = rep(_safe_log(s)), rep(s > 0)
     ly = rep(np.where(mask, np.log(np.where(mask, y, 1.0)), 0.0))
     w = rep(mask.astype(float))
-    fit_free = free.copy()
-    fit_free[_ALPHA] = False
-    theta, obj, reason, iters = _levenberg_marquardt(flat, logd, pos, ly, w, fit_free, delta, max_iter)
+    first = free & (np.arange(5) != _ALPHA)  # alpha held at 1, then freed where it is fitted
+    theta, obj, reason, iters = _levenberg_marquardt(flat, logd, pos, ly, w, first, delta, max_iter)
     if free[_ALPHA]:
         theta, obj, reason, more = _levenberg_marquardt(theta, logd, pos, ly, w, free, delta, max_iter)
         iters = iters + more

@@ -88,9 +88,7 @@ class PooledCurve:
         """Central ``level`` predictive interval at ``size``; ``(0, inf)`` without a backtest."""
         if not np.isfinite(self.tau):
             return 0.0, float("inf")
-        lo = float(self.quantile(size, 0.5 - level / 2)[0])
-        hi = float(self.quantile(size, 0.5 + level / 2)[0])
-        return lo, hi
+        return float(self.quantile(size, 0.5 - level / 2)[0]), float(self.quantile(size, 0.5 + level / 2)[0])
 
 
 @dataclass(frozen=True)
@@ -120,9 +118,8 @@ class PooledFit:
         """Predicted loss quantiles at ``target``: rows × len(qs) (``nan`` rows for unfitted ones)."""
         out = np.full((len(self.curves), len(qs)), np.nan)
         idx, mu, sd = self._stacked(target)
-        for j, q in enumerate(qs):
-            if idx:
-                out[idx, j] = np.exp(_mixture_quantile(self.weights, mu, sd, q))
+        for j, q in enumerate(qs if idx else ()):
+            out[idx, j] = np.exp(_mixture_quantile(self.weights, mu, sd, q))
         return out
 
     def _stacked(self, target: float) -> tuple[list[int], np.ndarray, np.ndarray]:
@@ -146,7 +143,7 @@ class PooledFit:
             return out
         rng = np.random.default_rng(seed)
         wins = np.zeros(len(idx))
-        chunk = max(1, 2_000_000 // max(len(idx), 1))
+        chunk = max(1, 2_000_000 // len(idx))
         for start in range(0, draws, chunk):
             m = min(chunk, draws - start)
             g = rng.choice(len(self.weights), size=m, p=self.weights)
@@ -208,8 +205,7 @@ def fit_pooled(
             y0, s = _local_line(x[:-h], y[:-h], k)
             dist = x[-1] - x[-1 - h]
             per_unit[:, i, h - 1] = (_continue(y0, s, np.array([dist]), betas)[:, 0] - y[-1]) / dist
-    used = np.flatnonzero(np.isfinite(per_unit[0]).any(axis=0))
-    n_used = used.size
+    n_used = int(np.isfinite(per_unit[0]).any(axis=0).sum())
     if n_used:
         sq = per_unit**2
         score = np.nanmean(sq.reshape(betas.size, -1), axis=1)

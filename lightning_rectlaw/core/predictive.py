@@ -200,9 +200,7 @@ def prob_best(means: np.ndarray, sds: np.ndarray, grid: int = 4001) -> np.ndarra
     x = np.linspace(lo, hi, grid)
     dx = x[1] - x[0]
     # log P(X_j > x) for every candidate; the product over j != i is the sum minus its own term.
-    log_surv = np.empty((idx.size, grid))
-    for j in range(idx.size):
-        log_surv[j] = log_ndtr((m[j] - x) / s[j])
+    log_surv = log_ndtr((m[:, None] - x) / s[:, None])
     total = log_surv.sum(axis=0)
     for j in range(idx.size):
         # density of candidate j, integrated over each grid cell (exact for a narrow normal)

@@ -97,8 +97,7 @@ def screen_outliers(
     outliers: list[dict[float, str]] = [{} for _ in range(losses.shape[0])]
 
     if zero_shot is not None:
-        zero = np.asarray(zero_shot, dtype=float).ravel()
-        for i, z in enumerate(zero):
+        for i, z in enumerate(np.asarray(zero_shot, dtype=float).ravel()):
             if np.isfinite(z) and z > 0:
                 for j in np.flatnonzero(keep[i] & (losses[i] > diverged_factor * z)):
                     keep[i, j] = False

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from lightning_rectlaw.core.budget import TableError, budget_size
+from lightning_rectlaw.core.display import RowsView
 from lightning_rectlaw.core.files import atomic_write_text
 from lightning_rectlaw.core.formatting import format_number
 
@@ -42,8 +43,8 @@ NAME_COLUMN = "config name"
 _MISSING = {"", "nan", "na", "none"}
 
 
-@dataclass(frozen=True)
-class LossTable:
+@dataclass(frozen=True, repr=False)
+class LossTable(RowsView):
     """Test losses of candidates (rows) at nested fine-tuning subset sizes (columns).
 
     Attributes:
@@ -161,7 +162,7 @@ class LossTable:
             self.source,
         )
 
-    # --- for people: reprs, DataFrame, figure --------------------------------------------------
+    # --- for people: rows and figure (RowsView: reprs, DataFrame) -------------------------------
 
     def rows(self) -> list[dict[str, Any]]:
         """One record per candidate: ``name``, the zero-shot loss (``0``) where known, a loss per
@@ -179,46 +180,23 @@ class LossTable:
             out.append(row)
         return out
 
-    def to_pandas(self):
-        """The table as a ``pandas.DataFrame``: one row per candidate (indexed by name), columns as
-        in the CSV (needs pandas)."""
-        from lightning_rectlaw.core.display import to_pandas
-
-        return to_pandas(self.rows(), index="name")
-
     @classmethod
     def from_pandas(cls, frame, source: str = "<DataFrame>") -> LossTable:
         """A table from a ``pandas.DataFrame`` in the layout of :meth:`to_pandas` (and of the CSV):
         one row per candidate, named by the index or by a ``name``/``config name`` column; a
         column per subset size (``0``: the zero-shot loss; ``NaN``: a missing run), ``size`` and
         ``family`` optional. Checked as a CSV file is (the same errors)."""
-        named = [c for c in (NAME_COLUMN, "name") if c in frame.columns]
-        if named:
+        if named := [c for c in (NAME_COLUMN, "name") if c in frame.columns]:
             frame = frame.set_index(named[0])
         text = frame.to_csv(index=True, index_label=NAME_COLUMN, na_rep="")
         return cls.from_csv_text(text, source=source)
 
     def _headline(self) -> str:
-        extras = [
-            label
-            for label, present in (
-                ("zero-shot", self.zero_shot is not None),
-                ("parameter counts", self.num_params is not None),
-                ("families", self.families is not None),
-            )
-            if present
-        ]
+        cols = {"zero-shot": self.zero_shot, "parameter counts": self.num_params, "families": self.families}
+        extras = [label for label, col in cols.items() if col is not None]
         span = f"{format_number(self.sizes[0])}..{format_number(self.sizes[-1])}"
         more = f", with {', '.join(extras)}" if extras else ""
         return f"{len(self.names)} candidates x {self.sizes.size} sizes {span}{more}, source={self.source!r}"
-
-    def __repr__(self) -> str:
-        return f"LossTable({self._headline()})"
-
-    def _repr_html_(self) -> str:
-        from lightning_rectlaw.core.display import html_table
-
-        return html_table(self.rows(), caption=f"LossTable: {self._headline()}")
 
     def plot(self, names: Sequence[str] | None = None):
         """Each candidate's measured curve (all of them, or ``names``) on log-log axes: a
@@ -271,18 +249,15 @@ class LossTable:
                 size_col = j
             elif h == "family":
                 fam_col = j
+            elif not _is_number(h):
+                raise TableError(
+                    f"{source}: header column {j + 1} {h!r} is neither a subset "
+                    "size, 'size' nor 'family'; rename or remove it"
+                )
+            elif float(h) == 0:
+                zero_col = j
             else:
-                try:
-                    v = float(h)
-                except ValueError:
-                    raise TableError(
-                        f"{source}: header column {j + 1} {h!r} is neither a subset "
-                        "size, 'size' nor 'family'; rename or remove it"
-                    ) from None
-                if v == 0:
-                    zero_col = j
-                else:
-                    size_cols.append((v, j))
+                size_cols.append((float(h), j))
         if not size_cols:
             raise TableError(f"{source}: the header has no subset-size columns (e.g. 200, 400, ...)")
         size_cols.sort()
@@ -321,14 +296,7 @@ class LossTable:
         header += ["size"] if self.num_params is not None else []
         header += ["family"] if self.families is not None else []
         w.writerow(header)
-        for i, name in enumerate(self.names):
-            row = [name] + ([format_number(self.zero_shot[i])] if self.zero_shot is not None else [])
-            row += [format_number(v) for v in self.losses[i]]
-            if self.num_params is not None:
-                row.append(format_number(self.num_params[i]))
-            if self.families is not None:
-                row.append(self.families[i])
-            w.writerow(row)
+        w.writerows([v if isinstance(v, str) else format_number(v) for v in r.values()] for r in self.rows())
         return buf.getvalue()
 
     def write_csv(self, path: str | os.PathLike) -> None:

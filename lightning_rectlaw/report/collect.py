@@ -57,28 +57,25 @@ def collect_results(sweep_dir: str | os.PathLike) -> list[CandidateRecord]:
     return _distinct_names(records)
 
 
-def _job_overrides(job_dir: Path) -> list[str]:
-    path = job_dir / ".hydra" / "overrides.yaml"
+def _hydra_yaml(job_dir: Path, name: str) -> Any:
+    """A job's ``.hydra/<name>.yaml``, read; ``None`` when it is missing or empty."""
+    path = job_dir / ".hydra" / f"{name}.yaml"
     if not path.exists():
-        return []
+        return None
     import yaml
 
-    return [str(o) for o in (yaml.safe_load(path.read_text()) or [])]
+    return yaml.safe_load(path.read_text())
+
+
+def _job_overrides(job_dir: Path) -> list[str]:
+    return [str(o) for o in (_hydra_yaml(job_dir, "overrides") or [])]
 
 
 def _incomplete(job_dir: Path) -> CandidateRecord:
     """The record of a job that never wrote its result: named as the app names it, with the
     subsets its resume cache had finished."""
-    import yaml
-
-    config_file = job_dir / ".hydra" / "config.yaml"
-    config = (yaml.safe_load(config_file.read_text()) or {}) if config_file.exists() else {}
-    hydra = job_dir / ".hydra" / "hydra.yaml"
-    choices = (
-        (yaml.safe_load(hydra.read_text()) or {}).get("hydra", {}).get("runtime", {}).get("choices", {})
-        if hydra.exists()
-        else {}
-    )
+    config = _hydra_yaml(job_dir, "config") or {}
+    choices = (_hydra_yaml(job_dir, "hydra") or {}).get("hydra", {}).get("runtime", {}).get("choices", {})
     name = (config.get("model") or {}).get("model_name_or_path") or choices.get("model") or job_dir.name
     done = RunCache.finished(job_dir / "rectlaw")
     sizes = sorted((s for s in done if s > 0), reverse=True)

@@ -28,65 +28,59 @@ def markdown(
     data_groups: list[list[str]] | None = None,
 ) -> str:
     ranked = [r for r in rows if r["rank"] is not None]
-    lines = [f"# Selection summary — {sweep}", ""]
+    blocks = [f"# Selection summary — {sweep}"]  # separated by blank lines
     if ranked and data_groups:
         groups = "; ".join(", ".join(f"`{n}`" for n in names) for names in data_groups)
-        lines += [
+        blocks.append(
             f"**Scored on different validation data** ({groups}): another tokenizer or dataset. "
             "Per-token losses under different tokenizers measure different things; losses on "
-            "different datasets are not comparable at all. Check the data settings of the sweep.",
-            "",
-        ]
+            "different datasets are not comparable at all. Check the data settings of the sweep."
+        )
     if ranked:
         best = ranked[0]
-        lines += [
+        blocks.append(
             f"**Fine-tune `{best['candidate']}`**: lowest predicted test loss at the target "
             f"size, {_fmt(best['predicted_loss'])} (interval {_fmt(best['interval_low'])}"
-            f"–{_fmt(best['interval_high'])}).",
-            "",
-        ]
+            f"–{_fmt(best['interval_high'])})."
+        )
         if best.get("prob_best") is not None:
-            lines += [
+            blocks.append(
                 f"Probability that `{best['candidate']}` is the best candidate: "
                 f"{best['prob_best']:.0%} (it weighs each candidate's own extrapolation error; an "
                 "error common to all of them moves every prediction together and does not change "
-                "which is best).",
-                "",
-            ]
+                "which is best)."
+            )
             if best["prob_best"] < 0.9 and len(ranked) > 1:
-                lines += [
+                blocks.append(
                     f"The choice is uncertain at this budget: `{ranked[1]['candidate']}` has "
-                    f"{_fmt_prob(ranked[1]['prob_best'])}. A larger budget would settle it.",
-                    "",
-                ]
+                    f"{_fmt_prob(ranked[1]['prob_best'])}. A larger budget would settle it."
+                )
         elif (
             len(ranked) > 1
             and best["interval_high"] is not None
             and ranked[1]["interval_low"] is not None
             and best["interval_high"] > ranked[1]["interval_low"]
         ):
-            lines += [
+            blocks.append(
                 f"The intervals of `{best['candidate']}` and `{ranked[1]['candidate']}` "
-                "overlap: the choice between them is uncertain at this budget.",
-                "",
-            ]
+                "overlap: the choice between them is uncertain at this budget."
+            )
     elif mixed:
         groups = "; ".join(
             f"{target} examples: " + ", ".join(f"`{n}`" for n in names) for target, names in mixed.items()
         )
-        lines += [
+        blocks.append(
             f"**No candidate is chosen**: the candidates were predicted at different target sizes "
             f"({groups}), so their losses are not comparable. Sweep one dataset at a time, or give "
-            "every candidate the same `rectlaw.target_size`.",
-            "",
-        ]
+            "every candidate the same `rectlaw.target_size`."
+        )
     else:
-        lines += ["**No candidate could be ranked**; see the status column.", ""]
+        blocks.append("**No candidate could be ranked**; see the status column.")
     if rounds is not None:
         share = (
             f", {100 * rounds['spent'] / rounds['full']:.0f}% of the full schedule" if rounds["full"] else ""
         )
-        lines += [
+        lines = [
             f"**Adaptive sweep** (`hydra/sweeper=rectlaw`): {len(rounds['rounds'])} round(s) on rungs of "
             f"{', '.join(str(r['size']) for r in rounds['rounds'])} examples; "
             f"{rounds['spent']:.0f} training examples run{share} (every candidate to the budget).",
@@ -94,28 +88,25 @@ def markdown(
         ]
         for i, rnd in enumerate(rounds["rounds"], start=1):
             out = [f"`{d['name']}` ({d['reason']})" for d in rnd["decisions"] if not d["keep"]]
-            ran = len(rnd["decisions"])
             lines.append(
-                f"- round {i}, {rnd['size']} examples: {ran} ran; stopped: {', '.join(out) or 'none'}"
+                f"- round {i}, {rnd['size']} examples: {len(rnd['decisions'])} ran; "
+                f"stopped: {', '.join(out) or 'none'}"
             )
+        blocks.append("\n".join(lines))  # the paragraph, then the rounds as a list
         if any(not d["keep"] for rnd in rounds["rounds"] for d in rnd["decisions"]):
-            lines += [
-                "",
+            blocks.append(
                 "Candidates stopped early were judged on short curves, where P(best) has been "
                 'overconfident when the best model overtakes the others late (docs/adaptive.md, "Is P(best) '
                 'honest at the rungs?"). If your candidates differ in architecture or pretraining, '
-                "check with a lower `hydra.sweeper.threshold` (0.05) or the full schedule.",
-            ]
-        lines.append("")
-    lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_fmt(r[c]) for c in columns) + " |" for r in rows]
+                "check with a lower `hydra.sweeper.threshold` (0.05) or the full schedule."
+            )
+    table = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    blocks.append("\n".join(table + ["| " + " | ".join(_fmt(r[c]) for c in columns) + " |" for r in rows]))
     left_out = [(r["candidate"], size, why) for r in rows for size, why in (r.get("outliers") or {}).items()]
     if left_out:
-        lines += [
-            "",
-            "**Runs left out as bad** (they do not enter the predictions; re-run them if in doubt):",
-            "",
-        ]
-        lines += [f"- `{name}`, {size} examples: {why}" for name, size, why in left_out]
-    lines += ["", "![curves](selection_summary.png)", ""]
-    return "\n".join(lines)
+        blocks.append(
+            "**Runs left out as bad** (they do not enter the predictions; re-run them if in doubt):"
+        )
+        blocks.append("\n".join(f"- `{name}`, {size} examples: {why}" for name, size, why in left_out))
+    blocks.append("![curves](selection_summary.png)")
+    return "\n\n".join(blocks) + "\n"

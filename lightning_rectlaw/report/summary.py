@@ -26,7 +26,8 @@ from lightning_rectlaw.core.formatting import format_number
 from lightning_rectlaw.report.collect import collect_results
 from lightning_rectlaw.report.markdown import _fmt, markdown
 from lightning_rectlaw.schedule.rounds import read_rounds
-from lightning_rectlaw.selection import CandidateRecord, Status, loss_table
+from lightning_rectlaw.selection import CandidateRecord, Status, loss_table, prediction_curve, select
+from lightning_rectlaw.selection.scores import bounded
 
 
 class NothingRankedError(ValueError):
@@ -70,8 +71,6 @@ def _joint(records: list[CandidateRecord]) -> dict[str, CandidateRecord]:
     }
     if len(agree) != 1 or ok[0].get("method") is None:
         return {}
-    from lightning_rectlaw.selection import prediction_curve, select
-
     table = loss_table(ok)
     target, level = float(ok[0]["target_size"]), float(ok[0].get("interval_level", 0.95))
     sel = select(
@@ -88,10 +87,9 @@ def _joint(records: list[CandidateRecord]) -> dict[str, CandidateRecord]:
         if not c.rankable:
             joint[c.name] = {"status": f"failed: no prediction: {c.reason}", "outliers": outliers}
             continue
-        bounded = c.interval is not None and all(map(math.isfinite, c.interval))
         joint[c.name] = {
             "predicted_loss": c.predicted_loss if c.predicted_loss is not None else c.score,
-            "interval": c.interval if bounded else None,
+            "interval": bounded(c.interval),
             "prob_best": c.prob_best,
             "outliers": outliers,
             "prediction_curve": prediction_curve(c.fit, c.sizes_used, target),
@@ -281,8 +279,7 @@ def verdict(summary_path: str | os.PathLike) -> str:
         level = float(rec.get("interval_level", 0.95))
         interval = f" ({level:.0%} interval {_fmt(best['interval_low'])}-{_fmt(best['interval_high'])})"
     target = f" at {rec['target_size']} examples" if rec.get("target_size") else ""
-    p = best.get("prob_best")
-    chance = "" if p is None else f", P(best) {p:.0%}"
+    chance = "" if best.get("prob_best") is None else f", P(best) {best['prob_best']:.0%}"
     return (
         f"chose {best['candidate']} of {len(rows)} ranked: predicted loss "
         f"{_fmt(best['predicted_loss'])}{interval}{target}{chance}; summary: {md}"

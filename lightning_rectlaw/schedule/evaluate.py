@@ -111,8 +111,7 @@ def evaluate(
         ValueError: an unknown method or metric, a method needing a column the table lacks, or a
             pool size below 2. All before any method is scored.
     """
-    unknown = [m for m in methods or () if m not in METHODS]
-    if unknown:
+    if unknown := [m for m in methods or () if m not in METHODS]:
         raise ValueError(f"unknown method(s) {unknown}; choose from {sorted(METHODS)}")
     asked = EVAL_METHODS if methods is None else methods
     lacking = {m: cols for m in asked if (cols := _missing_columns(table, m))}
@@ -125,8 +124,7 @@ def evaluate(
     metrics = list(DEFAULT_METRICS if metrics is None else metrics)
     if compute and "Compute" not in metrics:
         metrics.append("Compute")
-    bad = [m for m in metrics if m not in METRICS]
-    if bad:
+    if bad := [m for m in metrics if m not in METRICS]:
         raise ValueError(f"unknown metric(s) {bad}; choose from {list(METRICS)}")
     if schedule not in ("full", "adaptive"):
         raise ValueError(f"`schedule` should be 'full' or 'adaptive', got {schedule!r}")
@@ -134,8 +132,7 @@ def evaluate(
         raise ValueError(f"`pool_size` must be at least 2 and `pools` at least 1, got {pool_size}, {pools}")
     target = table.max_size if target is None else float(target)
     truth_all = table.column(target)
-    too_small = [int(r) for r in ratios if target / r < table.sizes[0]]
-    if too_small:
+    if too_small := [int(r) for r in ratios if target / r < table.sizes[0]]:
         fits = [int(r) for r in ratios if r not in too_small]
         raise TableError(
             f"budget ratio(s) {too_small} give budgets below the smallest subset in {table.source} "
@@ -155,10 +152,9 @@ def evaluate(
     for method in methods:
         for r in ratios:
             if schedule == "adaptive":
-                run = simulate(
+                sel = simulate(
                     table, target / r, target, method=method, level=0.8, **(adaptive or {}), **options
-                )
-                sel = run.selection
+                ).selection
                 if sel.prob_best is None and r == ratios[0]:
                     warnings.warn(
                         f"{method} gives no P(best): the adaptive schedule stops none of its candidates "
@@ -210,8 +206,7 @@ def _metrics(sel, table, truth, scores, draws, target, metrics, method, picks=No
         elif m == "Coverage80":
             by_name = {c.name: c.interval for c in sel.candidates if c.rankable and c.interval is not None}
             if by_name:
-                low = np.array([by_name.get(n, (np.nan, np.nan))[0] for n in table.names])
-                high = np.array([by_name.get(n, (np.nan, np.nan))[1] for n in table.names])
+                low, high = np.array([by_name.get(n, (np.nan, np.nan)) for n in table.names], dtype=float).T
                 out[m] = coverage(low, high, truth)
         elif m == "Compute":
             out[m] = 100 * sel.examples / (len(truth) * target)

@@ -109,5 +109,4 @@ def simulate(
     final = rounds[-1].selection
     candidates = tuple(ran(c) for c in final.candidates) + tuple(ran(c) for c in gone)
     selection = Selection(method, budget_size, target, candidates, final.interval_level, table)
-    rounds_out = tuple(rnd.decisions for rnd in rounds)
-    return AdaptiveRun(tuple(plan), rounds_out, selection, eliminated_at)
+    return AdaptiveRun(tuple(plan), tuple(rnd.decisions for rnd in rounds), selection, eliminated_at)

@@ -105,9 +105,7 @@ def run_rounds(
     rounds = [
         Round(float(rnd["size"]), tuple(_decision(d) for d in rnd["decisions"])) for rnd in state["rounds"]
     ]
-    alive = list(candidates)
-    for done in rounds:
-        alive = [d.name for d in done.decisions if d.keep]
+    alive = [d.name for d in rounds[-1].decisions if d.keep] if rounds else list(candidates)
     for i in range(len(rounds), len(rungs) if alive else len(rounds)):
         rung = float(rungs[i])
         say(f"round {i + 1}/{len(rungs)}: {len(alive)} candidate(s) on {int(rung)} examples")

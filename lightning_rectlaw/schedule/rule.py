@@ -95,12 +95,11 @@ def rungs(
     those where fewer than ``min_points`` of ``sizes`` fit (no one could be judged there). The
     budget itself is always the last rung."""
     sizes = np.asarray(sizes, dtype=float)
-    out = []
-    for j in range(count - 1, -1, -1):
-        rung = budget / 2**j
-        if j == 0 or np.sum(sizes <= rung * (1 + 1e-9)) >= min_points:
-            out.append(float(rung))
-    return out
+    return [
+        float(budget / 2**j)
+        for j in range(count - 1, -1, -1)
+        if j == 0 or np.sum(sizes <= budget / 2**j * (1 + 1e-9)) >= min_points
+    ]
 
 
 def schedule_round(
@@ -173,7 +172,7 @@ def schedule_round(
         else:
             why = f"P(best) {p}; stopping it too: {_pct(mass + probs[name])} >= threshold {limit}"
         reasons[name] = ("eliminated: " if out else "kept: ") + why
-    decisions = [
+    return sel, [
         Decision(
             name,
             name not in stopped,
@@ -183,7 +182,6 @@ def schedule_round(
         )
         for name in table.names
     ]
-    return sel, decisions
 
 
 def points_to_judge(min_points: int, method: str, options: dict[str, Any]) -> int:

@@ -146,7 +146,7 @@ def _robust_ats(
     spread = inflate(cal.tau_centred if centre else cal.tau_all, tau_all, scheme)
     spread_own = inflate(cal.tau_own, tau_own, own_scheme)
     bias = cal.bias if centre and cal.observations else 0.0
-    out, means, spreads = [], [], []
+    out = []
     for i, (name, row) in enumerate(zip(table.names, clean)):
         line, reason = accept_then_stop(sizes, row, k=k, delta=delta)
         left_out = screen.outliers[i]
@@ -154,14 +154,10 @@ def _robust_ats(
             if left_out:
                 reason += f" after leaving out {len(left_out)} bad run(s)"
             out.append(CandidateScore(name, np.nan, reason=reason, outliers=left_out))
-            means.append(np.nan)
-            spreads.append(np.nan)
             continue
         finite = sizes[np.isfinite(row)]
         curve = PredictiveLine(line.predict, float(finite[-1]), float(spread[i]), float(spread_own[i]), bias)
         pred = float(curve.predict(target)[0])
-        means.append(np.log(pred))
-        spreads.append(spread_own[i] * np.log(target / finite[-1]))
         out.append(
             CandidateScore(
                 name,
@@ -174,11 +170,15 @@ def _robust_ats(
                 outliers=left_out,
             )
         )
-    probs = prob_best(np.array(means), np.array(spreads)) if np.isfinite(spreads).any() else None
+    # each rankable candidate's log prediction and the spread of its own error there
+    means = np.array([np.log(c.score) for c in out])
+    spreads = np.array(
+        [c.fit.tau_own * np.log(target / c.fit.anchor_size) if c.rankable else np.nan for c in out]
+    )
+    probs = prob_best(means, spreads) if np.isfinite(spreads).any() else None
     if probs is not None:
         out = [c if np.isnan(p) else _replace(c, prob_best=float(p)) for c, p in zip(out, probs)]
-    bad = {c.name: c.outliers for c in out if c.outliers}
-    if bad:
+    if bad := {c.name: c.outliers for c in out if c.outliers}:
         listed = "; ".join(
             f"{n}: " + ", ".join(f"{size:g} ({why})" for size, why in o.items()) for n, o in bad.items()
         )

@@ -7,11 +7,10 @@ Pure numpy/scipy.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
-from lightning_rectlaw.core.law import DEFAULT_HUBER_DELTA, fit_available, num_params
+from lightning_rectlaw.core.law import DEFAULT_HUBER_DELTA, fit_rows
 from lightning_rectlaw.core.pooled import fit_pooled
 from lightning_rectlaw.selection.scores import CandidateScore
 from lightning_rectlaw.selection.scores import in_budget as _in_budget
@@ -49,13 +48,12 @@ def _pooled(table, budget, target, level, k: int = 3, holdouts: int = 3, seed: i
 def _subtuning(table, budget, target, level):
     sizes, losses = _in_budget(table, budget)
     size = float(sizes[-1])
-    out = []
-    for name, loss in zip(table.names, losses[:, -1]):
-        if np.isnan(loss):
-            out.append(CandidateScore(name, np.nan, reason=f"no loss at the budget size {size:g}"))
-        else:
-            out.append(CandidateScore(name, float(loss), sizes_used=(size,)))
-    return out
+    return [
+        CandidateScore(name, np.nan, reason=f"no loss at the budget size {size:g}")
+        if np.isnan(loss)
+        else CandidateScore(name, float(loss), sizes_used=(size,))
+        for name, loss in zip(table.names, losses[:, -1])
+    ]
 
 
 def _zeroshot(table, budget, target, level):
@@ -80,32 +78,6 @@ def _modelsize(table, budget, target, level):
     ]
 
 
-def _lawfit(table, budget, target, level, law: str, with_zero_shot: bool, **fit_kw: Any):
-    sizes, losses = _in_budget(table, budget)
-    if with_zero_shot and table.zero_shot is not None:
-        sizes = np.concatenate([[0.0], sizes])
-        losses = np.column_stack([table.zero_shot, losses])
-    need = num_params(law, fit_kw.get("free_alpha", False))
-    counts = np.isfinite(losses).sum(axis=1)
-    out = []
-    for i, (name, f) in enumerate(
-        zip(table.names, fit_available(sizes, losses, law, names=table.names, **fit_kw))
-    ):
-        if f is None:
-            out.append(
-                CandidateScore(
-                    name,
-                    np.nan,
-                    reason=f"the {law} law needs {need} points within the budget, found {counts[i]}",
-                )
-            )
-            continue
-        pred = float(f.predict(target))
-        lo, hi = f.interval(target, level)
-        out.append(CandidateScore(name, pred, pred, (float(lo), float(hi)), tuple(f.sizes.tolist()), f))
-    return out
-
-
 def _law_scorer(law: str, with_zero_shot: bool) -> Selector:
     """A selector that fits ``law`` to each candidate's in-budget points (OurFit, VanillaFit)."""
 
@@ -118,8 +90,20 @@ def _law_scorer(law: str, with_zero_shot: bool) -> Selector:
         huber_delta: float = DEFAULT_HUBER_DELTA,
         max_iter: int = 1000,
     ):
+        sizes, losses = _in_budget(table, budget)
         fit_kw = {"free_alpha": free_alpha, "huber_delta": huber_delta, "max_iter": max_iter}
-        return _lawfit(table, budget, target, level, law, with_zero_shot, **fit_kw)
+        zero = table.zero_shot if with_zero_shot else None
+        fits, counts, need = fit_rows(sizes, losses, law, zero, names=table.names, **fit_kw)
+        out = []
+        for name, f, count in zip(table.names, fits, counts):
+            if f is None:
+                reason = f"the {law} law needs {need} points within the budget, found {count}"
+                out.append(CandidateScore(name, np.nan, reason=reason))
+                continue
+            pred = float(f.predict(target))
+            lo, hi = f.interval(target, level)
+            out.append(CandidateScore(name, pred, pred, (float(lo), float(hi)), tuple(f.sizes.tolist()), f))
+        return out
 
     return scorer
 

@@ -8,16 +8,15 @@ Pure numpy/scipy: no torch, Lightning or Hydra import here.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from lightning_rectlaw.core.law import fit_law
+from lightning_rectlaw.core.law import fit_rows
 from lightning_rectlaw.core.table import LossTable
 from lightning_rectlaw.selection.registry import DEFAULT_METHOD, select
-from lightning_rectlaw.selection.scores import prediction_curve
+from lightning_rectlaw.selection.scores import bounded, prediction_curve
 
 
 @dataclass(frozen=True)
@@ -68,23 +67,22 @@ def predict_curve(
     zero = None if zero_shot is None else np.array([zero_shot])
     table = LossTable(("candidate",), sizes, losses[None], zero_shot=zero)
     try:
-        c = select(table, method, budget=float(sizes[-1]), target=target, level=level, **options).candidates[
-            0
-        ]
+        sel = select(table, method, budget=float(sizes[-1]), target=target, level=level, **options)
     except ValueError as err:
         return CurvePrediction(f"no prediction: {err}")
+    c = sel.candidates[0]
     keep = np.array([float(s) not in c.outliers for s in sizes])
     law, vanilla = _side_fits(sizes[keep], losses[keep], zero_shot)
     if not c.rankable:
         return CurvePrediction(
             f"no prediction: {c.reason}", outliers=c.outliers, law=law, vanilla_law=vanilla
         )
-    bounded = c.interval is not None and all(map(math.isfinite, c.interval))
     pred = c.predicted_loss if c.predicted_loss is not None else c.score
+    interval = bounded(c.interval)
     return CurvePrediction(
         "ok",
         float(pred),
-        tuple(map(float, c.interval)) if bounded else None,
+        None if interval is None else tuple(map(float, interval)),
         c.outliers,
         prediction_curve(c.fit, c.sizes_used, target),
         law,
@@ -93,9 +91,7 @@ def predict_curve(
 
 
 def _side_fits(sizes, losses, zero_shot) -> tuple[dict | None, dict | None]:
-    with_zero = zero_shot is not None and np.isfinite(zero_shot)
-    fit_sizes = np.concatenate([[0.0], sizes]) if with_zero else sizes
-    fit_losses = np.concatenate([[zero_shot], losses]) if with_zero else losses
-    law = fit_law(fit_sizes, fit_losses).params if fit_sizes.size >= 4 else None
-    vanilla = fit_law(sizes, losses, "vanilla").params if sizes.size >= 3 else None
-    return law, vanilla
+    zero = [zero_shot] if zero_shot is not None and np.isfinite(zero_shot) else None
+    (law,), _, _ = fit_rows(sizes, losses, zero_shot=zero)
+    (vanilla,), _, _ = fit_rows(sizes, losses, "vanilla")
+    return None if law is None else law.params, None if vanilla is None else vanilla.params

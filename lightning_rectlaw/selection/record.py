@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import Enum
@@ -14,6 +13,7 @@ import numpy as np
 from lightning_rectlaw.core.formatting import format_number
 from lightning_rectlaw.core.table import LossTable
 from lightning_rectlaw.selection.registry import DEFAULT_METHOD
+from lightning_rectlaw.selection.scores import bounded
 
 #: The callback's result file, in its ``results_dir``.
 RESULT_FILE = "rectlaw_result.json"
@@ -88,7 +88,7 @@ class RectifiedLawResult:
         if self.status != "ok" or self.predicted_loss is None:
             return f"{head}no prediction ({self.status}); {len(self.sizes)} subset(s) run"
         interval = ""
-        if self.interval is not None and all(map(math.isfinite, self.interval)):
+        if bounded(self.interval):
             lo, hi = self.interval
             interval = f" ({self.interval_level:.0%} interval {format_number(lo, 4)}-{format_number(hi, 4)})"
         left_out = f", {len(self.outliers)} left out" if self.outliers else ""

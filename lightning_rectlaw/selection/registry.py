@@ -71,8 +71,7 @@ class Method:
 
     def resolve(self, name: str, options: dict[str, Any]) -> dict[str, Any]:
         """The full options for a call: defaults, overridden by ``options`` after validation."""
-        unknown = sorted(set(options) - set(self.options))
-        if unknown:
+        if unknown := sorted(set(options) - set(self.options)):
             raise ValueError(
                 f"`method={name!r}` has no option(s) {unknown}; its options are {sorted(self.options)}"
             )

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from lightning_rectlaw.core.display import RowsView
 from lightning_rectlaw.core.formatting import format_number
 from lightning_rectlaw.core.table import LossTable
 
@@ -67,8 +68,8 @@ class CandidateScore:
         return float(sum(s for s in run if s > 0))
 
 
-@dataclass(frozen=True)
-class Selection:
+@dataclass(frozen=True, repr=False)
+class Selection(RowsView):
     """The result of a selector on a table: ranked candidates then unrankable ones."""
 
     method: str
@@ -119,12 +120,12 @@ class Selection:
         by_name = {c.name: c.score for c in self.candidates}
         return np.array([by_name[n] for n in names], dtype=float)
 
-    # --- for people: rows, reprs, DataFrame, figure ---------------------------------------------
+    # --- for people: rows and figure (RowsView: reprs, DataFrame) -------------------------------
 
     def rows(self) -> list[dict[str, Any]]:
         """One record per candidate in rank order (unrankable last): what ``rectlaw select``
         prints. ``prob_best`` and ``left_out`` appear where the method has them."""
-        with_prob = self.candidates and self.candidates[0].prob_best is not None
+        with_prob = self.prob_best is not None
         with_outliers = any(c.outliers for c in self.candidates)
         out = []
         for rank, c in enumerate(self.candidates, start=1):
@@ -146,12 +147,6 @@ class Selection:
             out.append(row)
         return out
 
-    def to_pandas(self):
-        """:meth:`rows` as a ``pandas.DataFrame`` indexed by name (needs pandas)."""
-        from lightning_rectlaw.core.display import to_pandas
-
-        return to_pandas(self.rows(), index="name")
-
     def _headline(self) -> str:
         n_ok = sum(c.rankable for c in self.candidates)
         best = f"best={self.ranking[0]!r}, " if self.ranking else ""
@@ -160,14 +155,6 @@ class Selection:
             f"{self.method}, budget={format_number(self.budget)}, target={format_number(self.target)}: "
             f"{best}{n_ok} ranked{unrankable}"
         )
-
-    def __repr__(self) -> str:
-        return f"Selection({self._headline()})"
-
-    def _repr_html_(self) -> str:
-        from lightning_rectlaw.core.display import html_table
-
-        return html_table(self.rows(), caption=f"Selection: {self._headline()}")
 
     def plot(self, top: int | None = 10):
         """The ``top`` ranked candidates' points, each method's curve and its prediction with
@@ -182,7 +169,7 @@ class Selection:
                 "sizes": sizes,
                 "losses": losses,
                 "target_size": self.target,
-                "predicted_loss": c.predicted_loss if c.predicted_loss is not None else None,
+                "predicted_loss": c.predicted_loss,
                 "interval": c.interval,
                 "prediction_curve": prediction_curve(c.fit, c.sizes_used, self.target),
                 "outliers": {str(int(k)): v for k, v in c.outliers.items()},
@@ -210,6 +197,11 @@ def prediction_curve(fit: Any, sizes_used, target: float, points: int = 48) -> d
     grid = np.geomspace(start, target, points) if start < target else np.array([target])
     grid[-1] = target  # exactly, so the prediction is the curve's last point
     return {"sizes": grid.tolist(), "losses": np.asarray(fit.predict(grid), dtype=float).ravel().tolist()}
+
+
+def bounded(interval: tuple[float, float] | None) -> tuple[float, float] | None:
+    """``interval`` when both its ends are finite; ``None`` for a missing or unbounded one."""
+    return interval if interval is not None and all(map(math.isfinite, interval)) else None
 
 
 def in_budget(table: LossTable, budget: float) -> tuple[np.ndarray, np.ndarray]:
