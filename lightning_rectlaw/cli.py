@@ -121,6 +121,12 @@ def _parser() -> argparse.ArgumentParser:
         "--pool-size", type=_positive_int, default=5, help="candidates per random pool (default 5)"
     )
     e.add_argument(
+        "--max-iter",
+        type=_positive_int,
+        default=None,
+        help="Levenberg-Marquardt iterations per start of the law fits (ourfit, vanillafit; default 1000)",
+    )
+    e.add_argument(
         "--compute",
         action="store_true",
         help="add metric Compute: examples fine-tuned, in %% of every candidate on the full set",
@@ -203,6 +209,7 @@ def _cmd_fit(args) -> int:
                     "alpha": None,
                     "rmse_log": None,
                     "n_points": int(counts[i]),
+                    "at_bound": None,
                     "status": f"too few points ({counts[i]} < {need})",
                 }
             )
@@ -213,6 +220,7 @@ def _cmd_fit(args) -> int:
                 **f.params,
                 "rmse_log": f.rmse_log,
                 "n_points": int(f.sizes.size),
+                "at_bound": ", ".join(f.at_bound) or "-",  # pinned at the search's bound: not estimated
                 "status": "ok" if f.converged else "not converged",
             }
         )
@@ -244,6 +252,15 @@ def _cmd_select(args) -> int:
         )
     else:
         _emit(rows, args.format)
+    if not sel.ranking:
+        reasons = "; ".join(sorted(set(sel.unrankable.values())))
+        sizes = ", ".join(format_number(s) for s in table.sizes)
+        print(
+            f"rectlaw select: error: no candidate could be ranked at budget {args.budget} ({reasons}); "
+            f"use a larger --budget (the table's sizes are {sizes})",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -274,7 +291,16 @@ def _cmd_evaluate(args) -> int:
         pool_size=args.pool_size,
         schedule=args.schedule,
         adaptive=adaptive,
+        **({} if args.max_iter is None else {"max_iter": args.max_iter}),
     )
+    if not results.ranked:
+        print(
+            "rectlaw evaluate: error: no method ranked any candidate at any budget ratio "
+            f"{ratios}; use smaller ratios (larger budgets: the table's sizes are "
+            f"{', '.join(format_number(s) for s in table.sizes)})",
+            file=sys.stderr,
+        )
+        return 1
     if args.format == "csv":
         w = csv.writer(sys.stdout, lineterminator="\n")
         w.writerow(["method", "ratio", "metric", "value"])

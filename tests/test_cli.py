@@ -146,3 +146,37 @@ def test_evaluate_on_a_small_table_without_optional_columns(tmp_path, capsys):
     # asked for explicitly: refused before anything is computed
     assert main(["evaluate", str(p), "--ratios", "2", "--methods", "subtuning,modelsize"]) == 2
     assert "no column for modelsize (column 'size'); leave those methods out" in capsys.readouterr().err
+
+
+def test_select_exits_1_when_nothing_can_be_ranked_and_names_the_fix(table, capsys):
+    assert main(["select", str(table), "--budget", "400", "--method", "ats"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no candidate could be ranked at budget 400" in err[0]
+    assert "AtS needs k=3 points" in err[0] and "larger --budget" in err[0] and "200, 400, 800" in err[0]
+
+
+def test_evaluate_exits_1_when_no_method_ranks_at_any_ratio(table, capsys):
+    assert main(["evaluate", str(table), "--methods", "ats", "--ratios", "16,32"]) == 1
+    assert "no method ranked any candidate at any budget ratio [16, 32]" in capsys.readouterr().err
+
+
+def test_evaluate_takes_the_law_fits_iterations_and_the_warning_names_it(table, capsys):
+    args = ["evaluate", str(table), "--methods", "vanillafit,subtuning", "--ratios", "2", "--format", "csv"]
+    assert main([*args, "--max-iter", "1"]) == 0
+    err = capsys.readouterr().err
+    assert (
+        "did not converge within 1 iterations" in err
+        and "`--max-iter` on `rectlaw fit` and `rectlaw evaluate`" in err
+    )
+    assert (
+        main(["evaluate", str(table), "--methods", "subtuning", "--max-iter", "5"]) == 2
+    )  # no method takes it
+    assert "no method of ['subtuning'] has the option(s) ['max_iter']" in capsys.readouterr().err
+
+
+def test_fit_shows_a_parameter_pinned_at_its_bound(tmp_path, capsys):
+    table = tmp_path / "flat.csv"  # a curve that falls to nothing: E goes to its floor
+    table.write_text("config name,200,400,800,1600,3200\nx,2.0,1.0,0.5,0.25,0.125\n")
+    assert main(["fit", str(table), "--format", "json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["E"] == pytest.approx(1e-8) and row["at_bound"] == "E"

@@ -14,7 +14,8 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from lightning_rectlaw.app.sweeper import RectlawSweeperConf, candidate_subdir, jobs_of, launch_rounds
+from lightning_rectlaw.app.jobdir import candidate_subdir
+from lightning_rectlaw.app.sweeper import RectlawSweeperConf, jobs_of, launch_rounds
 from lightning_rectlaw.schedule.rule import plan_rungs, points_to_judge
 from lightning_rectlaw.selection import method_entry
 
@@ -59,6 +60,7 @@ class RectlawSweeper(Sweeper):
                 "hydra/sweeper=rectlaw sweeps candidates on rungs of one budget: give one rectlaw.budget"
             )
         jobs = jobs_of(overrides)
+        swept = {o.get_key_element() for o in overrides if o.is_sweep_override()}
         candidates = [[o for o in job if not o.startswith("rectlaw.budget=")] for job in jobs]  # set per rung
         r = self.config.rectlaw
         fixed = {
@@ -93,5 +95,5 @@ class RectlawSweeper(Sweeper):
             floor=self.floor,
             method=method,
             options=options,
-            subdir=candidate_subdir,
+            subdir=lambda job: candidate_subdir(job, swept),
         )

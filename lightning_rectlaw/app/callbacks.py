@@ -8,7 +8,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from lightning_rectlaw.app.job import is_rank_zero, mark_failed
+from lightning_rectlaw.app.job import check_rectlaw, is_rank_zero, mark_failed
 from lightning_rectlaw.plugin.console import info
 from lightning_rectlaw.report import NothingRankedError, verdict, write_summary
 
@@ -21,6 +21,17 @@ class SelectionSummaryCallback(Callback):
     When no candidate could be ranked the summary is still written, the error logged, and the
     process marked to exit non-zero (``examples/train.py`` exits with it).
     """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Check the ``rectlaw`` values once, before any job is launched (a bad value would fail
+        every job alike); values swept on the command line are checked by each job.
+
+        Hydra turns a callback's exception into a warning and goes on, so a bad value ends the
+        process here (``SystemExit``, exit status 1), with the error on stderr."""
+        try:
+            check_rectlaw(config)
+        except ValueError as err:
+            raise SystemExit(f"error: {err}") from None
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if not is_rank_zero():  # a DDP rank Lightning relaunched: rank 0 writes the summary

@@ -13,6 +13,8 @@ from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 
+from lightning_rectlaw.app.jobdir import register_resolver
+
 
 @dataclass
 class RectlawConf:
@@ -40,5 +42,7 @@ class RectlawConf:
 
 
 def register_configs() -> None:
-    """Register the schema as ``rectlaw/schema`` (``conf/rectlaw/default.yaml`` extends it)."""
+    """Register the schema as ``rectlaw/schema`` (``conf/rectlaw/default.yaml`` extends it) and
+    the job directories' resolver."""
     ConfigStore.instance().store(group="rectlaw", name="schema", node=RectlawConf)
+    register_resolver()

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from lightning_rectlaw.app.config import register_configs
+from lightning_rectlaw.core.budget import check_budget
 from lightning_rectlaw.core.files import atomic_write_text
 from lightning_rectlaw.plugin.console import quiet_lightning
-from lightning_rectlaw.selection import CANDIDATE_FILE, CandidateRecord
+from lightning_rectlaw.selection import CANDIDATE_FILE, CandidateRecord, check_option, method_entry
 
 log = logging.getLogger(__name__)
 _EXIT = {"code": 0}
@@ -54,29 +55,57 @@ def _leave_process_group(synchronize: bool) -> None:
         dist.destroy_process_group()
 
 
+def check_rectlaw(cfg: Any) -> None:
+    """The ``rectlaw`` values every job gets, checked without building anything: a bad value is
+    named by the key the user wrote (``rectlaw.method``), once, before any job is launched.
+
+    Raises:
+        ValueError: the first bad value, its key and the fix.
+    """
+    r = cfg.rectlaw
+    checks = {
+        "rectlaw.budget / rectlaw.min_size": lambda: check_budget(r.datamodule.budget, r.datamodule.min_size),
+        "rectlaw.method": lambda: method_entry(r.callback.method),
+        **{f"rectlaw.{key}": (lambda key=key: check_option(key, r.callback[key])) for key in OPTIONS},
+    }
+    for key, check in checks.items():
+        try:
+            check()
+        except ValueError as err:
+            raise ValueError(f"{key}: {err}") from None
+
+
+#: The method options the app's config sets (``rectlaw.k`` ...), checked by :func:`check_rectlaw`.
+OPTIONS = ("k", "delta", "holdouts")
+
+
 def build_callback(cfg: Any, results_dir: str | Path, name: str | None = None, **overrides: Any):
-    """The callback from ``cfg.rectlaw.callback``, its options and the budget checked: call it
-    before anything heavy, so a bad value fails before any model is loaded, naming the key.
-    ``name`` is the candidate's, for the progress bar and the result line; ``overrides`` replace
-    options of the node (the app's own decisions, e.g. ``progress``)."""
+    """The callback from ``cfg.rectlaw.callback``, its values checked (:func:`check_rectlaw`):
+    call it before anything heavy, so a bad value fails before any model is loaded, naming the
+    key. ``name`` is the candidate's, for the progress bar and the result line; ``overrides``
+    replace options of the node (the app's own decisions, e.g. ``progress``)."""
     from hydra.utils import instantiate
 
-    from lightning_rectlaw.core.budget import check_budget
-
-    r = cfg.rectlaw
-    try:
-        check_budget(r.datamodule.budget, r.datamodule.min_size)
-    except ValueError as err:
-        raise ValueError(f"rectlaw.budget / rectlaw.min_size: {err}") from None
-    log.debug(f"Instantiating callback <{r.callback._target_}>")
-    return instantiate(r.callback, results_dir=Path(results_dir), name=name, **overrides)
+    check_rectlaw(cfg)
+    log.debug(f"Instantiating callback <{cfg.rectlaw.callback._target_}>")
+    return instantiate(cfg.rectlaw.callback, results_dir=Path(results_dir), name=name, **overrides)
 
 
-def run_candidate(cfg: Any, output_dir: str | Path, name: str, law=None) -> CandidateRecord:
-    """Run the plugin for one candidate and write ``candidate.json``; never raises for the job.
+def candidate_name(cfg: Any, choices: Any) -> str:
+    """A candidate's name: its checkpoint (hub id or path) where the model has one, else the name
+    of its config in the ``model`` group (``choices``: Hydra's ``runtime.choices``)."""
+    return str(cfg.model.get("model_name_or_path") or choices["model"])
 
-    ``law`` is the callback from :func:`build_callback` (built here when not given).
-    """
+
+def write_record(job_dir: str | Path, record: CandidateRecord) -> None:
+    """Write a job's ``candidate.json`` (atomically)."""
+    atomic_write_text(Path(job_dir) / CANDIDATE_FILE, json.dumps(record, indent=2, default=str))
+
+
+def run_candidate(cfg: Any, output_dir: str | Path, name: str, **callback: Any) -> CandidateRecord:
+    """Run the plugin for one candidate and write ``candidate.json``, also when a value is bad or
+    the job fails; never raises for the job. The callback is built first (a bad value fails
+    before any model is loaded); ``callback`` replaces options of its node (``progress``)."""
     from hydra.utils import instantiate
 
     out = Path(output_dir)
@@ -84,6 +113,7 @@ def run_candidate(cfg: Any, output_dir: str | Path, name: str, law=None) -> Cand
     finished = False
     t0 = time.perf_counter()
     try:
+        law = build_callback(cfg, out / "rectlaw", name, **callback)
         import lightning as L
 
         L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -91,7 +121,6 @@ def run_candidate(cfg: Any, output_dir: str | Path, name: str, law=None) -> Cand
         data = instantiate(cfg.data)
         log.debug(f"Instantiating model <{cfg.model._target_}> for candidate {name!r}")
         model = instantiate(cfg.model)
-        law = law if law is not None else build_callback(cfg, out / "rectlaw", name)
         log.debug(f"Instantiating datamodule <{cfg.rectlaw.datamodule._target_}> around it")
         dm = instantiate(cfg.rectlaw.datamodule, datamodule=data)
         callbacks = [law]
@@ -115,5 +144,5 @@ def run_candidate(cfg: Any, output_dir: str | Path, name: str, law=None) -> Cand
         _leave_process_group(synchronize=finished)
     record["job_seconds"] = time.perf_counter() - t0
     if is_rank_zero():  # under DDP, Lightning relaunches this job for the other ranks
-        atomic_write_text(out / CANDIDATE_FILE, json.dumps(record, indent=2, default=str))
+        write_record(out, record)
     return record

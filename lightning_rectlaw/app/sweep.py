@@ -20,18 +20,17 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from lightning_rectlaw.app.job import build_callback, exit_code, mark_failed, run_candidate
+from lightning_rectlaw.app.job import candidate_name, exit_code, mark_failed, run_candidate
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> dict:
     """One job: one candidate through the plugin; ``candidate.json`` in the job's directory."""
     hc = HydraConfig.get()
-    name = cfg.model.get("model_name_or_path") or hc.runtime.choices["model"]
+    name = candidate_name(cfg, hc.runtime.choices)
     lines = cfg.rectlaw.progress == "auto" and side_by_side(hc)
     extra = {"progress": "lines"} if lines else {}
-    law = build_callback(cfg, f"{hc.runtime.output_dir}/rectlaw", name, **extra)  # bad values fail first
-    record = run_candidate(cfg, hc.runtime.output_dir, name, law)
+    record = run_candidate(cfg, hc.runtime.output_dir, name, **extra)
     if hc.mode != RunMode.MULTIRUN and record["status"] != "ok":
         mark_failed()  # a sweep decides at its end, from all its candidates
     return record
@@ -39,12 +38,13 @@ def main(cfg: DictConfig) -> dict:
 
 def side_by_side(hc: Any) -> bool:
     """Whether the launcher runs this sweep's jobs at the same time with one terminal (joblib's
-    ``n_jobs`` other than 1): their live bars would draw over each other, so each job logs a line
-    per subset instead. Slurm/submitit jobs write to their own log files."""
+    ``n_jobs`` other than 1; Ray, which forwards every worker's output to the driver): their live
+    bars would draw over each other, so each job logs a line per subset instead. Slurm/submitit
+    jobs write to their own log files."""
     if hc.mode != RunMode.MULTIRUN:
         return False
     n_jobs = hc.launcher.get("n_jobs")
-    return n_jobs is not None and n_jobs != 1
+    return (n_jobs is not None and n_jobs != 1) or "ray" in str(hc.launcher.get("_target_", "")).lower()
 
 
 def run(argv: Sequence[str] | None = None, prog: str = "rectlaw sweep") -> int:

@@ -150,11 +150,3 @@ def _record(key: str, job: Any) -> dict[str, Any]:
     if status == "failed" and value.get("error"):
         status = f"failed: {value['error']}"
     return {**value, "name": value.get("name") or key, "status": status}
-
-
-def candidate_subdir(overrides: Sequence[str]) -> str:
-    """A candidate's job directory: its overrides joined as Hydra's ``override_dirname`` does."""
-    text = ",".join(sorted(overrides))
-    for ch in "/\\:":
-        text = text.replace(ch, "_")
-    return text.replace("'", "").replace('"', "")

@@ -242,7 +242,7 @@ def _fit_validated(s, y, law, free_alpha, huber_delta, max_iter, names) -> list[
             f"{len(bad)} of {len(results)} {law}-law fits did not converge within {max_iter} "
             f"iterations ({', '.join(bad)}); their results are flagged `converged=False`. "
             "Check those curves for outliers or allow more iterations (`max_iter=` in Python, "
-            "`--max-iter` on `rectlaw fit`).",
+            "`--max-iter` on `rectlaw fit` and `rectlaw evaluate`).",
             FitConvergenceWarning,
             stacklevel=2,
         )

@@ -23,6 +23,7 @@ metric) so it is the loss over the whole validation set.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -259,6 +260,7 @@ class RectifiedLawCallback(Callback):
             target_size=dm.target,
             interval_level=self.level,
             device=str(device),
+            visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES") or ",".join(map(str, trainer.device_ids)),
         )
         # The RNG is isolated around the measurement and each run seeded from (seed, size): a
         # subset's loss does not depend on which others ran or were reused, and the user's own

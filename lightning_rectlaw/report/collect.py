@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ def collect_results(sweep_dir: str | os.PathLike) -> list[CandidateRecord]:
             if not isinstance(rec, dict) or "name" not in rec or "status" not in rec:
                 raise ValueError("missing 'name' or 'status'")
             rec.setdefault("overrides", _job_overrides(f.parent))
+            rec["job_dir"] = str(f.parent.relative_to(root))
             records.append(rec)
         except (OSError, ValueError) as err:
             bad.append(f"{f}: {err}")
@@ -53,8 +55,59 @@ def collect_results(sweep_dir: str | os.PathLike) -> list[CandidateRecord]:
             "corrupt result file(s); delete them and re-run those jobs (finished "
             "subsets are reused):\n  " + "\n  ".join(bad)
         )
-    records += [_incomplete(job) for job in unfinished]
-    return _distinct_names(records)
+    records += [{**_incomplete(job), "job_dir": str(job.relative_to(root))} for job in unfinished]
+    return _distinct_names(_latest_runs(records, root, sweep_keys_of(root)))
+
+
+def swept_keys(overrides: Iterable[str], params: dict[str, Any] | None = None) -> set[str]:
+    """The keys a sweep gives more than one value: those swept on its command line
+    (``model=a,b``) or in ``hydra.sweeper.params``."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    lines = [*overrides, *(f"{k}={v}" for k, v in (params or {}).items())]
+    return {
+        o.get_key_element() for o in OverridesParser.create().parse_overrides(lines) if o.is_sweep_override()
+    }
+
+
+def sweep_keys_of(sweep_dir: str | os.PathLike) -> set[str] | None:
+    """The swept keys of the (latest) sweep in ``sweep_dir``, from the ``multirun.yaml`` Hydra's
+    sweepers write before launching; ``None`` without one."""
+    path = Path(sweep_dir) / "multirun.yaml"
+    if not path.exists():
+        return None
+    import yaml
+
+    hydra = (yaml.safe_load(path.read_text()) or {}).get("hydra") or {}
+    return swept_keys(
+        (hydra.get("overrides") or {}).get("task") or [], (hydra.get("sweeper") or {}).get("params")
+    )
+
+
+def _latest_runs(records: list[CandidateRecord], root: Path, swept: set[str] | None) -> list[CandidateRecord]:
+    """One record per candidate: runs of one candidate (its name and swept overrides) in several
+    job directories, as an earlier naming of them left, are never ranked against each other; the
+    latest is kept and lists the others as ``replaced``."""
+    if not swept:
+        return records
+    groups: dict[tuple, list[CandidateRecord]] = {}
+    for r in records:
+        mine = sorted(o for o in r.get("overrides") or [] if o.split("=", 1)[0].lstrip("+~") in swept)
+        groups.setdefault((r["name"], *mine), []).append(r)
+    kept = {}
+    for group in groups.values():
+        group.sort(key=lambda r: _written_at(root / r["job_dir"]))
+        *earlier, latest = group
+        if earlier:
+            latest = {**latest, "replaced": [r["job_dir"] for r in earlier]}
+        kept[latest["job_dir"]] = latest
+    return [kept[r["job_dir"]] for r in records if r["job_dir"] in kept]
+
+
+def _written_at(job_dir: Path) -> float:
+    """When a job wrote its result (when its directory last changed, for one that did not)."""
+    result = job_dir / CANDIDATE_FILE
+    return (result if result.exists() else job_dir).stat().st_mtime
 
 
 def _hydra_yaml(job_dir: Path, name: str) -> Any:

@@ -102,6 +102,21 @@ def markdown(
             )
     table = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     blocks.append("\n".join(table + ["| " + " | ".join(_fmt(r[c]) for c in columns) + " |" for r in rows]))
+    if bare := [r for r in ranked if r["interval_low"] is None]:
+        points = sorted({r["subsets_run"] for r in bare})
+        names = ", ".join(f"`{r['candidate']}`" for r in bare)
+        blocks.append(
+            f"**No interval** for {names}: with "
+            f"{' or '.join(map(str, points))} subset(s) within the budget the method cannot estimate how "
+            "far its extrapolation may err. A larger `rectlaw.budget` or a smaller `rectlaw.min_size` "
+            "runs more subsets and gives one."
+        )
+    if replaced := [r for r in rows if r.get("replaced")]:
+        blocks.append(
+            "**Earlier runs of a candidate** in other job directories are left out; the latest "
+            "is kept: "
+            + "; ".join(f"`{r['candidate']}` (left out: {', '.join(r['replaced'])})" for r in replaced)
+        )
     left_out = [(r["candidate"], size, why) for r in rows for size, why in (r.get("outliers") or {}).items()]
     if left_out:
         blocks.append(

@@ -48,6 +48,7 @@ COLUMNS = [
     "examples_processed",
     "seconds",
     "device",
+    "visible_devices",
     "left_out",
     "status",
 ]
@@ -180,12 +181,15 @@ def _rows(records: list[CandidateRecord], rank: bool = True) -> list[dict[str, A
                 "examples_processed": r.get("examples_processed"),
                 "seconds": r.get("seconds", r.get("job_seconds")),
                 "device": r.get("device"),
+                "visible_devices": r.get("visible_devices"),
                 "status": r["status"] if "error" not in r else f"failed: {r['error']}",
                 "left_out": "; ".join(f"{k}: {v}" for k, v in (r.get("outliers") or {}).items()) or None,
                 "round": r.get("round"),
                 "eliminated_at": r.get("eliminated_at"),
                 "elimination_reason": r.get("elimination_reason"),
                 "outliers": r.get("outliers") or {},
+                "checkpoint": r.get("checkpoint"),
+                "replaced": r.get("replaced") or [],
             }
         )
     return rows
@@ -205,12 +209,14 @@ def write_summary(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike | Non
     rounds = _adaptive(root, records)  # hydra/sweeper=rectlaw: rounds, eliminations, compute
     running = [r for r in records if r.get("eliminated_at") is None]
     joint = _joint(running)  # the eliminated keep the prediction and P(best) they stopped with
-    records = [{**r, **joint.get(r["name"], {})} for r in records]
+    records = _short_names([{**r, **joint.get(r["name"], {})} for r in records])
     # Losses predicted at different target sizes (a sweep over datasets) are not comparable;
     # different validation batches at one size (another tokenizer) are flagged.
     mixed = _split_by(records, "target_size")
     rows = _rows(records, rank=not mixed)
     columns = COLUMNS if rounds is None else [*COLUMNS[:-1], "round", "eliminated_at", COLUMNS[-1]]
+    if any(r.get("checkpoint") for r in records):
+        columns = [*columns[:-1], "checkpoint", columns[-1]]
     paths = [out / f"selection_summary.{ext}" for ext in ("md", "csv", "json", "png")]
     data_groups = list(_split_by(records, "validation_data").values())
     text = markdown(rows, root, columns, rounds, mixed, data_groups)
@@ -254,6 +260,30 @@ def write_summary(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike | Non
             f"no candidate of {str(root)!r} could be ranked ({reasons}); the summary is in {paths[0]}"
         )
     return paths
+
+
+def _short_names(records: list[CandidateRecord]) -> list[CandidateRecord]:
+    """A candidate named by a local directory (``/models/team/gpt2-local``) goes by the shortest
+    tail of its path that no other candidate shares (``gpt2-local``, or ``a/gpt2`` when two end
+    alike), its full path in ``checkpoint``; hub ids (``org/name``) keep their names."""
+    paths = {r["name"]: Path(r["name"]).parts for r in records if _is_local(r["name"])}
+    taken = {r["name"] for r in records if r["name"] not in paths}
+    short = {}
+    for name, parts in paths.items():
+        for n in range(1, len(parts) + 1):
+            tail = "/".join(parts[-n:])
+            if tail not in taken and all(p[-n:] != parts[-n:] for k, p in paths.items() if k != name):
+                break
+        taken.add(tail)
+        short[name] = tail
+    return [
+        {**r, "name": short[r["name"]], "checkpoint": r["name"]} if r["name"] in short else r for r in records
+    ]
+
+
+def _is_local(name: str) -> bool:
+    """Whether a candidate's name is a local path rather than a hub id or a config name."""
+    return name.startswith(("/", "./", "../", "~")) or Path(name).is_dir()
 
 
 def _plot_label(record: CandidateRecord) -> str:

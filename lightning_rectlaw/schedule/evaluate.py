@@ -61,7 +61,10 @@ class EvalRow:
 
 
 class EvalRows(list):
-    """The rows :func:`evaluate` returns (a list of :class:`EvalRow`), with a DataFrame view."""
+    """The rows :func:`evaluate` returns (a list of :class:`EvalRow`), with a DataFrame view.
+    ``ranked``: whether any method ranked any candidate at any budget (else every value is moot)."""
+
+    ranked: bool = False
 
     def to_pandas(self, wide: bool = False):
         """Long format (``method, ratio, metric, value``), or ``wide=True``: one row per metric and
@@ -121,6 +124,8 @@ def evaluate(
             raise ValueError(f"{table.source} has no column for {what}; leave those methods out")
         warnings.warn(f"skipped, {table.source} has no column for: {what}", stacklevel=2)
     methods = [m for m in asked if m not in lacking]
+    if unused := sorted(k for k in options if not any(k in METHODS[m].options for m in methods)):
+        raise ValueError(f"no method of {methods} has the option(s) {unused}")
     metrics = list(DEFAULT_METRICS if metrics is None else metrics)
     if compute and "Compute" not in metrics:
         metrics.append("Compute")
@@ -148,12 +153,13 @@ def evaluate(
         table = table.subset([n for n, h in zip(table.names, have) if h])
     truth = table.column(target)
     draws = _pools(len(truth), pool_size, pools, seed)
-    rows = []
+    rows, ranked = [], False
     for method in methods:
+        own = {k: v for k, v in options.items() if k in METHODS[method].options}  # e.g. max_iter: the fits
         for r in ratios:
             if schedule == "adaptive":
                 sel = simulate(
-                    table, target / r, target, method=method, level=0.8, **(adaptive or {}), **options
+                    table, target / r, target, method=method, level=0.8, **(adaptive or {}), **own
                 ).selection
                 if sel.prob_best is None and r == ratios[0]:
                     warnings.warn(
@@ -164,9 +170,10 @@ def evaluate(
                 order = {c.name: i for i, c in enumerate(sel.candidates)}
                 picks = np.array([order[n] for n in table.names], dtype=float)
             else:
-                sel = select(table, method, budget=target / r, target=target, level=0.8, **options)
+                sel = select(table, method, budget=target / r, target=target, level=0.8, **own)
                 picks = None
             scores = sel.scores_for(table.names)
+            ranked = ranked or bool(sel.ranking)
             if not sel.ranking:
                 reasons = sorted(set(sel.unrankable.values()))
                 warnings.warn(
@@ -174,7 +181,9 @@ def evaluate(
                 )
             values = _metrics(sel, table, truth, scores, draws, target, metrics, method, picks)
             rows += [EvalRow(method, int(r), m, v) for m, v in values.items()]
-    return EvalRows(rows)
+    out = EvalRows(rows)
+    out.ranked = ranked
+    return out
 
 
 def _missing_columns(table: LossTable, method: str) -> list[str]:

@@ -55,6 +55,8 @@ class RectifiedLawResult:
         examples_processed: training examples seen across subset runs (size × epochs).
         seconds: wall time of the subset runs (a reused run counts its original time).
         reused: subset runs taken from the resume cache instead of trained.
+        device, visible_devices: where the subset runs ran: the device kind and index, and the
+            job's ``CUDA_VISIBLE_DEVICES`` as it saw it (or the Trainer's device ids when unset).
         validation_data: a hash of the validation batches (with ``results_dir``): candidates
             scored on other data (another tokenizer, another dataset) have another one.
         status: ``"ok"`` or why no prediction could be made.
@@ -78,6 +80,7 @@ class RectifiedLawResult:
     seconds: float = 0.0
     reused: int = 0
     device: str = "cpu"
+    visible_devices: str | None = None
     validation_data: str | None = None
     status: str = Status.PENDING.value
 

@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import InstantiationException
 
 from lightning_rectlaw.app.job import build_callback
-from lightning_rectlaw.report import collect_results, write_summary
+from lightning_rectlaw.report import NothingRankedError, collect_results, write_summary
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "lightning_rectlaw" / "app" / "conf"
@@ -59,12 +59,9 @@ def test_a_wrong_type_fails_at_composition_naming_the_key():
             "rectlaw.min_size=4096",
             r"rectlaw\.budget / rectlaw\.min_size.*`min_size` \(4096\) is above the budget",
         ),
-        ("rectlaw.delta=0", r"(?s)`delta` must be a positive number.*full_key: rectlaw\.callback"),
-        ("rectlaw.method=best", r"(?s)`method` should be one of.*full_key: rectlaw\.callback"),
-        (
-            "rectlaw.holdouts=0",
-            r"(?s)`holdouts` must be an integer of at least 1.*full_key: rectlaw\.callback",
-        ),
+        ("rectlaw.delta=0", r"^rectlaw\.delta: `delta` must be a positive number"),
+        ("rectlaw.method=best", r"^rectlaw\.method: `method` should be one of"),
+        ("rectlaw.holdouts=0", r"^rectlaw\.holdouts: `holdouts` must be an integer of at least 1"),
         ("rectlaw.schedule=fast", r"(?s)`schedule` should be one of.*full_key: rectlaw\.callback"),
         ("rectlaw.level=1.5", r"(?s)`level` must be in \(0, 1\).*full_key: rectlaw\.callback"),
         (
@@ -110,7 +107,7 @@ def test_unknown_group_option_fails_before_training():
         _compose(["model=nope"])
 
 
-def _sweep(tmp_path, models):
+def _sweep(tmp_path, models, *overrides):
     extra = tmp_path / "extra_conf" / "model"
     extra.mkdir(parents=True, exist_ok=True)
     (extra / "broken.yaml").write_text(
@@ -124,6 +121,7 @@ def _sweep(tmp_path, models):
         *TINY,
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
         f"hydra.searchpath=[file://{tmp_path / 'extra_conf'}]",
+        *overrides,
     ]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600)
 
@@ -143,8 +141,9 @@ def test_multirun_ranks_candidates_reports_failure_and_resumes(tmp_path):
     assert "[rectlaw] chose " in last and "P(best)" in last and str(sweep / "selection_summary.md") in last
     rows = list(csv.DictReader((sweep / "selection_summary.csv").open()))
     by_name = {r["candidate"]: r for r in rows}
-    broken = "/nonexistent/model"  # a hub/path candidate is named by its path
+    broken = "model"  # a local checkpoint goes by the shortest unique tail of its path
     assert set(by_name) == {"tiny_gpt2", "tiny_llama", broken}
+    assert by_name[broken]["checkpoint"] == "/nonexistent/model" and by_name["tiny_gpt2"]["checkpoint"] == ""
     ranked = [r for r in rows if r["rank"]]
     assert [r["candidate"] for r in ranked] == sorted(
         (r["candidate"] for r in ranked), key=lambda n: float(by_name[n]["predicted_loss"])
@@ -388,6 +387,7 @@ def test_jobs_side_by_side_in_one_terminal_log_lines_instead_of_bars():
     assert side_by_side(hc(RunMode.MULTIRUN, _target_="...JoblibLauncher", n_jobs=-1))  # every core
     assert not side_by_side(hc(RunMode.MULTIRUN, _target_="...JoblibLauncher", n_jobs=1))
     assert not side_by_side(hc(RunMode.MULTIRUN, _target_="...BasicLauncher"))  # one job at a time
+    assert side_by_side(hc(RunMode.MULTIRUN, _target_="...RayGpusLauncher"))  # workers print to the driver
     assert not side_by_side(hc(RunMode.MULTIRUN, _target_="...SlurmLauncher", timeout_min=60))  # log files
     assert not side_by_side(hc(RunMode.RUN, _target_="...JoblibLauncher", n_jobs=3))
     law = build_callback(_compose(), "unused", progress="lines")  # what the app passes then
@@ -562,3 +562,27 @@ def test_the_packaged_app_runs_from_an_installed_wheel(tmp_path):
     assert "[rectlaw] chose " in proc.stdout.strip().splitlines()[-1]
     rows = list(csv.DictReader((sweep / "selection_summary.csv").open()))
     assert {r["candidate"] for r in rows} == {"tiny_gpt2", "tiny_llama"}
+
+
+@pytest.mark.slow
+def test_a_bad_value_stops_the_sweep_before_any_job_naming_the_key(tmp_path):
+    proc = _sweep(tmp_path, "tiny_gpt2,tiny_llama", "rectlaw.method=atss")
+    assert proc.returncode != 0
+    assert "error: rectlaw.method: `method` should be one of" in proc.stderr and "got 'atss'" in proc.stderr
+    assert not list((tmp_path / "sweep").glob("model=*"))  # no job was launched
+
+
+def test_a_job_whose_values_are_bad_writes_its_failure_and_the_summary_says_so(tmp_path):
+    """A value swept on the command line (rectlaw.budget=512,0) is checked by each job: the bad
+    one writes candidate.json with the error instead of nothing, so it is not called killed."""
+    from lightning_rectlaw.app.job import run_candidate
+
+    job = tmp_path / "sweep" / "rectlaw.budget=0"
+    record = run_candidate(_compose(["rectlaw.budget=0"]), job, "tiny_gpt2")
+    assert record["status"] == "failed" and "rectlaw.budget" in record["error"]
+    written = json.loads((job / "candidate.json").read_text())
+    assert written["error"] == record["error"]
+    (row,) = collect_results(tmp_path / "sweep")
+    assert row["status"] == "failed" and "killed" not in json.dumps(row)
+    with pytest.raises(NothingRankedError, match=r"tiny_gpt2: failed: ValueError: rectlaw.budget / rectlaw"):
+        write_summary(tmp_path / "sweep")

@@ -115,7 +115,8 @@ def test_adaptive_sweep_through_the_joblib_launcher_with_a_failing_candidate(tmp
     assert not first["/nonexistent/model"]["keep"] and "nonexistent" in first["/nonexistent/model"]["reason"]
     assert all(d["name"] != "/nonexistent/model" for d in state["rounds"][1]["decisions"])
     rows = {r["candidate"]: r for r in csv.DictReader((sweep / "selection_summary.csv").open())}
-    assert rows["/nonexistent/model"]["status"].startswith("failed") and rows["tiny_llama"]["rank"]
+    assert rows["model"]["status"].startswith("failed") and rows["tiny_llama"]["rank"]  # a path's tail
+    assert rows["model"]["checkpoint"] == "/nonexistent/model"  # the rounds file keeps the full name
 
 
 def test_in_process_adaptive_sweep_over_candidate_modules(tmp_path):
@@ -256,7 +257,8 @@ def _fake_launcher(curves, target, calls, crash_at=None):
 
 
 def test_rounds_eliminate_record_failures_and_resume_after_the_last_finished_round(tmp_path):
-    from lightning_rectlaw.app.sweeper import candidate_subdir, launch_rounds
+    from lightning_rectlaw.app.jobdir import candidate_subdir
+    from lightning_rectlaw.app.sweeper import launch_rounds
     from lightning_rectlaw.schedule.rounds import read_rounds
 
     sizes = [200 * 2**i for i in range(9)]
@@ -305,7 +307,8 @@ def test_one_model_at_two_settings_is_two_candidates_and_mixed_targets_are_refus
     """``model=a model.lr=1,2``: two jobs named ``a``, judged apart and reported apart."""
     import numpy as np
 
-    from lightning_rectlaw.app.sweeper import candidate_subdir, launch_rounds
+    from lightning_rectlaw.app.jobdir import candidate_subdir
+    from lightning_rectlaw.app.sweeper import launch_rounds
     from lightning_rectlaw.report.summary import _adaptive
     from lightning_rectlaw.schedule.rounds import read_rounds
 

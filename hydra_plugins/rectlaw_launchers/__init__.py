@@ -1,0 +1,1 @@
+"""Launchers of lightning-rectlaw: ``hydra/launcher=ray_gpus``."""
