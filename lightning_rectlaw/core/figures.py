@@ -24,19 +24,17 @@ def candidate_styles(n: int) -> list[tuple[str, str]]:
     return [(colors[i % len(colors)], _MARKERS[(i // len(colors)) % len(_MARKERS)]) for i in range(n)]
 
 
-def curve_figure(curves: Mapping[str, Any], title: str = "Fine-tuning scaling curves"):
+def curve_figure(curves: Mapping[str, Any], title: str = "Fine-tuning scaling curves", ax: Any = None):
     """One log-log axes: each candidate's points, the predicting method's curve (solid) ending in
     the prediction at the target size (star, with its interval), runs left out as outliers
     (crosses) and, for reference, the rectified law fitted to the points (dotted) when the
     method's curve is another one.
 
-    ``curves`` maps a name to a ``RectifiedLawResult`` or a dict with the same fields. Built on a
-    bare Matplotlib ``Figure``: the caller's pyplot backend and state are left alone.
+    ``curves`` maps a name to a ``RectifiedLawResult`` or a dict with the same fields. Drawn into
+    ``ax`` when given (figures compose), else on a bare Matplotlib ``Figure``: the caller's pyplot
+    backend and state are left alone. Returns the figure.
     """
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 4.5))
-    ax = fig.add_subplot()
+    fig, ax, own = _axes(ax)
     any_reference = False
     for (name, c), (color, marker) in zip(curves.items(), candidate_styles(len(curves))):
         c = _fields(c)
@@ -71,7 +69,7 @@ def curve_figure(curves: Mapping[str, Any], title: str = "Fine-tuning scaling cu
     legend = f"solid: {', '.join(methods)} prediction curve, *: prediction, x: run left out, "
     legend += "dotted: rectified-law fit (reference), " if any_reference else ""
     legend += "dashed: zero-shot"
-    _finish(fig, ax, "\n".join([title, *textwrap.wrap(f"({legend})", 100)]), 8, len(curves))
+    _finish(fig, ax, "\n".join([title, *textwrap.wrap(f"({legend})", 100)]), 8, len(curves), own)
     return fig
 
 
@@ -80,11 +78,27 @@ def _fields(curve: Any) -> Mapping[str, Any]:
     return curve if isinstance(curve, Mapping) else vars(curve)
 
 
-def _finish(fig: Any, ax: Any, title: str, fontsize: int, n: int) -> None:
+def _axes(ax: Any) -> tuple[Any, Any, bool]:
+    """The figure and axes to draw on: ``ax``'s, or a new bare ``Figure``'s (``own``: made here)."""
+    if ax is not None:
+        return ax.figure, ax, False
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5))
+    return fig, fig.add_subplot(), True
+
+
+def _finish(fig: Any, ax: Any, title: str, fontsize: int, n: int, own: bool) -> None:
     """Log-log axes with their labels and title, and the candidates' legend: inside the axes for a
-    few, beside them (in columns of 20, the figure widened) for more, where it would hide the curves."""
+    few, beside them (in columns of 20, the figure widened) for more, where it would hide the curves.
+    The loss axis reads 2, 3, 4 (a loss curve spans less than a decade), not 2x10^0."""
+    from matplotlib.ticker import FuncFormatter
+
     ax.set_xscale("log")
     ax.set_yscale("log")
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
     ax.set_xlabel("fine-tuning examples D")
     ax.set_ylabel("test loss")
     ax.set_title(title, fontsize=fontsize)
@@ -92,9 +106,11 @@ def _finish(fig: Any, ax: Any, title: str, fontsize: int, n: int) -> None:
         ax.legend(fontsize=7, loc="best")
     else:
         columns = -(-n // 20)
-        fig.set_figwidth(fig.get_figwidth() + 2.2 * columns)
+        if own:  # widen only a figure of our own
+            fig.set_figwidth(fig.get_figwidth() + 2.2 * columns)
         ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), ncols=columns, borderaxespad=0)
-    fig.tight_layout()
+    if own:
+        fig.tight_layout()
 
 
 def _keys(outliers: Any) -> set[str]:
@@ -102,18 +118,15 @@ def _keys(outliers: Any) -> set[str]:
     return {str(int(float(k))) for k in (outliers or {})}
 
 
-def table_figure(table: Any, title: str | None = None):
+def table_figure(table: Any, title: str | None = None, ax: Any = None):
     """Every candidate's measured losses against subset size, one line each, on log-log axes
-    (the zero-shot loss as a dashed level where known). A bare ``Figure``, as above."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 4.5))
-    ax = fig.add_subplot()
+    (the zero-shot loss as a dashed level where known), into ``ax`` or a bare ``Figure`` as above."""
+    fig, ax, own = _axes(ax)
     for i, (name, (color, marker)) in enumerate(zip(table.names, candidate_styles(len(table.names)))):
         keep = np.isfinite(table.losses[i])
         sizes, losses = table.sizes[keep], table.losses[i][keep]
         ax.plot(sizes, losses, color=color, marker=marker, ms=3, lw=1, label=name)
         if table.zero_shot is not None and np.isfinite(table.zero_shot[i]):
             ax.axhline(table.zero_shot[i], color=color, lw=0.6, ls="--", alpha=0.6)
-    _finish(fig, ax, title or f"{len(table.names)} candidates ({table.source})", 9, len(table.names))
+    _finish(fig, ax, title or f"{len(table.names)} candidates ({table.source})", 9, len(table.names), own)
     return fig

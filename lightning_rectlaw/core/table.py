@@ -198,12 +198,13 @@ class LossTable(RowsView):
         more = f", with {', '.join(extras)}" if extras else ""
         return f"{len(self.names)} candidates x {self.sizes.size} sizes {span}{more}, source={self.source!r}"
 
-    def plot(self, names: Sequence[str] | None = None):
-        """Each candidate's measured curve (all of them, or ``names``) on log-log axes: a
-        Matplotlib ``Figure``, not attached to pyplot (shows inline in notebooks)."""
+    def plot(self, names: Sequence[str] | None = None, ax=None):
+        """Each candidate's measured curve (all of them, or ``names``) on log-log axes, into the
+        Matplotlib ``ax`` when given; returns the ``Figure`` (a new one is not attached to pyplot,
+        and shows inline in notebooks)."""
         from lightning_rectlaw.core.figures import table_figure
 
-        return table_figure(self if names is None else self.subset(names))
+        return table_figure(self if names is None else self.subset(names), ax=ax)
 
     # --- CSV -----------------------------------------------------------------------------------
 

@@ -101,12 +101,13 @@ class RectifiedLawResult:
             f"examples; {len(self.sizes)} subsets{left_out}, {self.seconds:.0f} s on {self.device}"
         )
 
-    def plot(self, name: str = "candidate"):
-        """The measured points, the method's curve and the prediction: a Matplotlib ``Figure``
-        (not attached to pyplot; it displays inline in a notebook)."""
+    def plot(self, name: str = "candidate", ax=None):
+        """The measured points, the method's curve and the prediction, into the Matplotlib ``ax``
+        when given; returns the ``Figure`` (a new one is not attached to pyplot, and displays
+        inline in a notebook)."""
         from lightning_rectlaw.core.figures import curve_figure
 
-        return curve_figure({name: self}, title=f"{name}: fine-tuning scaling curve")
+        return curve_figure({name: self}, title=f"{name}: fine-tuning scaling curve", ax=ax)
 
     def __repr__(self) -> str:
         return f"RectifiedLawResult({self.headline()}, method={self.method!r})"

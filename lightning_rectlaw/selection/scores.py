@@ -156,9 +156,10 @@ class Selection(RowsView):
             f"{best}{n_ok} ranked{unrankable}"
         )
 
-    def plot(self, top: int | None = 10):
+    def plot(self, top: int | None = 10, ax=None):
         """The ``top`` ranked candidates' points, each method's curve and its prediction with
-        interval: a Matplotlib ``Figure``, not attached to pyplot (shows inline in notebooks)."""
+        interval, into the Matplotlib ``ax`` when given; returns the ``Figure`` (a new one is not
+        attached to pyplot, and shows inline in notebooks)."""
         from lightning_rectlaw.core.figures import curve_figure
 
         shown = [c for c in self.candidates if c.rankable][: top or None]
@@ -176,7 +177,7 @@ class Selection(RowsView):
                 "method": self.method,
             }
         title = f"{self.method} at budget {self.budget:g}: top {len(shown)}"
-        return curve_figure(curves, title=title)
+        return curve_figure(curves, title=title, ax=ax)
 
     def _points(self, c: CandidateScore) -> tuple[list[float], list[float]]:
         """The losses ``c``'s decision read (those left out too), from the table (none without)."""
