@@ -145,6 +145,13 @@ def _parser() -> argparse.ArgumentParser:
         help="adaptive: the P(best) the stopped candidates may hold (default: the library's)",
     )
     e.add_argument(
+        "--compute-budget",
+        type=_positive_float,
+        default=None,
+        help="adaptive: survivors go on past the budget within this multiple of the full schedule's "
+        "compute at the budget (1: the paper's compute); default: stop at the budget",
+    )
+    e.add_argument(
         "--rule",
         default=None,
         help="adaptive: mass (stop the least likely while their summed P(best) is below the "
@@ -278,9 +285,12 @@ def _cmd_evaluate(args) -> int:
         raise ValueError(f"--ratios must be comma-separated integers, got {args.ratios!r}") from None
     if not ratios or any(r < 1 for r in ratios):
         raise ValueError(f"--ratios must be positive integers (budget = target / r), got {args.ratios!r}")
-    adaptive = {k: v for k, v in (("prob_threshold", args.threshold), ("rule", args.rule)) if v is not None}
+    given = (("prob_threshold", args.threshold), ("rule", args.rule), ("compute_budget", args.compute_budget))
+    adaptive = {k: v for k, v in given if v is not None}
     if adaptive and args.schedule != "adaptive":
-        raise ValueError("--threshold and --rule set the adaptive schedule: add --schedule adaptive")
+        raise ValueError(
+            "--threshold, --rule and --compute-budget set the adaptive schedule: add --schedule adaptive"
+        )
     results = evaluate(
         table,
         methods,
@@ -318,7 +328,7 @@ def _cmd_evaluate(args) -> int:
             finite = [v for v in vals.values() if np.isfinite(v)]
             row["mean"] = float(np.mean(finite)) if finite else np.nan  # nan: no budget scored it
             rows.append(row)
-    _emit(rows, "table", digits=2 if "Brier" in metrics else 1)
+    _emit(rows, "table", digits=2 if {"Brier", "Compute"} & {r.metric for r in results} else 1)
     return 0
 
 
@@ -329,7 +339,17 @@ def _metric_name(text: str) -> str:
 
 
 def _digits(metric: str) -> int:
-    return 3 if metric == "Brier" else 1
+    return {"Brier": 3, "Compute": 2}.get(metric, 1)  # Compute: a ratio of two cells exact to 1%
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number like 1 or 0.5, got {text!r}")
+    return value
 
 
 def _positive_int(text: str) -> int:

@@ -180,3 +180,17 @@ def test_fit_shows_a_parameter_pinned_at_its_bound(tmp_path, capsys):
     assert main(["fit", str(table), "--format", "json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert row["E"] == pytest.approx(1e-8) and row["at_bound"] == "E"
+
+
+def test_evaluate_with_a_compute_budget_keeps_the_csv_layout_with_compute_to_two_decimals(table, capsys):
+    args = ["evaluate", str(table), "--ratios", "2", "--schedule", "adaptive", "--compute-budget", "1"]
+    assert main([*args, "--compute", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert list(rows[0]) == ["method", "ratio", "metric", "value"]
+    compute = next(r["value"] for r in rows if r["metric"] == "Compute")
+    assert len(compute.split(".")[1]) == 2
+    assert main(["evaluate", str(table), "--compute-budget", "1"]) == 2  # needs --schedule adaptive
+    assert "add --schedule adaptive" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # a bare 0 is no compute budget
+        main([*args[:-1], "0"])
+    assert exit_.value.code == 2 and "--compute-budget: must be a positive number" in capsys.readouterr().err

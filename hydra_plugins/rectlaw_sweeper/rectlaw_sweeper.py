@@ -37,10 +37,12 @@ class RectlawSweeper(Sweeper):
         min_points: int,
         floor: int,
         rungs: int,
+        compute_budget: float | None = None,
     ) -> None:
         self.params = dict(params or {})
         self.rule, self.threshold = rule, threshold
         self.min_points, self.floor, self.rungs = min_points, floor, rungs
+        self.compute_budget = compute_budget
         self.config: DictConfig | None = None
         self.launcher = None
         self.hydra_context: HydraContext | None = None
@@ -96,4 +98,8 @@ class RectlawSweeper(Sweeper):
             method=method,
             options=options,
             subdir=lambda job: candidate_subdir(job, swept),
+            compute_budget=self.compute_budget,
+            min_size=min_size,
+            epochs=int(fixed.get("trainer.max_epochs", self.config.trainer.get("max_epochs") or 1)),
+            target=target,
         )

@@ -18,11 +18,13 @@ This module holds the plugin's logic; ``hydra_plugins/rectlaw_sweeper`` register
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
+from lightning_rectlaw.core.budget import subset_sizes
 from lightning_rectlaw.plugin.console import info
 from lightning_rectlaw.schedule.rounds import ROUNDS_FILE, Rung, read_rounds, run_rounds
 from lightning_rectlaw.schedule.rule import (
@@ -31,6 +33,7 @@ from lightning_rectlaw.schedule.rule import (
     DEFAULT_RULE,
     DEFAULT_RUNGS,
     DEFAULT_THRESHOLD,
+    continuation,
 )
 from lightning_rectlaw.selection import loss_table
 
@@ -46,6 +49,9 @@ class RectlawSweeperConf:
     min_points: int = DEFAULT_MIN_POINTS
     floor: int = DEFAULT_FLOOR
     rungs: int = DEFAULT_RUNGS
+    # a multiple of the full schedule's compute at the budget: survivors go on past it (1: the
+    # paper's compute); None: stop at the budget, spending less
+    compute_budget: Optional[float] = None  # noqa: UP045 - OmegaConf reads Optional, not `X | None`
 
 
 def jobs_of(overrides: Sequence[Any]) -> list[list[str]]:
@@ -76,10 +82,32 @@ def launch_rounds(
     method: str,
     options: dict[str, Any],
     subdir: Callable[[Sequence[str]], str],
+    compute_budget: float | None = None,
+    min_size: int = 1,
+    epochs: int = 1,
+    target: int | None = None,
 ) -> list[Any]:
     """The rounds, each one launcher batch: ``launch(batch, first_job_index)`` runs a batch of
     override lists and returns their Hydra ``JobReturn``s; ``subdir(overrides)`` names a
-    candidate's job directory. Returns the launcher's results, round by round."""
+    candidate's job directory. Returns the launcher's results, round by round.
+
+    With ``compute_budget`` (a multiple of the full schedule's compute at the budget, ``rungs[-1]``)
+    the survivors go on to 2x, 4x, ... the budget, never past half the target, while the rounds'
+    training fits: a round's cost is its candidates' new subsets (``min_size`` up, as the jobs
+    run them) times ``epochs``, each from the original weights."""
+    budget = int(rungs[-1])
+    rungs = list(rungs)
+    if compute_budget is not None:  # up to half the target; unknown until the jobs see the train set
+        rungs += [int(r) for r in continuation(budget, target / 2 if target else budget * 2**10)]
+    seen = {"target": target}
+
+    def cost(i: int, rung: float, alive: list[str]) -> float:
+        if seen["target"] and rung > seen["target"] / 2:
+            return math.inf  # a subset of the target's size is the full fine-tuning itself
+        before = rungs[i - 1] if i else 0
+        return len(alive) * epochs * sum(s for s in subset_sizes(int(rung), min_size) if s > before)
+
+    full = len(candidates) * epochs * sum(subset_sizes(budget, min_size))
     keys = [" ".join(c) for c in candidates]
     by_key = dict(zip(keys, candidates))
     state = read_rounds(sweep_dir)
@@ -103,7 +131,9 @@ def launch_rounds(
         failed = {k: r["status"] for k, r in records.items() if k not in measured}
         names = {k: r["name"] for k, r in records.items()}
         table = loss_table(list(measured.values())) if measured else None
-        return Rung(table, _one_target(measured) if measured else 0.0, failed, names)
+        if measured:
+            seen["target"] = _one_target(measured)
+        return Rung(table, seen["target"] or 0.0, failed, names)
 
     run_rounds(
         run_rung,
@@ -114,6 +144,9 @@ def launch_rounds(
         min_points=min_points,
         min_survivors=floor,
         method=method,
+        cost=cost,
+        allowance=None if compute_budget is None else compute_budget * full,
+        budget=budget,
         state_file=sweep_dir / ROUNDS_FILE,
         say=info,
         **options,

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lightning_rectlaw.core.budget import subset_sizes
 from lightning_rectlaw.plugin.console import info
 from lightning_rectlaw.schedule.rounds import Rung, run_rounds
 from lightning_rectlaw.schedule.rule import (
@@ -37,6 +38,7 @@ from lightning_rectlaw.schedule.rule import (
     DEFAULT_RUNGS,
     DEFAULT_THRESHOLD,
     Decision,
+    continuation,
     plan_rungs,
     points_to_judge,
 )
@@ -108,6 +110,7 @@ def adaptive_sweep(
     min_points: int = DEFAULT_MIN_POINTS,
     min_survivors: int = DEFAULT_FLOOR,
     rungs: int = DEFAULT_RUNGS,
+    compute_budget: float | None = None,
 ) -> AdaptiveSweep:
     """Successive elimination over ``candidates`` (name -> a function that builds the module).
 
@@ -123,6 +126,9 @@ def adaptive_sweep(
         callback: keyword arguments of :class:`RectifiedLawCallback` (``method``, ``zero_shot``...).
         rule, prob_threshold, min_points, min_survivors, rungs: the rule (see
             :mod:`~lightning_rectlaw.schedule.rule`).
+        compute_budget: a multiple of the full schedule's compute at ``budget`` (1: the paper's):
+            the survivors go on to 2x, 4x, ... the budget (never past half the target) while the
+            rounds' training fits in it; ``None`` (the default) stops at the budget.
     """
     import lightning as L
 
@@ -138,6 +144,15 @@ def adaptive_sweep(
     method_options = {k: options[k] for k in ("k", "delta", "holdouts") if k in options}
     need = points_to_judge(min_points, method, method_options)
     sweep = AdaptiveSweep(plan_rungs(probe.max_size, min_size, probe.target, rungs, need))
+    top, epochs = sweep.rungs[-1], int(dict(trainer or {}).get("max_epochs") or 1)
+    if compute_budget is not None:
+        sweep.rungs += [int(r) for r in continuation(top, probe.target / 2)]
+
+    def cost(i: int, rung: float, alive: list[str]) -> float:
+        before = sweep.rungs[i - 1] if i else 0
+        return len(alive) * epochs * sum(s for s in subset_sizes(int(rung), min_size) if s > before)
+
+    full = len(candidates) * epochs * sum(subset_sizes(top, min_size))
 
     def run_rung(i: int, rung: float, alive: list[str]) -> Rung:
         for name in alive:
@@ -174,6 +189,9 @@ def adaptive_sweep(
         min_points=min_points,
         min_survivors=min_survivors,
         method=method,
+        cost=cost,
+        allowance=None if compute_budget is None else compute_budget * full,
+        budget=top,
         say=info,
         **method_options,
     )

@@ -80,6 +80,12 @@ def markdown(
         share = (
             f", {100 * rounds['spent'] / rounds['full']:.0f}% of the full schedule" if rounds["full"] else ""
         )
+        if rounds.get("allowance"):
+            share += (
+                f", {100 * rounds['spent'] / rounds['allowance']:.0f}% of the compute budget "
+                f"({rounds['allowance']:.0f} examples planned; ran past the budget of "
+                f"{rounds['budget']:.0f}: {', '.join(f'`{n}`' for n in rounds['past_budget']) or 'none'})"
+            )
         lines = [
             f"**Adaptive sweep** (`hydra/sweeper=rectlaw`): {len(rounds['rounds'])} round(s) on rungs of "
             f"{', '.join(str(r['size']) for r in rounds['rounds'])} examples; "

@@ -117,7 +117,12 @@ def _adaptive(root: Path, records: list[CandidateRecord]) -> dict[str, Any] | No
                 r["eliminated_at"], r["elimination_reason"] = rnd["size"], d["reason"]
                 r["prob_best"] = d.get("prob_best")
     spent = sum(float(r.get("examples_processed") or 0) for r in records)
-    return {**state, "spent": spent, "full": _full_schedule(records, len(state["rungs"]))}
+    budget = state.get("budget")  # with a compute budget: the rungs past it were bought with it
+    past = sorted(
+        {d["name"] for rnd in state["rounds"] if budget and rnd["size"] > budget for d in rnd["decisions"]}
+    )
+    full = _full_schedule(records, len(state["rungs"]), budget)
+    return {**state, "spent": spent, "full": full, "past_budget": past}
 
 
 def _candidate_key(record: CandidateRecord) -> str:
@@ -125,12 +130,16 @@ def _candidate_key(record: CandidateRecord) -> str:
     return " ".join(o for o in record["overrides"] if not o.startswith("rectlaw.budget="))
 
 
-def _full_schedule(records: list[CandidateRecord], last_round: int) -> float:
+def _full_schedule(records: list[CandidateRecord], last_round: int, budget: float | None = None) -> float:
     """Training examples every candidate would have run to the budget: the subsets a candidate
-    that ran the last round ran, times each candidate's own examples per subset example (its
-    epochs; the median of the others' for a candidate that ran nothing)."""
+    that ran the last round ran (up to ``budget``, when the sweep went past it), times each
+    candidate's own examples per subset example (its epochs; the median of the others' for a
+    candidate that ran nothing)."""
     ran = {r["name"]: sum(map(float, r.get("sizes") or ())) for r in records}
-    schedule = max((ran[r["name"]] for r in records if r.get("round") == last_round), default=0.0)
+    if budget:
+        schedule = max((sum(s for s in r.get("sizes") or () if s <= budget) for r in records), default=0.0)
+    else:
+        schedule = max((ran[r["name"]] for r in records if r.get("round") == last_round), default=0.0)
     passes = {
         r["name"]: float(r["examples_processed"]) / ran[r["name"]]
         for r in records

@@ -21,6 +21,7 @@ from lightning_rectlaw.schedule.rule import (
     DEFAULT_RUNGS,
     DEFAULT_THRESHOLD,
     Decision,
+    continuation,
     rungs,
 )
 from lightning_rectlaw.selection import DEFAULT_METHOD, CandidateScore, Selection
@@ -37,12 +38,14 @@ class AdaptiveRun:
             eliminated ones, the later eliminated first. Each candidate's ``sizes_run`` is what
             it ran, so ``selection.examples`` is the sweep's compute.
         eliminated_at: candidate -> the rung after which it stopped.
+        allowance: with a compute budget, the examples it allowed (``examples`` is what was spent).
     """
 
     rungs: tuple[float, ...]
     rounds: tuple[tuple[Decision, ...], ...]
     selection: Selection
     eliminated_at: dict[str, float] = field(default_factory=dict)
+    allowance: float | None = None
 
     @property
     def examples(self) -> float:
@@ -71,15 +74,37 @@ def simulate(
     rule: str = DEFAULT_RULE,
     method: str = DEFAULT_METHOD,
     level: float = 0.95,
+    compute_budget: float | None = None,
     **options,
 ) -> AdaptiveRun:
     """Replay the adaptive schedule on ``table``: at each rung only the candidates still running
     are ranked, each on the cells up to that rung; nothing beyond a candidate's last rung is read.
+
+    With ``compute_budget`` (a multiple of what the full schedule spends at ``budget``: 1 is the
+    paper's compute), the survivors go on past the budget, to 2x, 4x, ... the budget up to half
+    the target, while what was spent plus the next round's cost fits in that allowance; the last
+    round run makes the choice. Each subset costs its size (one pass from the original weights).
     """
     target = table.max_size if target is None else float(target)
     budget_size = table.resolve_budget(budget, target)
     in_budget = table.sizes[table.sizes <= budget_size * (1 + 1e-9)]
     plan = rungs(in_budget, budget_size, count, min_points)
+    finite = np.isfinite(table.losses)
+    allowance = None
+    if compute_budget is not None:
+        if not compute_budget > 0:
+            raise ValueError(
+                f"`compute_budget` must be a positive multiple of the full schedule, got {compute_budget!r}"
+            )
+        plan += continuation(budget_size, target / 2)
+        allowance = compute_budget * float((finite[:, : in_budget.size] * in_budget).sum())
+
+    def cost(i: int, rung: float, alive: list[str]) -> float:
+        """The cells the candidates still running read at this rung and not before."""
+        new = (table.sizes > (plan[i - 1] if i else 0) * (1 + 1e-9)) & (table.sizes <= rung * (1 + 1e-9))
+        rows = [table.names.index(n) for n in alive]
+        return float((finite[rows][:, new] * table.sizes[new]).sum())
+
     rounds = run_rounds(
         lambda i, rung, alive: Rung(table.subset(alive), target),  # the cells are all there
         table.names,
@@ -89,6 +114,8 @@ def simulate(
         min_points=min_points,
         min_survivors=min_survivors,
         method=method,
+        cost=cost,
+        allowance=allowance,
         level=level,
         **options,
     )
@@ -100,13 +127,13 @@ def simulate(
     )
 
     def ran(c: CandidateScore) -> CandidateScore:
-        """The candidate with ``sizes_run`` = every in-budget size up to its last rung it has."""
-        rung = last[c.name][0]
-        row = table.losses[table.names.index(c.name)]
-        keep = (in_budget <= rung * (1 + 1e-9)) & np.isfinite(row[: in_budget.size])
-        return replace(c, sizes_run=tuple(float(s) for s in in_budget[keep]))
+        """The candidate with ``sizes_run`` = every size up to its last rung it has."""
+        i = table.names.index(c.name)
+        keep = (table.sizes <= last[c.name][0] * (1 + 1e-9)) & finite[i]
+        return replace(c, sizes_run=tuple(float(s) for s in table.sizes[keep]))
 
     final = rounds[-1].selection
     candidates = tuple(ran(c) for c in final.candidates) + tuple(ran(c) for c in gone)
     selection = Selection(method, budget_size, target, candidates, final.interval_level, table)
-    return AdaptiveRun(tuple(plan), tuple(rnd.decisions for rnd in rounds), selection, eliminated_at)
+    run = tuple(rnd.rung for rnd in rounds)
+    return AdaptiveRun(run, tuple(rnd.decisions for rnd in rounds), selection, eliminated_at, allowance)

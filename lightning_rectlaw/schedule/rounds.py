@@ -84,6 +84,9 @@ def run_rounds(
     min_points: int = DEFAULT_MIN_POINTS,
     min_survivors: int = DEFAULT_FLOOR,
     method: str = DEFAULT_METHOD,
+    cost: Callable[[int, float, list[str]], float] | None = None,
+    allowance: float | None = None,
+    budget: float | None = None,
     state_file: str | Path | None = None,
     say: Callable[[str], None] | None = None,
     **options: Any,
@@ -94,36 +97,63 @@ def run_rounds(
     rounds end at the last rung or when nobody is left. ``say`` receives one line per round and
     per stopped candidate. ``options`` go to the method (``k``, ``level``, ...).
 
+    With an ``allowance`` (training examples), ``cost(index, rung, alive)`` is what a round will
+    train, known before it is run: a round runs only while what was spent plus its cost fits,
+    and the round after which the next would not fit is the last (nobody is stopped there: its
+    ranking is the choice). Each round's cost is recorded with it; ``budget`` (the rung the rungs
+    past which the allowance buys) is recorded for the summary.
+
     Raises:
-        ValueError: ``state_file`` holds the rounds of another sweep (other candidates, rungs or
-            rule): continuing it would mix two computations.
+        ValueError: ``state_file`` holds the rounds of another sweep (other candidates, rungs,
+            rule or allowance): continuing it would mix two computations; or the first round
+            alone costs more than the allowance.
     """
     say = say or (lambda message: None)
     plan = [str(int(r)) if float(r).is_integer() else str(r) for r in rungs]
     how = {"rule": rule, "threshold": prob_threshold, "min_points": min_points, "floor": min_survivors}
-    state = _resume(state_file, list(candidates), plan, {**how, "method": method})
+    how = {**how, "method": method, **({} if allowance is None else {"allowance": allowance})}
+    state = _resume(state_file, list(candidates), plan, how)
     rounds = [
         Round(float(rnd["size"]), tuple(_decision(d) for d in rnd["decisions"])) for rnd in state["rounds"]
     ]
+    spent = sum(float(rnd.get("cost", 0.0)) for rnd in state["rounds"])
     alive = [d.name for d in rounds[-1].decisions if d.keep] if rounds else list(candidates)
-    for i in range(len(rounds), len(rungs) if alive else len(rounds)):
+    fits = lambda i, who: allowance is None or spent + cost(i, float(rungs[i]), who) <= allowance  # noqa: E731
+    if not rounds and not fits(0, alive):
+        raise ValueError(
+            f"the compute allowance ({allowance:.0f} examples) is less than the first round's cost "
+            f"({cost(0, float(rungs[0]), alive):.0f}): raise the compute budget"
+        )
+
+    def judge(measured: Rung, rung: float, last: bool) -> tuple[Selection | None, list[Decision]]:
+        if measured.table is None or not len(measured.table):
+            return None, []
+        return schedule_round(
+            measured.table,
+            rung,
+            measured.target,
+            prob_threshold=prob_threshold,
+            min_points=min_points,
+            min_survivors=min_survivors,
+            rule=rule,
+            method=method,
+            last=last,
+            **options,
+        )
+
+    done = state.get("done", False)
+    for i in range(len(rounds), len(rungs) if alive and not done else len(rounds)):
         rung = float(rungs[i])
+        round_cost = cost(i, rung, alive) if cost is not None else 0.0
         say(f"round {i + 1}/{len(rungs)}: {len(alive)} candidate(s) on {int(rung)} examples")
         measured = run_rung(i, rung, alive)
-        selection, judged = None, []
-        if measured.table is not None and len(measured.table):
-            selection, judged = schedule_round(
-                measured.table,
-                rung,
-                measured.target,
-                prob_threshold=prob_threshold,
-                min_points=min_points,
-                min_survivors=min_survivors,
-                rule=rule,
-                method=method,
-                last=i == len(rungs) - 1,
-                **options,
-            )
+        spent += round_cost
+
+        last = i == len(rungs) - 1
+        selection, judged = judge(measured, rung, last)
+        if not last and not fits(i + 1, [d.name for d in judged if d.keep]):
+            last = True  # the allowance ends here: this round's ranking is the choice
+            selection, judged = judge(measured, rung, True)
         failed = [Decision(k, False, why, failed=True) for k, why in measured.failed.items()]
         decisions = tuple(judged) + tuple(failed)
         rounds.append(Round(rung, decisions, selection))
@@ -131,6 +161,7 @@ def run_rounds(
             {
                 "rung": plan[i],
                 "size": int(rung) if rung.is_integer() else rung,
+                **({} if cost is None else {"cost": round_cost}),
                 "decisions": [
                     {**asdict(d), "candidate": d.name, "name": measured.names.get(d.name, d.name)}
                     for d in decisions
@@ -142,9 +173,11 @@ def run_rounds(
             if not d.keep:
                 say(f"round {i + 1}: {measured.names.get(d.name, d.name)} {d.reason}")
         alive = [d.name for d in decisions if d.keep]
-        if not alive:
+        if not alive or last:
             break
     state["done"] = True
+    if allowance is not None:
+        state["spent"], state["allowance"], state["budget"] = spent, allowance, budget
     _save(state_file, state)
     return rounds
 
@@ -157,7 +190,7 @@ def _resume(state_file, candidates: list[str], plan: list[str], how: dict[str, A
     state = json.loads(Path(state_file).read_text())
     if any(state.get(k) != v for k, v in (("candidates", candidates), ("rungs", plan), ("rule", how))):
         raise ValueError(
-            f"{state_file} is from a sweep with other candidates, rungs or rule; "
+            f"{state_file} is from a sweep with other candidates, rungs or rule (or compute budget); "
             "use a new hydra.sweep.dir or delete the file to start over"
         )
     return state

@@ -202,6 +202,16 @@ def _pct(p: float | None) -> str:
     return f"{100 * p:.2g}%" if p < 0.1 else f"{100 * p:.0f}%"
 
 
+def continuation(budget: float, limit: float) -> list[float]:
+    """The rungs past the budget that a compute budget may buy: 2x, 4x, ... the budget, up to
+    ``limit`` (half the target: a subset as large as the target is the full fine-tuning itself)."""
+    out, rung = [], 2.0 * budget
+    while rung <= limit * (1 + 1e-9):
+        out.append(rung)
+        rung *= 2
+    return out
+
+
 def plan_rungs(budget: Any, min_size: int, target_size: int | None, count: int, need: int) -> list[int]:
     """The rung sizes in examples, smallest first: those of :func:`rungs` over the subsets a
     budget runs from ``min_size`` up (``need``: the subsets a candidate needs at a rung to be

@@ -410,3 +410,24 @@ def test_the_summary_plot_says_where_a_stopped_candidate_stopped(tmp_path, monke
     )
     write_summary(tmp_path)
     assert sorted(drawn[0]) == ["a", "b", "c (stopped at 1600)"]
+
+
+@pytest.mark.slow
+def test_a_compute_budget_buys_the_survivors_larger_subsets_within_its_allowance(tmp_path):
+    sweep = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "lightning_rectlaw", "sweep", "-m", "hydra/sweeper=rectlaw"]
+    cmd += ["data.block_size=16", "data.max_val_blocks=32", "rectlaw.budget=128", "rectlaw.min_size=32"]
+    cmd += ["trainer.max_epochs=1", "+trainer.enable_progress_bar=false", f"hydra.sweep.dir={sweep}"]
+    done = subprocess.run(
+        [*cmd, "hydra.sweeper.compute_budget=2"], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    state = json.loads((sweep / ROUNDS_FILE).read_text())
+    past = [r for r in state["rounds"] if r["size"] > 128]
+    assert past and state["spent"] <= state["allowance"] == 2 * 3 * (128 + 64 + 32)  # 3 demo candidates
+    md = (sweep / "selection_summary.md").read_text()
+    assert "of the compute budget" in md and "ran past the budget of 128" in md
+    again = subprocess.run(
+        [*cmd, "hydra.sweeper.compute_budget=1"], capture_output=True, text=True, timeout=600
+    )
+    assert again.returncode != 0 and "other candidates, rungs or rule" in again.stderr  # a resumed allowance
