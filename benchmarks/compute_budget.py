@@ -41,7 +41,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     tables = {**load(TABLES), **load(FRESH)}
     print(
-        "| table | mode | RelAcc | HitRate | Regret | Compute % | max compute / full | misses expected / actual |"
+        "| table | mode | RelAcc | HitRate | Regret | Compute % | max compute / full | misses exp. / act. |"
     )
     print("|---|---|---|---|---|---|---|---|")
     summary = {}

@@ -103,7 +103,9 @@ class NestedSubsetDataModule(L.LightningDataModule):
 
     def setup(self, stage: str) -> None:
         self.datamodule.trainer = self.trainer  # a wrapped setup (or loader) may read self.trainer
-        if stage not in self._set_up:  # once per stage and fit: not again for each subset run
+        # once per stage and fit, not again for each subset run; the fit's setup has set up the
+        # validation data too, so a validation inside the fit (the monitor's check) sets up nothing
+        if stage not in self._set_up and not (stage == "validate" and "fit" in self._set_up):
             self.datamodule.setup(stage)
             self._set_up.add(stage)
         if stage == "fit" and self._train_loader is None:

@@ -151,10 +151,11 @@ class SubsetRuns:
         """One validation batch of the untrained model, before any training: a ``monitor`` the
         module never logs fails now, not after the largest subset has trained (the zero-shot
         loss, when measured, checks it anyway)."""
-        runner = subset_trainer(self.trainer, "monitor_check", callbacks=[])
-        runner.limit_val_batches, runner.loggers = 1, []
         with quiet_lightning():
-            self._validate(runner, reuse=True)
+            runner = subset_trainer(self.trainer, "monitor_check", callbacks=[])
+            runner.limit_val_batches, runner.loggers = 1, []
+            metrics = runner.validate(self.pl_module, datamodule=self.dm, verbose=False)  # as in a fit
+        self._monitored(runner, metrics)
 
     def run(self, result: RectifiedLawResult, snapshot: ModuleState) -> None:
         """Run the schedule's subsets, largest first, filling ``result``."""
@@ -209,7 +210,11 @@ class SubsetRuns:
     def _validate(self, trainer, reuse: bool = False) -> float:
         runner = trainer if reuse else subset_trainer(trainer, "zero_shot", callbacks=[])
         metrics = runner.validate(self.pl_module, dataloaders=self.dm.val_dataloader(), verbose=False)
-        values = {k: v for per_loader in metrics for k, v in per_loader.items()}  # one dict per loader
+        return self._monitored(runner, metrics)
+
+    def _monitored(self, runner: L.Trainer, metrics: list[dict[str, float]]) -> float:
+        """The monitored loss of a validation's metrics (one dict per loader), or the error."""
+        values = {k: v for per_loader in metrics for k, v in per_loader.items()}
         if self.monitor not in values:
             raise ValueError(
                 _never_logged(self.monitor, values, per_batch=self.monitor in runner.logged_metrics)
