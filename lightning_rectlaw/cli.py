@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import os
 import sys
@@ -26,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from lightning_rectlaw.core.display import print_rows
 from lightning_rectlaw.core.formatting import format_number
 from lightning_rectlaw.core.law import fit_rows
 from lightning_rectlaw.core.table import LossTable
@@ -231,7 +231,7 @@ def _cmd_fit(args) -> int:
                 "status": "ok" if f.converged else "not converged",
             }
         )
-    _emit(rows, args.format)
+    print_rows(rows, args.format)
     return 0
 
 
@@ -258,7 +258,7 @@ def _cmd_select(args) -> int:
             )
         )
     else:
-        _emit(rows, args.format)
+        print_rows(rows, args.format)
     if not sel.ranking:
         reasons = "; ".join(sorted(set(sel.unrankable.values())))
         sizes = ", ".join(format_number(s) for s in table.sizes)
@@ -328,7 +328,7 @@ def _cmd_evaluate(args) -> int:
             finite = [v for v in vals.values() if np.isfinite(v)]
             row["mean"] = float(np.mean(finite)) if finite else np.nan  # nan: no budget scored it
             rows.append(row)
-    _emit(rows, "table", digits=2 if {"Brier", "Compute"} & {r.metric for r in results} else 1)
+    print_rows(rows, "table", digits=2 if {"Brier", "Compute"} & {r.metric for r in results} else 1)
     return 0
 
 
@@ -342,24 +342,23 @@ def _digits(metric: str) -> int:
     return {"Brier": 3, "Compute": 2}.get(metric, 1)  # Compute: a ratio of two cells exact to 1%
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number like 1 or 0.5, got {text!r}")
-    return value
+def _positive(kind: type, what: str):
+    """An argparse type: a positive, finite ``kind`` (int or float), else a usage error."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if not (0 < value < float("inf")):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
+_positive_int = _positive(int, "a positive integer")
+_positive_float = _positive(float, "a positive number like 1 or 0.5")
 
 
 def _fraction(text: str, low_open: bool, what: str) -> float:
@@ -393,7 +392,7 @@ def _cmd_methods(args) -> int:
         }
         for name, entry in METHODS.items()
     ]
-    _emit(rows, "table")
+    print_rows(rows, "table")
     return 0
 
 
@@ -413,44 +412,6 @@ def _cmd_summarize(args) -> int:
         print(f"wrote {p}")
     print(f"[rectlaw] {verdict(paths[0])}")  # the line a sweep ends with
     return 0
-
-
-# --- output -----------------------------------------------------------------------------------
-
-
-def _emit(rows: list[dict[str, Any]], fmt: str, digits: int = 4) -> None:
-    if fmt == "json":
-        print(json.dumps(rows, indent=2))
-        return
-    if not rows:
-        return
-    cols = list(rows[0])
-    if fmt == "csv":
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: "" if v is None else v for k, v in r.items()})
-        sys.stdout.write(buf.getvalue())
-        return
-    text = [[_cell(r.get(c), digits) for c in cols] for r in rows]
-    widths = [max(len(c), *(len(t[j]) for t in text)) for j, c in enumerate(cols)]
-    numeric = [all(_is_num(r.get(c)) for r in rows) for c in cols]
-    fmt_row = lambda cells: "  ".join(  # noqa: E731
-        s.rjust(w) if num else s.ljust(w) for s, w, num in zip(cells, widths, numeric)
-    ).rstrip()
-    print(fmt_row(cols))
-    print(fmt_row(["-" * w for w in widths]))
-    for t in text:
-        print(fmt_row(t))
-
-
-def _cell(v: Any, digits: int) -> str:
-    return format_number(v, digits, missing="-") if _is_num(v) else str(v)
-
-
-def _is_num(v: Any) -> bool:
-    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
 
 
 if __name__ == "__main__":

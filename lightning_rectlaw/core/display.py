@@ -1,10 +1,15 @@
-"""Rows of records for people: short HTML tables for notebooks and DataFrames (pandas optional).
+"""Rows of records for people: terminal tables, CSV and JSON (the command line's), short HTML
+tables for notebooks and DataFrames (pandas optional).
 
 Pure python: pandas is imported only by :func:`to_pandas`, and only when called.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import sys
 from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
@@ -64,3 +69,40 @@ def _cell(v: Any, digits: int) -> str:
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return format_number(v, digits if isinstance(v, float) else None, missing="–")
     return str(v)
+
+
+def print_rows(rows: list[dict[str, Any]], fmt: str, digits: int = 4) -> None:
+    """Print ``rows`` to stdout as JSON, CSV or a terminal table (``fmt``: ``json``, ``csv``,
+    ``table``; numbers right-aligned to ``digits`` decimals, missing values as ``-``)."""
+    if fmt == "json":
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        return
+    cols = list(rows[0])
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: "" if v is None else v for k, v in r.items()})
+        sys.stdout.write(buf.getvalue())
+        return
+    text = [[_text(r.get(c), digits) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(t[j]) for t in text)) for j, c in enumerate(cols)]
+    numeric = [all(_is_num(r.get(c)) for r in rows) for c in cols]
+    fmt_row = lambda cells: "  ".join(  # noqa: E731
+        s.rjust(w) if num else s.ljust(w) for s, w, num in zip(cells, widths, numeric)
+    ).rstrip()
+    print(fmt_row(cols))
+    print(fmt_row(["-" * w for w in widths]))
+    for t in text:
+        print(fmt_row(t))
+
+
+def _text(v: Any, digits: int) -> str:
+    return format_number(v, digits, missing="-") if _is_num(v) else str(v)
+
+
+def _is_num(v: Any) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
