@@ -419,7 +419,7 @@ def write_truth(sweep: Path, out: Path, zoo: Zoo, target, ratios, seconds: float
     from lightning_rectlaw.core.figures import curve_figure
     from lightning_rectlaw.core.files import atomic_write_text
     from lightning_rectlaw.report import collect_results
-    from lightning_rectlaw.schedule.evaluate import evaluate
+    from lightning_rectlaw.schedule.evaluate import DIGITS, evaluate
     from lightning_rectlaw.selection import METHODS, loss_table
 
     records = collect_results(sweep)
@@ -436,7 +436,9 @@ def write_truth(sweep: Path, out: Path, zoo: Zoo, target, ratios, seconds: float
     table.write_csv(out / "zoo_losses.csv")
     rows = evaluate(table, SELECTORS, ratios, target=float(target), compute=True)
     lines = ["method,ratio,metric,value"]
-    lines += [f"{METHODS[r.method].label},{r.ratio},{r.metric},{r.value:.1f}" for r in rows]
+    lines += [
+        f"{METHODS[r.method].label},{r.ratio},{r.metric},{r.value:.{DIGITS.get(r.metric, 1)}f}" for r in rows
+    ]
     atomic_write_text(out / "zoo_selection.csv", "\n".join(lines) + "\n")
     md = _markdown(rows, ratios, table, seconds)
     atomic_write_text(out / "zoo_selection.md", md)

@@ -29,7 +29,14 @@ from lightning_rectlaw.core.display import print_rows
 from lightning_rectlaw.core.formatting import format_number
 from lightning_rectlaw.core.law import fit_rows
 from lightning_rectlaw.core.table import LossTable
-from lightning_rectlaw.schedule.evaluate import DEFAULT_METRICS, EVAL_METHODS, EVAL_RATIOS, METRICS, evaluate
+from lightning_rectlaw.schedule.evaluate import (
+    DEFAULT_METRICS,
+    DIGITS,
+    EVAL_METHODS,
+    EVAL_RATIOS,
+    METRICS,
+    evaluate,
+)
 from lightning_rectlaw.selection import DEFAULT_METHOD, METHODS, select
 
 
@@ -315,7 +322,7 @@ def _cmd_evaluate(args) -> int:
         w = csv.writer(sys.stdout, lineterminator="\n")
         w.writerow(["method", "ratio", "metric", "value"])
         for r in results:
-            w.writerow([_label(r.method), r.ratio, r.metric, f"{r.value:.{_digits(r.metric)}f}"])
+            w.writerow([_label(r.method), r.ratio, r.metric, f"{r.value:.{DIGITS.get(r.metric, 1)}f}"])
         return 0
     rows = []
     for metric in dict.fromkeys(r.metric for r in results):
@@ -336,10 +343,6 @@ def _metric_name(text: str) -> str:
     """Metric names are matched case-insensitively (``hitrate`` is ``HitRate``)."""
     by_lower = {m.lower(): m for m in METRICS}
     return by_lower.get(text.strip().lower(), text.strip())
-
-
-def _digits(metric: str) -> int:
-    return {"Brier": 3, "Compute": 2}.get(metric, 1)  # Compute: a ratio of two cells exact to 1%
 
 
 def _positive(kind: type, what: str):

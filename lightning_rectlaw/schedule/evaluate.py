@@ -48,6 +48,9 @@ EVAL_RATIOS: tuple[int, ...] = (8, 16, 32, 64, 128, 256, 512)
 EVAL_METHODS: tuple[str, ...] = tuple(METHODS)  # every registered selector
 METRICS: tuple[str, ...] = ("PearCorr", "RelAcc", "HitRate", "Regret", "Brier", "Coverage80", "Compute")
 DEFAULT_METRICS: tuple[str, ...] = ("PearCorr", "RelAcc")
+#: Decimals a metric is written with (1 unless listed): Compute to two, so that a ratio of two
+#: cells is exact to 1%.
+DIGITS: dict[str, int] = {"Brier": 3, "Compute": 2}
 
 
 @dataclass(frozen=True)
