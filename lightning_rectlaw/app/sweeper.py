@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from lightning_rectlaw.core.budget import subset_sizes
 from lightning_rectlaw.plugin.console import info
 from lightning_rectlaw.schedule.rounds import ROUNDS_FILE, Rung, read_rounds, run_rounds
 from lightning_rectlaw.schedule.rule import (
@@ -34,6 +33,7 @@ from lightning_rectlaw.schedule.rule import (
     DEFAULT_RUNGS,
     DEFAULT_THRESHOLD,
     continuation,
+    training_cost,
 )
 from lightning_rectlaw.selection import loss_table
 
@@ -104,10 +104,9 @@ def launch_rounds(
     def cost(i: int, rung: float, alive: list[str]) -> float:
         if seen["target"] and rung > seen["target"] / 2:
             return math.inf  # a subset of the target's size is the full fine-tuning itself
-        before = rungs[i - 1] if i else 0
-        return len(alive) * epochs * sum(s for s in subset_sizes(int(rung), min_size) if s > before)
+        return training_cost(rungs, i, len(alive), min_size, epochs)
 
-    full = len(candidates) * epochs * sum(subset_sizes(budget, min_size))
+    full = training_cost([budget], 0, len(candidates), min_size, epochs)
     keys = [" ".join(c) for c in candidates]
     by_key = dict(zip(keys, candidates))
     state = read_rounds(sweep_dir)

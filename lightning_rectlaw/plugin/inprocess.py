@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lightning_rectlaw.core.budget import subset_sizes
 from lightning_rectlaw.plugin.console import info
 from lightning_rectlaw.schedule.rounds import Rung, run_rounds
 from lightning_rectlaw.schedule.rule import (
@@ -41,6 +40,7 @@ from lightning_rectlaw.schedule.rule import (
     continuation,
     plan_rungs,
     points_to_judge,
+    training_cost,
 )
 from lightning_rectlaw.selection import DEFAULT_METHOD, RectifiedLawResult, loss_table
 
@@ -149,10 +149,9 @@ def adaptive_sweep(
         sweep.rungs += [int(r) for r in continuation(top, probe.target / 2)]
 
     def cost(i: int, rung: float, alive: list[str]) -> float:
-        before = sweep.rungs[i - 1] if i else 0
-        return len(alive) * epochs * sum(s for s in subset_sizes(int(rung), min_size) if s > before)
+        return training_cost(sweep.rungs, i, len(alive), min_size, epochs)
 
-    full = len(candidates) * epochs * sum(subset_sizes(top, min_size))
+    full = training_cost([top], 0, len(candidates), min_size, epochs)
 
     def run_rung(i: int, rung: float, alive: list[str]) -> Rung:
         for name in alive:

@@ -212,6 +212,15 @@ def continuation(budget: float, limit: float) -> list[float]:
     return out
 
 
+def training_cost(rungs: Sequence[float], i: int, candidates: int, min_size: int, epochs: int) -> int:
+    """Training examples the round on ``rungs[i]`` costs ``candidates`` jobs that run nested
+    subsets from ``min_size`` up: the subsets new since the rung before, each from the original
+    weights, times ``epochs``. With ``i = len(rungs) - 1`` and every subset new (``rungs`` of
+    one), the full schedule's cost at that rung."""
+    before = rungs[i - 1] if i else 0
+    return candidates * epochs * sum(s for s in subset_sizes(int(rungs[i]), min_size) if s > before)
+
+
 def plan_rungs(budget: Any, min_size: int, target_size: int | None, count: int, need: int) -> list[int]:
     """The rung sizes in examples, smallest first: those of :func:`rungs` over the subsets a
     budget runs from ``min_size`` up (``need``: the subsets a candidate needs at a rung to be

@@ -100,3 +100,12 @@ def test_the_published_tables_pick_better_at_the_papers_compute(benchmark_dir):
         accs[name] = (np.mean(full), np.mean(paid))
         assert accs[name][1] >= accs[name][0] - 0.5
     assert np.mean([p for _, p in accs.values()]) >= np.mean([f for f, _ in accs.values()]) + 3
+
+
+def test_a_rounds_cost_counts_its_new_subsets_from_the_original_weights_times_epochs():
+    from lightning_rectlaw.schedule.rule import training_cost
+
+    rungs = [256, 512, 1024]
+    assert training_cost(rungs, 0, 3, 64, 2) == 3 * 2 * (256 + 128 + 64)  # the first round: every subset
+    assert training_cost(rungs, 1, 2, 64, 2) == 2 * 2 * 512  # then only the new, larger one
+    assert training_cost([512], 0, 3, 64, 1) == 3 * (512 + 256 + 128 + 64)  # the full schedule at 512
