@@ -55,6 +55,10 @@ def _leave_process_group(synchronize: bool) -> None:
         dist.destroy_process_group()
 
 
+#: The method options the app's config sets (``rectlaw.k`` ...), checked by :func:`check_rectlaw`.
+OPTIONS = ("k", "delta", "holdouts")
+
+
 def check_rectlaw(cfg: Any) -> None:
     """The ``rectlaw`` values every job gets, checked without building anything: a bad value is
     named by the key the user wrote (``rectlaw.method``), once, before any job is launched.
@@ -73,10 +77,6 @@ def check_rectlaw(cfg: Any) -> None:
             check()
         except ValueError as err:
             raise ValueError(f"{key}: {err}") from None
-
-
-#: The method options the app's config sets (``rectlaw.k`` ...), checked by :func:`check_rectlaw`.
-OPTIONS = ("k", "delta", "holdouts")
 
 
 def build_callback(cfg: Any, results_dir: str | Path, name: str | None = None, **overrides: Any):

@@ -14,7 +14,7 @@ from collections.abc import Collection, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from lightning_rectlaw.report.collect import sweep_keys_of
+from lightning_rectlaw.report.collect import override_key, sweep_keys_of
 
 RESOLVER = "rectlaw_job_dir"
 
@@ -23,8 +23,7 @@ def candidate_subdir(overrides: Sequence[str], swept: Collection[str] | None = N
     """The job directory of a candidate with these ``overrides``: those of the ``swept`` keys (all
     of them when ``swept`` is ``None`` or names none of them), sorted and joined as Hydra's
     ``override_dirname`` joins them, with path separators and quotes made safe for a file name."""
-    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
-    mine = [o for o, k in zip(overrides, keys) if swept and k in swept] or list(overrides)
+    mine = [o for o in overrides if swept and override_key(o) in swept] or list(overrides)
     text = ",".join(sorted(mine))
     for ch in "/\\:":
         text = text.replace(ch, "_")

@@ -30,7 +30,7 @@ from typing import Literal
 import numpy as np
 from scipy.special import stdtrit
 
-from lightning_rectlaw.core.optimize import (
+from .optimize import (
     _ALPHA,
     _B,
     _BETA,

@@ -59,6 +59,11 @@ def collect_results(sweep_dir: str | os.PathLike) -> list[CandidateRecord]:
     return _distinct_names(_latest_runs(records, root, sweep_keys_of(root)))
 
 
+def override_key(override: str) -> str:
+    """The key an override line sets: ``model`` of ``model=a``, ``trainer.x`` of ``+trainer.x=1``."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
 def swept_keys(overrides: Iterable[str], params: dict[str, Any] | None = None) -> set[str]:
     """The keys a sweep gives more than one value: those swept on its command line
     (``model=a,b``) or in ``hydra.sweeper.params``."""
@@ -92,7 +97,7 @@ def _latest_runs(records: list[CandidateRecord], root: Path, swept: set[str] | N
         return records
     groups: dict[tuple, list[CandidateRecord]] = {}
     for r in records:
-        mine = sorted(o for o in r.get("overrides") or [] if o.split("=", 1)[0].lstrip("+~") in swept)
+        mine = sorted(o for o in r.get("overrides") or [] if override_key(o) in swept)
         groups.setdefault((r["name"], *mine), []).append(r)
     kept = {}
     for group in groups.values():

@@ -78,7 +78,10 @@ def markdown(
         blocks.append("**No candidate could be ranked**; see the status column.")
     if rounds is not None:
         share = (
-            f", {100 * rounds['spent'] / rounds['full']:.0f}% of the full schedule" if rounds["full"] else ""
+            f", {100 * rounds['spent'] / rounds['full']:.0f}% of the full schedule "
+            "(every candidate to the budget)"
+            if rounds["full"]
+            else ""
         )
         if rounds.get("allowance"):
             share += (
@@ -89,7 +92,7 @@ def markdown(
         lines = [
             f"**Adaptive sweep** (`hydra/sweeper=rectlaw`): {len(rounds['rounds'])} round(s) on rungs of "
             f"{', '.join(str(r['size']) for r in rounds['rounds'])} examples; "
-            f"{rounds['spent']:.0f} training examples run{share} (every candidate to the budget).",
+            f"{rounds['spent']:.0f} training examples run{share}.",
             "",
         ]
         for i, rnd in enumerate(rounds["rounds"], start=1):
