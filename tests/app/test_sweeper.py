@@ -431,3 +431,19 @@ def test_a_compute_budget_buys_the_survivors_larger_subsets_within_its_allowance
         [*cmd, "hydra.sweeper.compute_budget=1"], capture_output=True, text=True, timeout=600
     )
     assert again.returncode != 0 and "other candidates, rungs or rule" in again.stderr  # a resumed allowance
+
+
+def test_the_sweeper_builds_its_jobs_as_the_basic_sweeper_and_refuses_intervals():
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from lightning_rectlaw.app.sweeper import jobs_of
+
+    parse = OverridesParser.create().parse_overrides
+    assert jobs_of(parse(["model=a,b", "trainer.max_epochs=1", "model.lr=1,2"])) == [
+        ["model=a", "trainer.max_epochs=1", "model.lr=1"],
+        ["model=a", "trainer.max_epochs=1", "model.lr=2"],
+        ["model=b", "trainer.max_epochs=1", "model.lr=1"],
+        ["model=b", "trainer.max_epochs=1", "model.lr=2"],
+    ]
+    with pytest.raises(ValueError, match="sweeps lists of values, not 'model.lr=interval"):
+        jobs_of(parse(["model=a,b", "model.lr=interval(0,1)"]))
