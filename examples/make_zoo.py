@@ -213,7 +213,7 @@ def stdlib_sources(limit_bytes: int = 3_000_000) -> list[Path]:
 
 def english_file(out: Path) -> Path:
     """Python's English help texts (``pydoc_data.topics``) as one text file."""
-    from lightning_rectlaw.hf.lm import builtin_text
+    from lightning_rectlaw.hf.embedded import builtin_text
 
     path = out / "_text" / "pydoc_topics.txt"
     if not path.exists():
@@ -336,7 +336,7 @@ def build(spec: Spec, out: Path, scale: float, accelerator: str, pretrain: str =
     import lightning as L
     from transformers import AutoTokenizer
 
-    from lightning_rectlaw.hf.lm import CausalLMModule, TextDataModule
+    from lightning_rectlaw import CausalLMModule, TextDataModule
 
     path = out / spec.name
     steps = round(spec.steps * scale)

@@ -33,8 +33,10 @@ _LAZY = {
     "adaptive_sweep": "lightning_rectlaw.plugin.inprocess",
     "NestedSubsetDataModule": "lightning_rectlaw.plugin.datamodule",
     "RectifiedLawCallback": "lightning_rectlaw.plugin.callback",
-    "CausalLMModule": "lightning_rectlaw.hf.lm",
-    "TextDataModule": "lightning_rectlaw.hf.lm",
+    "CausalLMModule": "lightning_rectlaw.hf.model",
+    "LMModule": "lightning_rectlaw.hf.model",
+    "SFTDataModule": "lightning_rectlaw.hf.pairs",
+    "TextDataModule": "lightning_rectlaw.hf.text",
 }
 
 __all__ = [
@@ -45,12 +47,14 @@ __all__ = [
     "CurvePrediction",
     "FitConvergenceWarning",
     "FitResult",
+    "LMModule",
     "LossTable",
     "Method",
     "NestedSubsetDataModule",
     "OutlierWarning",
     "RectifiedLawCallback",
     "RectifiedLawResult",
+    "SFTDataModule",
     "Selection",
     "TableError",
     "TextDataModule",

@@ -31,8 +31,10 @@ class NestedSubsetDataModule(L.LightningDataModule):
     ``on_after_batch_transfer``) run on every batch, its attributes read through the wrapper
     (``trainer.datamodule.num_classes``), its state goes into checkpoints, and a subset
     loader keeps the train loader's settings (batch size, collate function, workers and their
-    init function, pinning, prefetching, persistence, ``drop_last``); a custom sampler or batch
-    sampler is replaced by seeded shuffling of the subset, in batches of the same size.
+    init function, pinning, prefetching, persistence, ``drop_last``); a batch sampler with a
+    ``for_subset(indices, seed=)`` method (``SFTDataModule``'s length grouping) serves the subset
+    itself; any other custom sampler or batch sampler is replaced by seeded shuffling of the
+    subset, in batches of the same size.
 
     Args:
         datamodule: the user's ``LightningDataModule`` (must provide ``train_dataloader`` over a
@@ -247,23 +249,33 @@ class NestedSubsetDataModule(L.LightningDataModule):
         base = self._loader()
         if self._active_size is None:
             return base
-        data = Subset(base.dataset, self.indices(self._active_size).tolist())
+        indices = self.indices(self._active_size).tolist()
+        data = Subset(base.dataset, indices)
         workers = base.num_workers > 0
+        # a batch sampler that knows how to serve a subset (length grouping) keeps its grouping
+        grouped = getattr(base.batch_sampler, "for_subset", None)
+        batching = (
+            {"batch_sampler": grouped(indices, seed=self.seed)}
+            if grouped is not None
+            else {
+                "batch_size": self.batch_size,
+                "shuffle": True,
+                "drop_last": self.drop_last,
+                "generator": torch.Generator().manual_seed(self.seed),
+            }
+        )
         return DataLoader(
             data,
-            batch_size=self.batch_size,
-            shuffle=True,
+            **batching,
             collate_fn=base.collate_fn,
             num_workers=base.num_workers,
             pin_memory=base.pin_memory,
-            drop_last=self.drop_last,
             timeout=base.timeout,
             worker_init_fn=base.worker_init_fn,
             multiprocessing_context=base.multiprocessing_context if workers else None,
             prefetch_factor=base.prefetch_factor if workers else None,
             persistent_workers=base.persistent_workers if workers else False,
             pin_memory_device=base.pin_memory_device,
-            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def val_dataloader(self):
