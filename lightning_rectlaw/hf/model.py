@@ -53,7 +53,9 @@ class TokenCrossEntropy(_SummedNLL):
 class BitsPerByte(_SummedNLL):
     r"""``val_bpb``, lm-evaluation-harness's ``bits_per_byte`` over the whole validation set:
 
-    .. math:: \mathrm{bpb} = \frac{\sum_{\text{scored tokens}} -\ln p(t)}{\ln 2 \cdot \text{UTF-8 bytes of the targets}}
+    .. math:: \mathrm{bpb} = \frac{\sum_{t \in \text{scored}} -\ln p(t)}{\ln 2 \cdot \text{target bytes}}
+
+    where the target bytes are the UTF-8 bytes of the response texts as written in the data.
     """
 
     scale = math.log(2)

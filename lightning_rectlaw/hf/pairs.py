@@ -163,10 +163,11 @@ class SFTDataModule(L.LightningDataModule):
     def setup(self, stage: str) -> None:
         if self.train_set is not None:
             return
+        tokenizer = self.tokenizer
         if self.encoder_decoder is None:
             self.encoder_decoder = bool(self._from_model("is_encoder_decoder", "encoder_decoder"))
         train, val = self._split(*self._records())
-        encoder = Encoder(self.tokenizer, self.max_length, self.encoder_decoder)
+        encoder = Encoder(tokenizer, self.max_length, self.encoder_decoder)
         encoded = self._cached(train, val, encoder)
         self.train_set, self.val_set = Examples(encoded["train"]), Examples(encoded["val"])
         self._report_truncation()
