@@ -9,7 +9,11 @@ It measures, naming the device:
    (``benchmarks/bench_plugin.py``'s two arms, best of two; the target is at most +5%);
 2. the demo sweep on ``trainer=gpu`` (its wall time and its choice);
 3. with two or more GPUs, a ``hydra/launcher=ray_gpus`` sweep of one candidate per GPU: the
-   devices each candidate was given (skipped, saying so, on one GPU).
+   devices each candidate was given (skipped, saying so, on one GPU);
+4. a mixed sweep on the embedded SFT task (``data=sft``, bf16-mixed): a causal and an
+   encoder-decoder candidate built from configs (``model=tiny_gpt2,tiny_t5``), its wall time and
+   choice, and each kind's real training tokens per second in the subset runs against the same
+   fine-tunes in a plain ``Trainer.fit`` (``benchmarks/bench_sft.py``'s arms; target at least 0.9x).
 
 A GPU machine may come with its own Python and torch and without Hydra or Ray: each part says
 what it misses and is skipped, the others run.
@@ -32,6 +36,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 TINY = ["data.block_size=16", "data.max_val_blocks=32", "rectlaw.budget=256", "rectlaw.min_size=32"]
 TINY += ["trainer.max_epochs=1", "+trainer.enable_progress_bar=false"]
+TINY_SFT = ["data.max_length=128", "data.max_val_examples=32", "rectlaw.budget=128", "rectlaw.min_size=32"]
+TINY_SFT += ["trainer.max_epochs=1", "+trainer.enable_progress_bar=false"]
 
 
 def missing(*modules: str) -> list[str]:
@@ -116,6 +122,35 @@ def ray_sweep(gpus: int, out: Path) -> str:
     return f"{time.perf_counter() - t0:.0f} s for {len(rows)} candidates: {placed}"
 
 
+def mixed_sft(cpu: bool, out: Path) -> str:
+    """Part 4: a causal and an encoder-decoder candidate on ``data=sft``, in bf16-mixed."""
+    lacking = missing("hydra", "transformers", "lightning_rectlaw")
+    if lacking:
+        return f"skipped: this Python lacks {', '.join(lacking)} (pip install -e .)"
+    trainer = ["trainer=cpu", *TINY_SFT] if cpu else ["trainer=gpu"]
+    overrides = ["model=tiny_gpt2,tiny_t5", "data=sft", *trainer, "trainer.precision=bf16-mixed"]
+    cmd = [sys.executable, "-m", "lightning_rectlaw", "sweep", "-m", *overrides, f"hydra.sweep.dir={out}"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        return f"failed after {seconds:.0f} s (exit {proc.returncode}): {proc.stderr.strip()[-300:]}"
+    chose = next((line for line in proc.stdout.splitlines() if "chose " in line), "")
+    sys.path.insert(0, str(HERE))
+    import bench_sft
+
+    args = argparse.Namespace(
+        accelerator="cpu" if cpu else "gpu", precision="bf16-mixed", repeat=2, root=tempfile.mkdtemp(),
+        budget=128 if cpu else 2048, min_size=32 if cpu else 128,
+    )  # fmt: skip
+    speeds = []
+    for name, config in (("GPT-2", bench_sft.GPT2), ("T5", bench_sft.T5)):
+        t_cb, t_hand, tokens, _ = bench_sft.speed(args, config)
+        speeds.append(f"{name} {tokens / t_cb:.0f} tokens/s, {t_hand / t_cb:.2f}x of Trainer.fit by hand")
+    verdict = chose[chose.find("chose ") :].split("; summary")[0]
+    return f"{seconds:.0f} s, {verdict}; subset runs: {'; '.join(speeds)} (target at least 0.9x)"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cpu", action="store_true", help="the same parts, tiny, on CPU (no GPU needed)")
@@ -138,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         f"- plugin overhead, bf16-mixed: {overhead(args.cpu)}",
         f"- demo sweep: {demo_sweep(args.cpu, work / 'demo')}",
         f"- ray_gpus sweep: {ray_sweep(gpus, work / 'ray')}",
+        f"- mixed SFT sweep, bf16-mixed: {mixed_sft(args.cpu, work / 'mixed')}",
     ]
     text = "\n".join(block) + "\n"
     print(text)

@@ -22,6 +22,8 @@ def test_the_gpu_check_runs_its_cpu_parts_and_writes_one_markdown_block(tmp_path
     demo = next(line for line in text.splitlines() if "demo sweep:" in line)
     assert "chose " in demo, demo
     assert "ray_gpus sweep: skipped: 0 GPU(s) here" in text
+    mixed = next(line for line in text.splitlines() if "mixed SFT sweep, bf16-mixed:" in line)
+    assert "chose " in mixed and "GPT-2" in mixed and "T5" in mixed and "x of Trainer.fit" in mixed, mixed
 
 
 @pytest.mark.slow

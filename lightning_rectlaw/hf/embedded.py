@@ -8,30 +8,33 @@
 
 from __future__ import annotations
 
-import importlib
-import inspect
-import re
-import warnings
+import ast
+import sysconfig
+from pathlib import Path
 
 TEXTS = ("pydoc_topics",)
 PAIRS = ("stdlib_docs",)
 
 #: Pure-Python standard-library modules present from Python 3.10 on, read in this order.
 _MODULES = (
-    "argparse", "ast", "base64", "bdb", "calendar", "cmd", "code", "codecs", "collections",
-    "configparser", "contextlib", "copy", "csv", "dataclasses", "difflib", "dis", "doctest",
-    "email.message", "email.utils", "enum", "filecmp", "fileinput", "fnmatch", "fractions",
-    "ftplib", "functools", "getopt", "gettext", "glob", "gzip", "heapq", "hmac", "html",
-    "html.parser", "http.client", "http.cookies", "imaplib", "inspect", "ipaddress", "json",
-    "json.decoder", "json.encoder", "logging", "logging.handlers", "mailbox", "mimetypes",
-    "netrc", "ntpath", "numbers", "opcode", "optparse", "os", "pathlib", "pdb", "pickle",
-    "pickletools", "pkgutil", "platform", "plistlib", "poplib", "posixpath", "pprint",
+    "argparse", "ast", "asyncio.base_events", "asyncio.events", "asyncio.futures", "asyncio.locks",
+    "asyncio.queues", "asyncio.streams", "asyncio.tasks", "asyncio.transports", "base64", "bdb",
+    "calendar", "cmd", "code", "codecs", "collections", "configparser", "contextlib", "copy", "csv",
+    "dataclasses", "difflib", "dis", "doctest", "email.message", "email.utils", "enum", "filecmp",
+    "fileinput", "fnmatch", "fractions", "ftplib", "functools", "getopt", "gettext", "glob", "gzip",
+    "heapq", "hmac", "html", "html.parser", "http.client", "http.cookies", "imaplib", "inspect",
+    "ipaddress", "json", "json.decoder", "json.encoder", "logging", "logging.handlers", "mailbox",
+    "mimetypes", "netrc", "ntpath", "numbers", "opcode", "optparse", "os", "pathlib", "pdb",
+    "pickle", "pickletools", "pkgutil", "platform", "plistlib", "poplib", "posixpath", "pprint",
     "profile", "pstats", "py_compile", "queue", "quopri", "random", "reprlib", "rlcompleter",
     "sched", "secrets", "selectors", "shelve", "shlex", "shutil", "smtplib", "socket",
     "socketserver", "statistics", "string", "subprocess", "symtable", "tabnanny", "tarfile",
     "tempfile", "textwrap", "threading", "timeit", "tokenize", "trace", "traceback", "types",
     "typing", "unittest.case", "unittest.mock", "urllib.parse", "urllib.request", "uuid",
-    "warnings", "wave", "weakref", "webbrowser", "zipfile", "zipimport",
+    "warnings", "wave", "weakref", "webbrowser", "xml.dom.minidom", "xml.etree.ElementTree",
+    "xml.sax.handler", "zipfile", "zipimport", "email.headerregistry", "email.policy",
+    "http.server", "http.cookiejar", "logging.config", "multiprocessing.connection",
+    "multiprocessing.managers", "multiprocessing.pool", "pydoc", "urllib.robotparser",
 )  # fmt: skip
 
 
@@ -44,51 +47,56 @@ def builtin_text(name: str = "pydoc_topics") -> list[str]:
     raise ValueError(f"unknown built-in text {name!r}; available: {list(TEXTS)}")
 
 
-def builtin_pairs(name: str = "stdlib_docs", max_response: int = 400) -> list[dict[str, str]]:
+def builtin_pairs(name: str = "stdlib_docs", max_response: int = 200) -> list[dict[str, str]]:
     """``{"prompt", "completion"}`` pairs that ship with Python: ``stdlib_docs`` (see the module).
 
     A response is the docstring's first paragraph, at most ``max_response`` characters (cut at a
-    word); a prompt is ``def module.qualname(signature):`` and a newline.
+    word); a prompt is ``def module.qualname(signature):`` and a newline. Both are read from the
+    modules' source files, not from live objects, so nothing imported or patched at run time
+    changes them.
     """
     if name not in PAIRS:
         raise ValueError(f"unknown built-in pairs {name!r}; available: {list(PAIRS)}")
     pairs, seen = [], set()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # importing a deprecated module warns
-        for module_name in _MODULES:
-            module = importlib.import_module(module_name)
-            for qualname, obj in _documented(module):
-                key = f"{module_name}.{qualname}"
-                text = _first_paragraph(inspect.getdoc(obj) or "", max_response)
-                if key in seen or not text:
-                    continue
-                seen.add(key)
-                pairs.append({"prompt": f"def {key}{_signature(obj)}:\n", "completion": text})
+    for module_name in _MODULES:
+        for qualname, node in _documented(module_name):
+            key = f"{module_name}.{qualname}"
+            text = _first_paragraph(ast.get_docstring(node) or "", max_response)
+            if key in seen or not text:
+                continue
+            seen.add(key)
+            pairs.append({"prompt": f"def {key}({_arguments(node)}):\n", "completion": text})
     return pairs
 
 
-def _documented(module) -> list[tuple[str, object]]:
-    """The public functions of ``module`` and of its public classes, defined in it, by name."""
+def _documented(module_name: str) -> list[tuple[str, ast.FunctionDef | ast.ClassDef]]:
+    """The public top-level functions and classes of a module's source, and the classes' methods."""
+    base = Path(sysconfig.get_paths()["stdlib"]) / module_name.replace(".", "/")
+    path = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+    tree = ast.parse(path.read_text(encoding="utf-8"))
     out = []
-    for name, obj in sorted(vars(module).items()):
-        if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
+    for node in tree.body:
+        if not isinstance(node, (ast.FunctionDef, ast.ClassDef)) or node.name.startswith("_"):
             continue
-        if inspect.isfunction(obj):
-            out.append((name, obj))
-        elif inspect.isclass(obj):
-            out.append((name, obj))
-            for attr, member in sorted(vars(obj).items()):
-                if not attr.startswith("_") and inspect.isfunction(member):
-                    out.append((f"{name}.{attr}", member))
+        out.append((node.name, node))
+        if isinstance(node, ast.ClassDef):
+            out += [
+                (f"{node.name}.{sub.name}", sub)
+                for sub in node.body
+                if isinstance(sub, ast.FunctionDef) and not sub.name.startswith("_")
+            ]
     return out
 
 
-def _signature(obj) -> str:
-    try:
-        text = str(inspect.signature(obj))
-    except (TypeError, ValueError):  # a class whose signature Python cannot tell
-        return "(...)"
-    return re.sub(r" at 0x[0-9a-fA-F]+", "", text)  # a default's repr with an address: not stable
+def _arguments(node: ast.FunctionDef | ast.ClassDef) -> str:
+    """A function's parameters as written; a class's are its ``__init__``'s, without ``self``."""
+    if isinstance(node, ast.FunctionDef):
+        return ast.unparse(node.args)
+    init = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+    if init is None:
+        return ""
+    args = ast.unparse(init.args)
+    return args.removeprefix("self, ").removeprefix("self")
 
 
 def _first_paragraph(doc: str, limit: int) -> str:
