@@ -404,7 +404,7 @@ def _label(method: str) -> str:
 
 
 def _cmd_summarize(args) -> int:
-    from lightning_rectlaw.report import collect_results, verdict, write_summary
+    from lightning_rectlaw.report import collect_results, failures, verdict, write_summary
     from lightning_rectlaw.selection import loss_table
 
     paths = write_summary(args.sweep_dir, out_dir=args.out)
@@ -414,7 +414,10 @@ def _cmd_summarize(args) -> int:
     for p in paths[1:]:
         print(f"wrote {p}")
     print(f"[rectlaw] {verdict(paths[0])}")  # the line a sweep ends with
-    return 0
+    left_out = failures(paths[0])  # the candidates not ranked, as the sweep named them
+    for line in left_out:
+        print(f"[rectlaw] {line}")
+    return 1 if left_out else 0
 
 
 if __name__ == "__main__":

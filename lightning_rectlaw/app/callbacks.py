@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from lightning_rectlaw.app.job import check_rectlaw, is_rank_zero, mark_failed
 from lightning_rectlaw.plugin.console import info
-from lightning_rectlaw.report import NothingRankedError, verdict, write_summary
+from lightning_rectlaw.report import NothingRankedError, failures, verdict, write_summary
 
 log = logging.getLogger(__name__)
 
@@ -18,8 +18,12 @@ log = logging.getLogger(__name__)
 class SelectionSummaryCallback(Callback):
     """On ``on_multirun_end``, rank every candidate of the sweep directory (``rectlaw summarize``).
 
-    When no candidate could be ranked the summary is still written, the error logged, and the
-    process marked to exit non-zero (``examples/train.py`` exits with it).
+    When no candidate could be ranked (all failed; or not comparable: other target sizes, other
+    metrics, other tokenizers on a per-token loss) the summary is still written, the error
+    logged with its fix last, and the process marked to exit non-zero (``examples/train.py`` and
+    ``rectlaw sweep`` exit with it). When some failed, the others are ranked, and the console
+    names each one that failed and says that P(best) is among the ranked only; the process exits
+    non-zero too.
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -39,8 +43,14 @@ class SelectionSummaryCallback(Callback):
         try:
             paths = write_summary(config.hydra.sweep.dir)
         except NothingRankedError as err:
-            log.error(str(err))
+            for line in str(err).splitlines():  # the fix last
+                log.error(line)
             mark_failed()
             return
         log.debug("Selection summary: " + ", ".join(str(p) for p in paths))
-        info(verdict(paths[0]))  # the sweep's last line
+        info(verdict(paths[0]))  # the sweep's last line, unless some candidate failed
+        left_out = failures(paths[0])
+        for line in left_out:
+            info(line, level=logging.WARNING)
+        if left_out:
+            mark_failed()

@@ -29,7 +29,7 @@ class RectlawConf:
     delta: float = 5.0
     holdouts: int = 3
     schedule: str = "auto"
-    monitor: str = "val_loss"
+    monitor: str = "auto"  # val_bpb where the module logs it, else val_loss; or a metric's name
     zero_shot: bool = True
     continue_fit: bool = False
     level: float = 0.95

@@ -26,8 +26,8 @@ register_configs()  # the typed `rectlaw` schema, before Hydra composes the app'
 
 
 def mark_failed() -> None:
-    """Make the process exit non-zero (:func:`exit_code`): a single run that failed, or a sweep
-    in which no candidate could be ranked. A sweep with some failures still exits 0."""
+    """Make the process exit non-zero (:func:`exit_code`): a single run that failed, a sweep in
+    which no candidate could be ranked, or one in which some candidate failed."""
     _EXIT["code"] = 1
 
 

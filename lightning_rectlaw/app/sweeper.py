@@ -35,7 +35,7 @@ from lightning_rectlaw.schedule.rule import (
     continuation,
     training_cost,
 )
-from lightning_rectlaw.selection import loss_table
+from lightning_rectlaw.selection import incomparable, loss_table
 
 
 @dataclass
@@ -52,6 +52,11 @@ class RectlawSweeperConf:
     # a multiple of the full schedule's compute at the budget: survivors go on past it (1: the
     # paper's compute); None: stop at the budget, spending less
     compute_budget: Optional[float] = None  # noqa: UP045 - OmegaConf reads Optional, not `X | None`
+
+
+class _NotComparable(Exception):
+    """A rung's candidates cannot be ranked together (other metrics, or other tokenizers on a
+    per-token loss): the rounds stop, and the summary ranks none and names the fix."""
 
 
 def jobs_of(overrides: Sequence[Any]) -> list[list[str]]:
@@ -89,7 +94,9 @@ def launch_rounds(
 ) -> list[Any]:
     """The rounds, each one launcher batch: ``launch(batch, first_job_index)`` runs a batch of
     override lists and returns their Hydra ``JobReturn``s; ``subdir(overrides)`` names a
-    candidate's job directory. Returns the launcher's results, round by round.
+    candidate's job directory. Returns the launcher's results, round by round. A round whose
+    candidates cannot be ranked together (other metrics, or other tokenizers on a per-token
+    loss) is the last: nobody is judged, and the summary ranks none and names the fix.
 
     With ``compute_budget`` (a multiple of the full schedule's compute at the budget, ``rungs[-1]``)
     the survivors go on to 2x, 4x, ... the budget, never past half the target, while the rounds'
@@ -129,27 +136,32 @@ def launch_rounds(
         measured = {k: {**r, "status": "ok", "name": k} for k, r in records.items() if _measured(r)}
         failed = {k: r["status"] for k, r in records.items() if k not in measured}
         names = {k: r["name"] for k, r in records.items()}
+        if why := incomparable(list(measured.values())):
+            raise _NotComparable(why.problem)
         table = loss_table(list(measured.values())) if measured else None
         if measured:
             seen["target"] = _one_target(measured)
         return Rung(table, seen["target"] or 0.0, failed, names)
 
-    run_rounds(
-        run_rung,
-        keys,
-        rungs,
-        rule=rule,
-        prob_threshold=threshold,
-        min_points=min_points,
-        min_survivors=floor,
-        method=method,
-        cost=cost,
-        allowance=None if compute_budget is None else compute_budget * full,
-        budget=budget,
-        state_file=sweep_dir / ROUNDS_FILE,
-        say=info,
-        **options,
-    )
+    try:
+        run_rounds(
+            run_rung,
+            keys,
+            rungs,
+            rule=rule,
+            prob_threshold=threshold,
+            min_points=min_points,
+            min_survivors=floor,
+            method=method,
+            cost=cost,
+            allowance=None if compute_budget is None else compute_budget * full,
+            budget=budget,
+            state_file=sweep_dir / ROUNDS_FILE,
+            say=info,
+            **options,
+        )
+    except _NotComparable as err:
+        info(f"no further round: {err}; the summary ranks none and names the fix")
     return returns
 
 

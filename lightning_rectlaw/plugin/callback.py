@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +84,12 @@ class RectifiedLawCallback(Callback):
             for ``pooled`` (``"pooled"``), AtS's stop rule for ``ats``, every size otherwise;
             ``"ats"``: stop when AtS detects the phase transition; ``"all"``: every size down
             to ``min_size``.
-        monitor: the metric the module logs during validation whose value is the test loss
-            (default ``"val_loss"``).
+        monitor: the metric the module logs during validation whose value is the test loss.
+            ``"auto"`` (default): ``"val_bpb"`` (bits per byte of the target text, which the
+            shipped Hugging Face modules log and which compares candidates whose tokenizers
+            differ) where the module logs it, else ``"val_loss"``; resolved on one validation
+            batch of the untrained model before any training, and recorded as resolved in
+            ``result.monitor``. Any other name is used as given.
         zero_shot: also measure the loss before fine-tuning (default ``False``; needed by the
             ``ourfit`` method and shown in the plots).
         continue_fit: after the subset runs, go on with the user's fit on the full train set from
@@ -134,8 +138,7 @@ class RectifiedLawCallback(Callback):
             other than DDP with externally created processes (FSDP, DeepSpeed, ``ddp_spawn``);
             too few subsets for the method; a Trainer that trains nothing (``max_epochs=0``,
             ``max_steps=0``, ``limit_train_batches=0``) or never validates
-            (``limit_val_batches=0``). A metric never logged shows after the first subset run;
-            the rest before any training.
+            (``limit_val_batches=0``); all before any training.
         TypeError: the Trainer's datamodule is not a :class:`NestedSubsetDataModule`.
     """
 
@@ -146,7 +149,7 @@ class RectifiedLawCallback(Callback):
         delta: float = 5.0,
         holdouts: int = 3,
         schedule: str = "auto",
-        monitor: str = "val_loss",
+        monitor: str = "auto",
         zero_shot: bool = False,
         continue_fit: bool = False,
         results_dir: str | Path | None = None,
@@ -222,21 +225,7 @@ class RectifiedLawCallback(Callback):
             self._restored = False
             info("keeping the result restored from the checkpoint; no subset is re-run")
             return
-        dm = trainer.datamodule
-        if dm is None:  # trainer.fit(model, train_dataloaders=..., val_dataloaders=...)
-            raise TypeError(
-                "RectifiedLawCallback needs the fit's data as a NestedSubsetDataModule, and this fit "
-                "was given dataloaders: build one from their datasets, "
-                "dm = NestedSubsetDataModule(LightningDataModule.from_datasets(train_loader.dataset, "
-                "val_loader.dataset, batch_size=train_loader.batch_size), budget=1/8), then "
-                "trainer.fit(model, datamodule=dm)"
-            )
-        if not isinstance(dm, NestedSubsetDataModule):
-            raise TypeError(
-                "RectifiedLawCallback needs the Trainer's datamodule to be a "
-                "NestedSubsetDataModule: trainer.fit(model, datamodule="
-                "NestedSubsetDataModule(your_datamodule, budget=1/8))"
-            )
+        dm = _nested_datamodule(trainer)
         check_strategy(trainer)
         check_trains_and_validates(trainer)
         check_enough_subsets(dm, self.method, self._method_options(), self.zero_shot)
@@ -252,54 +241,20 @@ class RectifiedLawCallback(Callback):
         else:
             check_sees_every_subset(trainer, dm)
         out_dir = self.results_dir or Path(trainer.log_dir or trainer.default_root_dir)
-        snapshot = ModuleState(pl_module)
-        device = trainer.strategy.root_device
         result = RectifiedLawResult(
             method=self.method,
             options=self._method_options(),
             target_size=dm.target,
             interval_level=self.level,
-            device=str(device),
+            device=str(trainer.strategy.root_device),
             visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES") or ",".join(map(str, trainer.device_ids)),
+            tokenizer=_tokenizer_info(dm),
         )
         # The RNG is isolated around the measurement and each run seeded from (seed, size): a
         # subset's loss does not depend on which others ran or were reused, and the user's own
         # fit (continue_fit=True) draws the same random numbers as without the callback.
         with isolate_rng(), dm.measuring():  # (hashing the validation batches draws from it too)
-            shared = training_callbacks(trainer, self.subset_callbacks, ignore=(RectifiedLawCallback,))
-            cache = RunCache(None, {})  # no results_dir: nothing to hash or reuse
-            if self.results_dir is not None and not smoke:
-                parts = fingerprint_parts(pl_module, dm, trainer, self.monitor, snapshot, shared)
-                cache = RunCache(self.results_dir, parts, train_digests(dm))
-                result.validation_data = parts["validation data"]
-            progress = SubsetProgress(bar_style(trainer) if self.progress == "auto" else None, self.name)
-            try:
-                runs = SubsetRuns(
-                    trainer,
-                    pl_module,
-                    dm,
-                    cache,
-                    monitor=self.monitor,
-                    schedule=self.schedule,
-                    k=self.k,
-                    delta=self.delta,
-                    holdouts=self.holdouts,
-                    checkpoint_every=None if smoke else self.checkpoint_every,
-                    progress=progress,
-                    callbacks=shared,
-                )
-                progress.open(runs.work())
-                if self.zero_shot:
-                    result.zero_shot_loss = runs.zero_shot(result)
-                else:
-                    runs.check_monitor()
-                runs.run(result, snapshot)
-            finally:
-                progress.close()
-                snapshot.restore(pl_module)
-                pl_module.to(device)
-                pl_module.trainer = trainer
-                dm.use_subset(None)
+            self._run_subsets(trainer, pl_module, dm, result, smoke)
         if smoke:
             result.status = f"fast_dev_run: {smoke} batch(es) per subset, not a measurement"
             self.result = result
@@ -311,6 +266,55 @@ class RectifiedLawCallback(Callback):
             atomic_write_text(out_dir / RESULT_FILE, result.to_json())
         self._unlogged = out_dir  # logged in on_fit_end, after the Trainer logged the model's hparams
         info(result.headline(self.name) + f"; {out_dir / RESULT_FILE}")
+
+    def _run_subsets(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        dm: NestedSubsetDataModule,
+        result: RectifiedLawResult,
+        smoke: int,
+    ) -> None:
+        """Fill ``result``: the monitor resolved on the first validation, the resume cache keyed
+        by it, the zero-shot loss and the subset runs; the module restored afterwards."""
+        snapshot = ModuleState(pl_module)
+        device = trainer.strategy.root_device
+        shared = training_callbacks(trainer, self.subset_callbacks, ignore=(RectifiedLawCallback,))
+        progress = SubsetProgress(bar_style(trainer) if self.progress == "auto" else None, self.name)
+        runs = SubsetRuns(
+            trainer,
+            pl_module,
+            dm,
+            RunCache(None, {}),  # no results_dir: nothing to hash or reuse
+            monitor=self.monitor,
+            schedule=self.schedule,
+            k=self.k,
+            delta=self.delta,
+            holdouts=self.holdouts,
+            checkpoint_every=None if smoke else self.checkpoint_every,
+            progress=progress,
+            callbacks=shared,
+        )
+        try:
+            progress.open(runs.work())
+            if self.monitor == "auto" or not self.zero_shot:
+                # One batch of the untrained model: "auto" must be resolved before the cache's
+                # fingerprint hashes it (the zero-shot loss itself may come from that cache).
+                runs.check_monitor()
+            result.monitor = runs.monitor
+            if self.results_dir is not None and not smoke:
+                parts = fingerprint_parts(pl_module, dm, trainer, runs.monitor, snapshot, shared)
+                runs.cache = RunCache(self.results_dir, parts, train_digests(dm))
+                result.validation_data = parts["validation data"]
+            if self.zero_shot:
+                result.zero_shot_loss = runs.zero_shot(result)
+            runs.run(result, snapshot)
+        finally:
+            progress.close()
+            snapshot.restore(pl_module)
+            pl_module.to(device)
+            pl_module.trainer = trainer
+            dm.use_subset(None)
 
     @override
     def state_dict(self) -> dict[str, Any]:
@@ -344,6 +348,35 @@ class RectifiedLawCallback(Callback):
             for name in METHODS[self.method].options
             if name in ("k", "delta", "holdouts")
         }
+
+
+def _nested_datamodule(trainer: L.Trainer) -> NestedSubsetDataModule:
+    """The fit's datamodule, refused unless it is a :class:`NestedSubsetDataModule`."""
+    dm = trainer.datamodule
+    if dm is None:  # trainer.fit(model, train_dataloaders=..., val_dataloaders=...)
+        raise TypeError(
+            "RectifiedLawCallback needs the fit's data as a NestedSubsetDataModule, and this fit "
+            "was given dataloaders: build one from their datasets, "
+            "dm = NestedSubsetDataModule(LightningDataModule.from_datasets(train_loader.dataset, "
+            "val_loader.dataset, batch_size=train_loader.batch_size), budget=1/8), then "
+            "trainer.fit(model, datamodule=dm)"
+        )
+    if not isinstance(dm, NestedSubsetDataModule):
+        raise TypeError(
+            "RectifiedLawCallback needs the Trainer's datamodule to be a "
+            "NestedSubsetDataModule: trainer.fit(model, datamodule="
+            "NestedSubsetDataModule(your_datamodule, budget=1/8))"
+        )
+    return dm
+
+
+def _tokenizer_info(dm: NestedSubsetDataModule) -> dict[str, str] | None:
+    """The wrapped datamodule's ``tokenizer_info`` (``{"name", "sha256"}``: the shipped Hugging Face
+    datamodules have it), or ``None`` when it has none: the tokenizer is then unknown."""
+    info = getattr(dm, "tokenizer_info", None)  # the wrapper reads it from the wrapped datamodule
+    if not isinstance(info, Mapping) or not info.get("sha256"):
+        return None
+    return {"name": str(info.get("name") or ""), "sha256": str(info["sha256"])}
 
 
 def _checked_schedule(method, schedule, k, delta, holdouts, zero_shot, level) -> str:

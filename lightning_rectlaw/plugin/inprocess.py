@@ -42,7 +42,7 @@ from lightning_rectlaw.schedule.rule import (
     points_to_judge,
     training_cost,
 )
-from lightning_rectlaw.selection import DEFAULT_METHOD, RectifiedLawResult, loss_table
+from lightning_rectlaw.selection import DEFAULT_METHOD, RectifiedLawResult, incomparable, loss_table
 
 
 @dataclass
@@ -129,6 +129,12 @@ def adaptive_sweep(
         compute_budget: a multiple of the full schedule's compute at ``budget`` (1: the paper's):
             the survivors go on to 2x, 4x, ... the budget (never past half the target) while the
             rounds' training fits in it; ``None`` (the default) stops at the budget.
+
+    Raises:
+        ValueError: after a round whose candidates cannot be ranked together: scored on different
+            metrics (``monitor="auto"`` resolved differently), or under different tokenizers on a
+            per-token loss (pass ``callback={"monitor": "val_bpb"}``); their finished subsets
+            stay in ``results_dir``.
     """
     import lightning as L
 
@@ -177,6 +183,8 @@ def adaptive_sweep(
                 sweep.failed[n] = f"no subset finished ({sweep.results[n].status})"
         failed = {n: sweep.failed[n] for n in alive if n in sweep.failed}
         records = [{**vars(sweep.results[n]), "name": n, "status": "ok"} for n in alive if n not in failed]
+        if why := incomparable(records):
+            raise ValueError(f"adaptive_sweep ranks none of the candidates: {why.problem}\n{why.fix}")
         return Rung(loss_table(records) if records else None, float(probe.target), failed)
 
     rounds = run_rounds(

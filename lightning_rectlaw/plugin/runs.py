@@ -25,7 +25,11 @@ from lightning_rectlaw.plugin.console import SubsetProgress, info, quiet_lightni
 from lightning_rectlaw.plugin.datamodule import NestedSubsetDataModule
 from lightning_rectlaw.plugin.fingerprint import trainer_settings
 from lightning_rectlaw.plugin.loggers import subset_loggers
-from lightning_rectlaw.selection import RectifiedLawResult, ats_stopped
+from lightning_rectlaw.selection import BITS_PER_BYTE, RectifiedLawResult, ats_stopped
+
+#: What ``monitor="auto"`` resolves to: the first of these the module logs in validation (bits
+#: per byte, comparable across tokenizers, where the module logs it; else the per-token loss).
+AUTO_MONITORS = (BITS_PER_BYTE, "val_loss")
 
 
 def _lightning_callbacks(*names: str) -> tuple[type[Callback], ...]:
@@ -150,7 +154,7 @@ class SubsetRuns:
     def check_monitor(self) -> None:
         """One validation batch of the untrained model, before any training: a ``monitor`` the
         module never logs fails now, not after the largest subset has trained (the zero-shot
-        loss, when measured, checks it anyway)."""
+        loss, when measured, checks it anyway), and ``"auto"`` is resolved (``self.monitor``)."""
         with quiet_lightning():
             runner = subset_trainer(self.trainer, "monitor_check", callbacks=[])
             runner.limit_val_batches, runner.loggers = 1, []
@@ -213,13 +217,15 @@ class SubsetRuns:
         return self._monitored(runner, metrics)
 
     def _monitored(self, runner: L.Trainer, metrics: list[dict[str, float]]) -> float:
-        """The monitored loss of a validation's metrics (one dict per loader), or the error."""
+        """The monitored loss of a validation's metrics (one dict per loader), or the error; the
+        first validation resolves ``monitor="auto"`` for the runs that follow."""
         values = {k: v for per_loader in metrics for k, v in per_loader.items()}
-        if self.monitor not in values:
-            raise ValueError(
-                _never_logged(self.monitor, values, per_batch=self.monitor in runner.logged_metrics)
-            )
-        return float(values[self.monitor])
+        name = resolve_monitor(self.monitor, values)
+        if name not in values:
+            per_batch = name in runner.logged_metrics
+            raise ValueError(_never_logged(name, values, per_batch, auto=self.monitor == "auto"))
+        self.monitor = name
+        return float(values[name])
 
     def _cached_or_run(self, size: int, result: RectifiedLawResult, run) -> tuple[float, float]:
         """Reuse the finished run of ``size`` when its fingerprint matches, else run it seeded
@@ -247,9 +253,17 @@ class SubsetRuns:
         return loss, done
 
 
-def _never_logged(monitor: str, logged, per_batch: bool = False) -> str:
+def resolve_monitor(monitor: str, logged) -> str:
+    """The metric ``monitor`` names among those a validation ``logged``: ``"auto"`` is the first
+    of :data:`AUTO_MONITORS` logged (the last when none is); any other name is itself."""
+    if monitor != "auto":
+        return monitor
+    return next((name for name in AUTO_MONITORS if name in logged), AUTO_MONITORS[-1])
+
+
+def _never_logged(monitor: str, logged, per_batch: bool = False, auto: bool = False) -> str:
     """The error for a monitored metric missing from validation, with the fix for the likely cause
-    (``per_batch``: it was logged, but only per batch)."""
+    (``per_batch``: it was logged, but only per batch; ``auto``: ``monitor="auto"`` looked for it)."""
     if per_batch:
         return (
             f"the metric {monitor!r} was logged per validation batch only (on_epoch=False), so there "
@@ -264,7 +278,10 @@ def _never_logged(monitor: str, logged, per_batch: bool = False) -> str:
         else f"log it with self.log({monitor!r}, ...) in validation_step or set "
         "RectifiedLawCallback(monitor=...)"
     )
-    return f"the metric {monitor!r} was never logged during validation (logged: {sorted(logged)}); {fix}"
+    also = f", nor {AUTO_MONITORS[0]!r}, which monitor='auto' prefers" if auto else ""
+    return (
+        f"the metric {monitor!r} was never logged during validation{also} (logged: {sorted(logged)}); {fix}"
+    )
 
 
 class _LastValidation(Callback):

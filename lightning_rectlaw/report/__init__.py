@@ -1,11 +1,12 @@
 """A sweep's results for people: the records of its job directories, the selection summary
-(markdown, CSV, JSON, figure, TensorBoard) and its one-line verdict.
+(markdown, CSV, JSON, figure, TensorBoard), its one-line verdict and the lines naming the
+candidates it could not rank.
 
 Imports the schedule, selection and core layers, and the plugin's resume cache to read what an
 unfinished job measured; no Lightning or Hydra at import.
 """
 
 from lightning_rectlaw.report.collect import collect_results
-from lightning_rectlaw.report.summary import NothingRankedError, verdict, write_summary
+from lightning_rectlaw.report.summary import NothingRankedError, failures, verdict, write_summary
 
-__all__ = ["NothingRankedError", "collect_results", "verdict", "write_summary"]
+__all__ = ["NothingRankedError", "collect_results", "failures", "verdict", "write_summary"]

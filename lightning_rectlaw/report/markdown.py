@@ -26,7 +26,11 @@ def markdown(
     rounds: dict | None = None,
     mixed: dict[Any, list[str]] | None = None,
     data_groups: list[list[str]] | None = None,
+    refused: Any = None,
 ) -> str:
+    """The summary's markdown. ``mixed``: the candidates by target size, when they differ;
+    ``data_groups``: the candidates by validation batches, when they differ; ``refused``: why
+    the candidates are not ranked together (an ``Incomparable``, with ``problem`` and ``fix``)."""
     ranked = [r for r in rows if r["rank"] is not None]
     blocks = [f"# Selection summary — {sweep}"]  # separated by blank lines
     if ranked and data_groups:
@@ -65,17 +69,8 @@ def markdown(
                 f"The intervals of `{best['candidate']}` and `{ranked[1]['candidate']}` "
                 "overlap: the choice between them is uncertain at this budget."
             )
-    elif mixed:
-        groups = "; ".join(
-            f"{target} examples: " + ", ".join(f"`{n}`" for n in names) for target, names in mixed.items()
-        )
-        blocks.append(
-            f"**No candidate is chosen**: the candidates were predicted at different target sizes "
-            f"({groups}), so their losses are not comparable. Sweep one dataset at a time, or give "
-            "every candidate the same `rectlaw.target_size`."
-        )
     else:
-        blocks.append("**No candidate could be ranked**; see the status column.")
+        blocks.append(_no_choice(mixed, refused))
     if rounds is not None:
         share = (
             f", {100 * rounds['spent'] / rounds['full']:.0f}% of the full schedule "
@@ -134,3 +129,22 @@ def markdown(
         blocks.append("\n".join(f"- `{name}`, {size} examples: {why}" for name, size, why in left_out))
     blocks.append("![curves](selection_summary.png)")
     return "\n\n".join(blocks) + "\n"
+
+
+def _no_choice(mixed: dict[Any, list[str]] | None, refused: Any) -> str:
+    """The paragraph of a summary that ranks no candidate, and why."""
+    if mixed:
+        groups = "; ".join(
+            f"{target} examples: " + ", ".join(f"`{n}`" for n in names) for target, names in mixed.items()
+        )
+        return (
+            f"**No candidate is chosen**: the candidates were predicted at different target sizes "
+            f"({groups}), so their losses are not comparable. Sweep one dataset at a time, or give "
+            "every candidate the same `rectlaw.target_size`."
+        )
+    if refused is not None:
+        return (
+            f"**No candidate is chosen**: {_fmt(refused.problem)}. What each measured is in the "
+            f"table. Fix: {_fmt(refused.fix)}."
+        )
+    return "**No candidate could be ranked**; see the status column."

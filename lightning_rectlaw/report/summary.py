@@ -26,7 +26,16 @@ from lightning_rectlaw.core.formatting import format_number
 from lightning_rectlaw.report.collect import collect_results
 from lightning_rectlaw.report.markdown import _fmt, markdown
 from lightning_rectlaw.schedule.rounds import read_rounds
-from lightning_rectlaw.selection import CandidateRecord, Status, loss_table, prediction_curve, select
+from lightning_rectlaw.selection import (
+    CandidateRecord,
+    Incomparable,
+    Status,
+    incomparable,
+    loss_table,
+    prediction_curve,
+    select,
+    tokenizer_label,
+)
 from lightning_rectlaw.selection.scores import bounded
 
 
@@ -41,6 +50,8 @@ COLUMNS = [
     "interval_low",
     "interval_high",
     "prob_best",
+    "monitor",
+    "tokenizer",
     "pre_learned_size",
     "beta",
     "losses_measured",
@@ -181,6 +192,8 @@ def _rows(records: list[CandidateRecord], rank: bool = True) -> list[dict[str, A
                 "interval_low": interval[0],
                 "interval_high": interval[1],
                 "prob_best": r.get("prob_best"),
+                "monitor": r.get("monitor"),
+                "tokenizer": tokenizer_label(r.get("tokenizer")),
                 "pre_learned_size": law.get("pre_learned_size"),
                 "beta": law.get("beta"),
                 "losses_measured": ", ".join(
@@ -209,26 +222,30 @@ def write_summary(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike | Non
 
     Raises:
         NothingRankedError: after writing them, when no candidate could be ranked, or the
-            candidates were predicted at different target sizes (not comparable).
+            candidates are not comparable: predicted at different target sizes, scored on
+            different metrics, or under different tokenizers on a per-token loss (the last line
+            of the message is the fix).
         OSError: the output directory cannot be written (the message names it and the fix).
     """
     root = Path(sweep_dir)
     out = root if out_dir is None else Path(out_dir)
     records = collect_results(root)
     rounds = _adaptive(root, records)  # hydra/sweeper=rectlaw: rounds, eliminations, compute
+    records = _short_names(records)
+    refused = incomparable([r for r in records if r["status"] == Status.OK])  # other metrics, tokenizers
     running = [r for r in records if r.get("eliminated_at") is None]
-    joint = _joint(running)  # the eliminated keep the prediction and P(best) they stopped with
-    records = _short_names([{**r, **joint.get(r["name"], {})} for r in records])
+    joint = {} if refused else _joint(running)  # the eliminated keep their P(best) of then
+    records = [{**r, **joint.get(r["name"], {})} for r in records]
     # Losses predicted at different target sizes (a sweep over datasets) are not comparable;
     # different validation batches at one size (another tokenizer) are flagged.
     mixed = _split_by(records, "target_size")
-    rows = _rows(records, rank=not mixed)
+    rows = _rows(records, rank=not mixed and refused is None)
     columns = COLUMNS if rounds is None else [*COLUMNS[:-1], "round", "eliminated_at", COLUMNS[-1]]
     if any(r.get("checkpoint") for r in records):
         columns = [*columns[:-1], "checkpoint", columns[-1]]
     paths = [out / f"selection_summary.{ext}" for ext in ("md", "csv", "json", "png")]
     data_groups = list(_split_by(records, "validation_data").values())
-    text = markdown(rows, root, columns, rounds, mixed, data_groups)
+    text = markdown(rows, root, columns, rounds, mixed, data_groups, refused)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     w.writeheader()
@@ -257,18 +274,30 @@ def write_summary(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike | Non
             f"cannot write the selection summary into {str(out)!r} ({err.strerror or err}); "
             "write it elsewhere with `rectlaw summarize SWEEP_DIR --out DIR`"
         ) from None
+    _refuse_unranked(root, rows, mixed, refused, paths[0])
+    return paths
+
+
+def _refuse_unranked(
+    root: Path, rows: list[dict[str, Any]], mixed: dict, refused: Incomparable | None, summary: Path
+) -> None:
+    """Raise :class:`NothingRankedError` when the written summary ranks no candidate, and why."""
     if mixed:
         raise NothingRankedError(
             f"the candidates of {str(root)!r} were predicted at different target sizes "
             f"({'; '.join(f'{t}: {names}' for t, names in mixed.items())}), so none is chosen; sweep "
-            f"one dataset at a time or set rectlaw.target_size; the summary is in {paths[0]}"
+            f"one dataset at a time or set rectlaw.target_size; the summary is in {summary}"
+        )
+    if refused is not None:
+        raise NothingRankedError(
+            f"none of the candidates of {str(root)!r} is ranked: {refused.problem}; the summary is "
+            f"in {summary}\n{refused.fix}"
         )
     if not any(r["rank"] is not None for r in rows):
         reasons = "; ".join(f"{r['candidate']}: {r['status']}" for r in rows)
         raise NothingRankedError(
-            f"no candidate of {str(root)!r} could be ranked ({reasons}); the summary is in {paths[0]}"
+            f"no candidate of {str(root)!r} could be ranked ({reasons}); the summary is in {summary}"
         )
-    return paths
 
 
 def _short_names(records: list[CandidateRecord]) -> list[CandidateRecord]:
@@ -323,6 +352,32 @@ def verdict(summary_path: str | os.PathLike) -> str:
         f"chose {best['candidate']} of {len(rows)} ranked: predicted loss "
         f"{_fmt(best['predicted_loss'])}{interval}{target}{chance}; summary: {md}"
     )
+
+
+def failures(summary_path: str | os.PathLike) -> list[str]:
+    """The lines a sweep ends with when some of its candidates were not ranked (failed, killed,
+    or left without a prediction), from a written summary that ranks the others: one per such
+    candidate (its name and why, on one line), then what that means for P(best) and the fix.
+    Empty when every candidate is ranked."""
+    data = json.loads(Path(summary_path).with_suffix(".json").read_text())
+    rows = data["candidates"]
+    left = [r for r in rows if r.get("rank") is None]
+    if not left or len(left) == len(rows):
+        return []
+    lines = [f"{r['candidate']}: {_one_line(r['status'])}" for r in left]
+    lines.append(
+        f"{len(left)} of {len(rows)} candidates failed or did not finish (above): P(best) is among "
+        f"the {len(rows) - len(left)} ranked only, and one left out may be the best; fix them and "
+        "run the sweep again in the same directory (finished subsets are reused)"
+    )
+    return lines
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    """A reason on one console line: its lines joined (a wrapped exception's cause is on its
+    second), cut at ``limit`` characters."""
+    line = " ".join(part.strip() for part in str(text).splitlines() if part.strip()) or "no reason recorded"
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _log_tensorboard(root: Path, png: bytes, size: tuple[int, int], text: str) -> None:

@@ -8,12 +8,16 @@ Imports only :mod:`lightning_rectlaw.core`; no framework.
 from lightning_rectlaw.selection.ats import SPREAD, accept_then_stop, ats_stopped, calibrate_ats
 from lightning_rectlaw.selection.curve import CurvePrediction, predict_curve
 from lightning_rectlaw.selection.record import (
+    BITS_PER_BYTE,
     CANDIDATE_FILE,
     RESULT_FILE,
     CandidateRecord,
+    Incomparable,
     RectifiedLawResult,
     Status,
+    incomparable,
     loss_table,
+    tokenizer_label,
 )
 from lightning_rectlaw.selection.registry import (
     DEFAULT_METHOD,
@@ -26,6 +30,7 @@ from lightning_rectlaw.selection.registry import (
 from lightning_rectlaw.selection.scores import CandidateScore, Curve, Selection, prediction_curve
 
 __all__ = [
+    "BITS_PER_BYTE",
     "DEFAULT_METHOD",
     "METHODS",
     "CANDIDATE_FILE",
@@ -35,6 +40,7 @@ __all__ = [
     "CandidateScore",
     "Curve",
     "CurvePrediction",
+    "Incomparable",
     "Method",
     "RectifiedLawResult",
     "Selection",
@@ -42,10 +48,12 @@ __all__ = [
     "accept_then_stop",
     "ats_stopped",
     "calibrate_ats",
+    "incomparable",
     "loss_table",
     "check_option",
     "method_entry",
     "predict_curve",
     "prediction_curve",
     "select",
+    "tokenizer_label",
 ]

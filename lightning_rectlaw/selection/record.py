@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from lightning_rectlaw.selection.scores import bounded
 RESULT_FILE = "rectlaw_result.json"
 #: Each sweep job's record, in its job directory; the app writes it also when the job fails.
 CANDIDATE_FILE = "candidate.json"
+#: The loss every tokenizer shares: bits per UTF-8 byte of the target text, which the shipped
+#: Hugging Face modules log beside the per-token ``val_loss``.
+BITS_PER_BYTE = "val_bpb"
 
 
 class Status(str, Enum):
@@ -59,6 +62,10 @@ class RectifiedLawResult:
             job's ``CUDA_VISIBLE_DEVICES`` as it saw it (or the Trainer's device ids when unset).
         validation_data: a hash of the validation batches (with ``results_dir``): candidates
             scored on other data (another tokenizer, another dataset) have another one.
+        monitor: the metric the losses are, as resolved (``monitor="auto"`` gives ``val_bpb``
+            or ``val_loss``); ``None`` in files written before it was recorded.
+        tokenizer: the datamodule's ``tokenizer_info`` (``{"name": ..., "sha256": ...}``, the
+            hash over the whole tokenizer), or ``None`` when the datamodule does not say.
         status: ``"ok"`` or why no prediction could be made.
     """
 
@@ -82,6 +89,8 @@ class RectifiedLawResult:
     device: str = "cpu"
     visible_devices: str | None = None
     validation_data: str | None = None
+    monitor: str | None = None
+    tokenizer: dict[str, str] | None = None
     status: str = Status.PENDING.value
 
     def headline(self, name: str | None = None) -> str:
@@ -167,6 +176,71 @@ def loss_table(records: Sequence[Mapping[str, Any]], source: str = "<sweep>") ->
         families=None if all(f is None for f in families) else tuple(f or "" for f in families),
         source=source,
     )
+
+
+def tokenizer_label(info: Mapping[str, Any] | None) -> str | None:
+    """A tokenizer as people read it: its name and the start of its hash (``gpt2 (3f2a9c1b)``)."""
+    if not info:
+        return None
+    return f"{info.get('name') or '?'} ({str(info.get('sha256') or '?')[:8]})"
+
+
+class Incomparable(NamedTuple):
+    """Why candidates' losses cannot be ranked together (``problem``) and what to do (``fix``)."""
+
+    problem: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.problem}\n{self.fix}"
+
+
+def incomparable(records: Sequence[Mapping[str, Any]]) -> Incomparable | None:
+    """Why the losses of these candidates cannot be ranked together, or ``None`` when they can.
+
+    Losses of different metrics (``monitor``) are different things. Under different tokenizers
+    (told apart by hash) only a loss per byte (``val_bpb``) is comparable: a per-token loss ranks
+    the tokenizers, not the models. A record without a monitor or a tokenizer (an older file, a
+    datamodule that does not say) counts as unknown, not as different.
+    """
+    monitors = _names_by(records, lambda r: r.get("monitor"))
+    if len(monitors) > 1:
+        return Incomparable(
+            f"the candidates were scored on different metrics ({_listing(monitors)}), "
+            "whose values are not one loss",
+            f"score every candidate on one metric they all log: rectlaw.monitor={BITS_PER_BYTE} "
+            f"(RectifiedLawCallback(monitor={BITS_PER_BYTE!r}))",
+        )
+    tokenizers = _names_by(records, _tokenizer_key)
+    if len(tokenizers) > 1 and set(monitors) != {BITS_PER_BYTE}:
+        labels = {label: names for (label, _), names in tokenizers.items()}
+        scored = next(iter(monitors), "a metric they did not record")
+        return Incomparable(
+            f"the candidates have different tokenizers ({_listing(labels)}) and were scored on "
+            f"{scored}, not on bits per byte: a per-token loss ranks the tokenizers, not the models",
+            f"rank them on the loss every tokenizer shares: rectlaw.monitor={BITS_PER_BYTE} "
+            f"(RectifiedLawCallback(monitor={BITS_PER_BYTE!r}))",
+        )
+    return None
+
+
+def _names_by(records: Sequence[Mapping[str, Any]], key) -> dict[Any, list[str]]:
+    """The candidates' names by ``key(record)``, those without a value left out."""
+    groups: dict[Any, list[str]] = {}
+    for r in records:
+        if (value := key(r)) is not None:
+            groups.setdefault(value, []).append(str(r["name"]))
+    return groups
+
+
+def _tokenizer_key(record: Mapping[str, Any]) -> tuple[str | None, str] | None:
+    """A record's tokenizer, told apart by its whole hash and shown by its label."""
+    info = record.get("tokenizer") or {}
+    return (tokenizer_label(info), str(info["sha256"])) if info.get("sha256") else None
+
+
+def _listing(groups: Mapping[Any, list[str]]) -> str:
+    return "; ".join(f"{value}: {', '.join(names)}" for value, names in groups.items())
 
 
 class CandidateRecord(TypedDict, total=False):

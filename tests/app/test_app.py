@@ -129,16 +129,18 @@ def _sweep(tmp_path, models, *overrides):
 @pytest.mark.slow
 def test_multirun_ranks_candidates_reports_failure_and_resumes(tmp_path):
     proc = _sweep(tmp_path, "tiny_gpt2,broken,tiny_llama")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 1, proc.stderr[-3000:]  # a candidate failed: said, and the exit says so
     sweep = tmp_path / "sweep"
-    # a quiet console: no Lightning banner per subset, each of our lines once, the choice last
+    # a quiet console: no Lightning banner per subset, each of our lines once, the choice, the failure
     console = proc.stdout + proc.stderr
     assert "GPU available" not in console and "`Trainer.fit` stopped" not in console
     ours = [line[line.index("[rectlaw]") :] for line in console.splitlines() if "[rectlaw]" in line]
     ours = [line for line in ours if "predicted loss" in line or "chose" in line]
     assert len(ours) == len(set(ours)) == 3  # two candidates' results, then the choice
-    last = proc.stdout.strip().splitlines()[-1]
-    assert "[rectlaw] chose " in last and "P(best)" in last and str(sweep / "selection_summary.md") in last
+    *_, chose, failed, last = proc.stdout.strip().splitlines()
+    assert "[rectlaw] chose " in chose and "P(best)" in chose and str(sweep / "selection_summary.md") in chose
+    assert "[rectlaw] model: failed: " in failed and "'/nonexistent/model' does not exist" in failed
+    assert "1 of 3 candidates failed or did not finish (above): P(best) is among the 2 ranked" in last
     rows = list(csv.DictReader((sweep / "selection_summary.csv").open()))
     by_name = {r["candidate"]: r for r in rows}
     broken = "model"  # a local checkpoint goes by the shortest unique tail of its path
@@ -164,7 +166,7 @@ def test_multirun_ranks_candidates_reports_failure_and_resumes(tmp_path):
     stamps = {p: p.stat().st_mtime_ns for p in runs}
     assert runs
     proc = _sweep(tmp_path, "tiny_gpt2,broken,tiny_llama")  # same sweep dir: resume
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 1, proc.stderr[-3000:]
     assert {p: p.stat().st_mtime_ns for p in runs} == stamps  # finished subsets not retrained
     again = {r["candidate"]: r for r in csv.DictReader((sweep / "selection_summary.csv").open())}
     assert again["tiny_gpt2"]["predicted_loss"] == by_name["tiny_gpt2"]["predicted_loss"]
@@ -586,3 +588,77 @@ def test_a_job_whose_values_are_bad_writes_its_failure_and_the_summary_says_so(t
     assert row["status"] == "failed" and "killed" not in json.dumps(row)
     with pytest.raises(NothingRankedError, match=r"tiny_gpt2: failed: ValueError: rectlaw.budget / rectlaw"):
         write_summary(tmp_path / "sweep")
+
+
+def test_the_app_monitors_val_bpb_where_the_module_logs_it_by_default(tmp_path):
+    assert build_callback(_compose(), tmp_path).monitor == "auto"
+    assert build_callback(_compose(["rectlaw.monitor=val_loss"]), tmp_path).monitor == "val_loss"
+
+
+def _end_sweep(sweep_dir, caplog, monkeypatch) -> tuple[int, list[str]]:
+    """What the sweep's end does to its directory: the exit status it leaves and its console lines."""
+    import logging
+
+    from omegaconf import OmegaConf
+
+    from lightning_rectlaw.app import job
+    from lightning_rectlaw.app.callbacks import SelectionSummaryCallback
+
+    monkeypatch.setitem(job._EXIT, "code", 0)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="lightning_rectlaw"):
+        SelectionSummaryCallback().on_multirun_end(
+            OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep_dir)}}})
+        )
+    return job.exit_code(), [r.getMessage() for r in caplog.records]
+
+
+def test_a_sweep_with_a_failed_candidate_ranks_the_others_names_it_and_exits_non_zero(
+    tmp_path, caplog, monkeypatch, capsys
+):
+    from lightning_rectlaw.cli import main as rectlaw
+
+    sizes = [6400, 3200, 1600, 800, 400, 200]
+    _job_records(
+        tmp_path, "robust_ats", sizes, (("a", 1.0), ("b", 1.1)), {"k": 3, "delta": 5.0, "holdouts": 3}
+    )
+    (tmp_path / "broken").mkdir()
+    error = "FileNotFoundError: model path '/m' does not exist\n  (a second line)"
+    (tmp_path / "broken" / "candidate.json").write_text(
+        json.dumps({"name": "broken", "status": "failed", "error": error})
+    )
+    code, lines = _end_sweep(tmp_path, caplog, monkeypatch)
+    assert code == 1
+    rows = {r["candidate"]: r for r in csv.DictReader((tmp_path / "selection_summary.csv").open())}
+    assert rows["a"]["rank"] == "1" and rows["b"]["rank"] == "2" and rows["broken"]["rank"] == ""
+    *_, chose, failed, last = lines
+    assert chose.startswith("[rectlaw] chose a of 2 ranked")
+    assert (
+        failed
+        == "[rectlaw] broken: failed: FileNotFoundError: model path '/m' does not exist (a second line)"
+    )
+    assert "P(best) is among the 2 ranked only" in last
+    assert rectlaw(["summarize", str(tmp_path)]) == 1  # re-created, it ends the same way
+    assert capsys.readouterr().out.strip().splitlines()[-2:] == [failed, last]
+    (tmp_path / "broken" / "candidate.json").unlink()
+    assert _end_sweep(tmp_path, caplog, monkeypatch)[0] == 0  # every candidate ranked
+
+
+def test_a_sweep_of_other_tokenizers_on_a_per_token_loss_ranks_none_and_ends_naming_val_bpb(
+    tmp_path, caplog, monkeypatch, capsys
+):
+    from lightning_rectlaw.cli import main as rectlaw
+
+    _job_records(tmp_path, "robust_ats", [6400, 3200, 1600, 800], (("a", 1.0), ("b", 1.1)))
+    for name, sha in (("a", "1" * 64), ("b", "2" * 64)):
+        record = json.loads((tmp_path / name / "candidate.json").read_text())
+        record.update(monitor="val_loss", tokenizer={"name": f"bpe-{name}", "sha256": sha})
+        (tmp_path / name / "candidate.json").write_text(json.dumps(record))
+    code, lines = _end_sweep(tmp_path, caplog, monkeypatch)
+    assert code == 1 and "rectlaw.monitor=val_bpb" in lines[-1]
+    assert "different tokenizers (bpe-a (11111111): a; bpe-b (22222222): b)" in lines[-2]
+    rows = list(csv.DictReader((tmp_path / "selection_summary.csv").open()))
+    assert {r["candidate"] for r in rows} == {"a", "b"} and not any(r["rank"] for r in rows)
+    assert (tmp_path / "a" / "candidate.json").exists() and (tmp_path / "b" / "candidate.json").exists()
+    assert rectlaw(["summarize", str(tmp_path)]) != 0
+    assert "rectlaw.monitor=val_bpb" in capsys.readouterr().err.strip().splitlines()[-1]

@@ -108,7 +108,8 @@ def test_adaptive_sweep_through_the_joblib_launcher_with_a_failing_candidate(tmp
         flags=[f"--config-dir={tmp_path / 'my_conf'}"],  # the user's own config groups
     )
     done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 1, done.stderr[-3000:]  # a candidate failed: the exit says so
+    assert "P(best) is among the 2 ranked only" in done.stdout.strip().splitlines()[-1]
     state = json.loads((sweep / ROUNDS_FILE).read_text())
     assert state["done"] and len(state["rounds"]) == 3
     first = {d["name"]: d for d in state["rounds"][0]["decisions"]}
@@ -447,3 +448,67 @@ def test_the_sweeper_builds_its_jobs_as_the_basic_sweeper_and_refuses_intervals(
     ]
     with pytest.raises(ValueError, match="sweeps lists of values, not 'model.lr=interval"):
         jobs_of(parse(["model=a,b", "model.lr=interval(0,1)"]))
+
+
+@pytest.mark.parametrize(("monitor", "rounds"), [("val_loss", 1), ("val_bpb", 3)])
+def test_rounds_stop_after_a_rung_whose_tokenizers_differ_on_a_per_token_loss(
+    tmp_path, caplog, monitor, rounds
+):
+    """Other tokenizers: a per-token loss ranks the tokenizers, so nobody is judged on it and no
+    further round runs (the summary then ranks none and names the fix); per byte they go on."""
+    import logging
+
+    from lightning_rectlaw.app.jobdir import candidate_subdir
+    from lightning_rectlaw.app.sweeper import launch_rounds
+    from lightning_rectlaw.schedule.rounds import read_rounds
+
+    sizes = [200 * 2**i for i in range(9)]
+    curves = {n: {s: 3.0 * s**-0.3 + 1.0 + o for s in sizes} for n, o in (("a", 0.0), ("b", 0.5))}
+    calls = []
+    fake = _fake_launcher(curves, 409600, calls)
+
+    def launch(batch, first):
+        jobs = fake(batch, first)
+        for job in jobs:
+            name = job._value["name"]
+            job._value |= {"monitor": monitor, "tokenizer": {"name": name, "sha256": name * 64}}
+        return jobs
+
+    kw = dict(rule="mass", threshold=0.1, min_points=3, floor=2, method="robust_ats", options={})
+    with caplog.at_level(logging.INFO, logger="lightning_rectlaw"):
+        launch_rounds(
+            launch, [["model=a"], ["model=b"]], [6400, 12800, 25600], tmp_path, subdir=candidate_subdir, **kw
+        )
+    assert len(calls) == rounds
+    judged = (read_rounds(tmp_path) or {}).get("rounds") or []
+    assert len(judged) == (0 if monitor == "val_loss" else 3)
+    stopped = "no further round: the candidates have different tokenizers (a (aaaaaaaa): model=a; b"
+    assert (stopped in caplog.text) == (monitor == "val_loss")
+
+
+def test_the_in_process_sweep_refuses_to_rank_candidates_scored_on_different_metrics(tmp_path):
+    """``monitor="auto"`` resolves per module: one logs val_bpb, the other only val_loss."""
+    import torch
+    from boring import Boring, Data
+
+    from lightning_rectlaw import adaptive_sweep
+
+    class PerByte(Boring):
+        def validation_step(self, batch, batch_idx):
+            super().validation_step(batch, batch_idx)
+            x, y = batch
+            self.log("val_bpb", 3 * torch.nn.functional.mse_loss(self.layer(x).squeeze(-1), y))
+
+    quiet = {"max_epochs": 1, "logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+    with pytest.raises(
+        ValueError, match=r"(?s)different metrics \(val_bpb: bpb; val_loss: loss\).*monitor='val_bpb'"
+    ):
+        adaptive_sweep(
+            {"bpb": PerByte, "loss": Boring},
+            Data(),
+            budget=256,
+            min_size=32,
+            results_dir=tmp_path,
+            trainer=quiet,
+        )
+    assert (tmp_path / "bpb" / "rectlaw_result.json").exists()  # what each measured is kept

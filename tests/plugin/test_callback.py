@@ -611,3 +611,52 @@ def test_each_loss_is_the_final_weights_validation_loss_with_one_pass_when_possi
     passes_per_run = 3 if every == 1 else 2  # (3 in-fit) or (1 in-fit + 1 final)
     check = 1  # the monitor, on one batch of the untrained model before any training (no zero-shot loss)
     assert model.validations == len(law.result.sizes) * passes_per_run + check
+
+
+class _PerByte(Boring):
+    """Logs, beside the per-token ``val_loss`` (the MSE + 0.05), a loss per byte: 3 x the MSE."""
+
+    def validation_step(self, batch, batch_idx):
+        super().validation_step(batch, batch_idx)
+        x, y = batch
+        self.log("val_bpb", 3 * torch.nn.functional.mse_loss(self.layer(x).squeeze(-1), y))
+
+
+class _Tokenized(Data):
+    """A datamodule that says which tokenizer made its examples, as the shipped ones do."""
+
+    tokenizer_info = {"name": "bpe-300", "sha256": "ab" * 32}
+
+
+def test_monitor_auto_is_val_bpb_where_the_module_logs_it_and_the_cache_keys_on_that(tmp_path):
+    def fit(**kw):
+        law = RectifiedLawCallback(schedule="all", zero_shot=True, results_dir=tmp_path / "res", **kw)
+        dm = NestedSubsetDataModule(_Tokenized(), budget=128, min_size=32)  # the wrapper reads it through
+        trainer_with(tmp_path, law).fit(_PerByte(), datamodule=dm)
+        return law.result
+
+    auto = fit()
+    assert auto.monitor == "val_bpb" and auto.tokenizer == {"name": "bpe-300", "sha256": "ab" * 32}
+    saved = json.loads((tmp_path / "res" / "rectlaw_result.json").read_text())
+    assert saved["monitor"] == "val_bpb" and saved["tokenizer"] == auto.tokenizer
+    # the resume cache knows the metric by its resolved name: naming it reuses every run...
+    named = fit(monitor="val_bpb")
+    assert named.reused == 3 and named.losses == auto.losses and named.zero_shot_loss == auto.zero_shot_loss
+    # ...and the per-token loss is another measurement (the same seeded runs, scored on val_loss)
+    per_token = fit(monitor="val_loss")
+    assert per_token.reused == 0 and per_token.monitor == "val_loss"
+    assert auto.losses == pytest.approx([3 * (t - 0.05) for t in per_token.losses], rel=1e-5)
+    assert auto.zero_shot_loss == pytest.approx(3 * (per_token.zero_shot_loss - 0.05), rel=1e-5)
+    from lightning_rectlaw.selection import RectifiedLawResult
+
+    old = {k: v for k, v in saved.items() if k not in ("monitor", "tokenizer")}  # a file from before
+    assert RectifiedLawResult.from_dict(old).monitor is None
+
+
+def test_monitor_auto_is_val_loss_for_a_module_that_logs_no_val_bpb(tmp_path):
+    law = RectifiedLawCallback(schedule="all")
+    assert law.monitor == "auto"  # the default
+    model = Boring()
+    trainer_with(tmp_path, law).fit(model, datamodule=NestedSubsetDataModule(Data(), budget=128, min_size=32))
+    assert law.result.monitor == "val_loss" and law.result.tokenizer is None  # Data says no tokenizer
+    assert law.result.status == "ok" and len(model.starts) == 3

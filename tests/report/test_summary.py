@@ -6,7 +6,9 @@ import json
 import os
 from pathlib import Path
 
-from lightning_rectlaw.report import write_summary
+import pytest
+
+from lightning_rectlaw.report import NothingRankedError, failures, write_summary
 
 SIZES = [6400, 3200, 1600, 800, 400, 200]
 
@@ -83,3 +85,87 @@ def test_a_prediction_without_an_interval_says_why_and_the_fix(tmp_path):
     md = (tmp_path / "selection_summary.md").read_text()
     assert "**No interval** for `a`, `b`: with 3 subset(s) within the budget" in md
     assert "A larger `rectlaw.budget` or a smaller `rectlaw.min_size`" in md
+
+
+BPE_300 = {"name": "bpe-300", "sha256": "1" * 64}
+BPE_4000 = {"name": "bpe-4000", "sha256": "2" * 64}
+
+
+def _scored(root: Path, scored: dict[str, tuple[str | None, dict | None]]) -> None:
+    """Jobs ``a`` (the worse) and ``b``, each with its (monitor, tokenizer) as the callback records them."""
+    for name, (monitor, tokenizer) in scored.items():
+        d = _job(root, name, name, {"a": 1.0, "b": 0.9}[name], [f"model={name}"])
+        record = json.loads((d / "candidate.json").read_text())
+        (d / "candidate.json").write_text(json.dumps({**record, "monitor": monitor, "tokenizer": tokenizer}))
+
+
+def test_the_summary_shows_each_candidates_monitor_and_tokenizer(tmp_path):
+    _scored(tmp_path, {"a": ("val_bpb", BPE_300), "b": ("val_bpb", BPE_4000)})
+    write_summary(tmp_path)  # other tokenizers, one loss per byte: ranked
+    rows = _rows(tmp_path)
+    assert (rows["a"]["monitor"], rows["a"]["tokenizer"]) == ("val_bpb", "bpe-300 (11111111)")
+    assert (rows["b"]["rank"], rows["b"]["tokenizer"]) == ("1", "bpe-4000 (22222222)")
+    md = (tmp_path / "selection_summary.md").read_text()
+    assert "| prob_best | monitor | tokenizer |" in md and "| val_bpb | bpe-300 (11111111) |" in md
+    data = json.loads((tmp_path / "selection_summary.json").read_text())
+    assert {r["name"]: r["tokenizer"] for r in data["results"]} == {"a": BPE_300, "b": BPE_4000}
+    # records from before these keys load, with empty cells, and are ranked as before
+    _scored(tmp_path / "old", {"a": (None, None), "b": (None, None)})
+    write_summary(tmp_path / "old")
+    old = _rows(tmp_path / "old")
+    assert old["b"]["rank"] == "1" and old["a"]["monitor"] == old["a"]["tokenizer"] == ""
+
+
+@pytest.mark.parametrize(
+    ("scored", "problem"),
+    [
+        (
+            {"a": ("val_loss", BPE_300), "b": ("val_loss", BPE_4000)},
+            "have different tokenizers (bpe-300 (11111111): a; bpe-4000 (22222222): b) and were "
+            "scored on val_loss, not on bits per byte",
+        ),
+        (
+            {"a": ("val_bpb", BPE_300), "b": ("val_loss", BPE_300)},
+            "were scored on different metrics (val_bpb: a; val_loss: b)",
+        ),
+    ],
+)
+def test_candidates_without_a_loss_in_common_are_listed_but_none_is_ranked(tmp_path, scored, problem):
+    _scored(tmp_path, scored)
+    with pytest.raises(NothingRankedError) as refused:
+        write_summary(tmp_path)
+    *what, fix = str(refused.value).splitlines()
+    assert problem in what[-1] and str(tmp_path / "selection_summary.md") in what[-1]
+    assert "rectlaw.monitor=val_bpb" in fix
+    rows = _rows(tmp_path)
+    assert sorted(rows) == ["a", "b"] and not any(r["rank"] or r["prob_best"] for r in rows.values())
+    assert all(r["losses_measured"] for r in rows.values())  # what each measured is kept
+    md = (tmp_path / "selection_summary.md").read_text()
+    assert f"**No candidate is chosen**: the candidates {problem.split(' (')[0]}" in md
+    assert "Fine-tune" not in md and "rectlaw.monitor=val_bpb" in md
+    assert (tmp_path / "a" / "candidate.json").exists()
+
+
+def test_one_tokenizer_is_ranked_on_a_per_token_loss(tmp_path):
+    _scored(tmp_path, {"a": ("val_loss", BPE_300), "b": ("val_loss", BPE_300)})
+    write_summary(tmp_path)
+    assert _rows(tmp_path)["b"]["rank"] == "1"
+
+
+def test_the_lines_a_sweep_ends_with_name_each_failed_candidate(tmp_path):
+    _scored(tmp_path, {"a": ("val_bpb", BPE_300), "b": ("val_bpb", BPE_300)})
+    (tmp_path / "c").mkdir()
+    error = "InstantiationException: Error in call to target 'my.Model':\nFileNotFoundError('/m')\n"
+    error += "full_key: model"
+    record = {"name": "c", "status": "failed", "error": error}
+    (tmp_path / "c" / "candidate.json").write_text(json.dumps(record))
+    paths = write_summary(tmp_path)
+    assert _rows(tmp_path)["b"]["rank"] == "1"  # the others are ranked
+    *named, last = failures(paths[0])
+    assert named == [  # on one line: the wrapped cause is on the error's second
+        "c: failed: InstantiationException: Error in call to target 'my.Model': FileNotFoundError('/m') "
+        "full_key: model"
+    ]
+    assert last.startswith("1 of 3 candidates failed or did not finish (above): P(best) is among the 2")
+    (tmp_path / "c" / "candidate.json").unlink()
+    assert failures(write_summary(tmp_path)[0]) == []
