@@ -8,12 +8,12 @@ real end tokens keep their loss. Length grouping: a seeded shuffle, then within 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lightning_rectlaw.hf.encoding import Encoded
 
@@ -111,3 +111,26 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     def __len__(self) -> int:
         n = len(self.lengths)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+
+def validation_loader(
+    data: Dataset,
+    batch_size: int,
+    collate: Callable | None = None,
+    lengths: Sequence[int] | None = None,
+    **kw,
+) -> DataLoader:
+    """A validation loader that scores each example once. Under DDP each rank gets its own share
+    with no example repeated (Lightning's default sampler repeats some to even out the ranks,
+    which would count them twice in summed metrics such as ``val_bpb``); on one device, batches
+    of similar ``lengths`` when given (less padding; sums do not depend on the order)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+
+        sampler = UnrepeatedDistributedSampler(data, shuffle=False)
+        return DataLoader(data, batch_size=batch_size, sampler=sampler, collate_fn=collate, **kw)
+    if lengths is None:
+        return DataLoader(data, batch_size=batch_size, collate_fn=collate, **kw)
+    order = np.argsort(np.asarray(lengths), kind="stable").tolist()
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    return DataLoader(data, batch_sampler=batches, collate_fn=collate, **kw)

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from typing_extensions import override
 
 from lightning_rectlaw.core.files import atomic_write_bytes
-from lightning_rectlaw.hf.batching import LengthGroupedBatchSampler, SFTCollator
+from lightning_rectlaw.hf.batching import LengthGroupedBatchSampler, SFTCollator, validation_loader
 from lightning_rectlaw.hf.embedded import builtin_pairs
 from lightning_rectlaw.hf.encoding import Encoded, Encoder
 from lightning_rectlaw.hf.records import Record, check_format, read_records, records_from_rows
@@ -263,15 +263,6 @@ class SFTDataModule(L.LightningDataModule):
     @override
     def val_dataloader(self) -> DataLoader:
         collate = SFTCollator(self.tokenizer.pad_id)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            # each example on one rank only (Lightning's default sampler would repeat some to even
-            # out the ranks, counting them twice in val_bpb's sums)
-            from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-
-            sampler = UnrepeatedDistributedSampler(self.val_set, shuffle=False)
-            return DataLoader(self.val_set, batch_size=self.batch_size, sampler=sampler, collate_fn=collate)
-        order = np.argsort(self.val_set.lengths, kind="stable").tolist()  # less padding, same result
-        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        return DataLoader(
-            self.val_set, batch_sampler=batches, collate_fn=collate, num_workers=self.num_workers
+        return validation_loader(
+            self.val_set, self.batch_size, collate, self.val_set.lengths, num_workers=self.num_workers
         )

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from typing_extensions import override
 
 from lightning_rectlaw.core.files import atomic_write_bytes
+from lightning_rectlaw.hf.batching import validation_loader
 from lightning_rectlaw.hf.embedded import builtin_text
 from lightning_rectlaw.hf.tokenizer import BYTES, ByteTokenizer, HFTokenizer, load_tokenizer
 
@@ -206,4 +207,4 @@ class TextDataModule(L.LightningDataModule):
 
     @override
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=self.batch_size, num_workers=self.num_workers)
+        return validation_loader(self.val_set, self.batch_size, num_workers=self.num_workers)

@@ -111,7 +111,7 @@ def _sweep(tmp_path, models, *overrides):
     extra = tmp_path / "extra_conf" / "model"
     extra.mkdir(parents=True, exist_ok=True)
     (extra / "broken.yaml").write_text(
-        "_target_: lightning_rectlaw.hf.lm.CausalLMModule\nmodel_name_or_path: /nonexistent/model\n"
+        "_target_: lightning_rectlaw.hf.model.CausalLMModule\nmodel_name_or_path: /nonexistent/model\n"
     )
     cmd = [
         sys.executable,
@@ -469,7 +469,7 @@ def test_summarize_out_writes_elsewhere_and_an_unwritable_directory_names_the_fi
 
 
 def test_a_missing_model_path_says_the_path_does_not_exist():
-    from lightning_rectlaw.hf.lm import CausalLMModule
+    from lightning_rectlaw.hf.model import CausalLMModule
 
     with pytest.raises(FileNotFoundError, match="model path '/nonexistent/model' does not exist"):
         CausalLMModule("/nonexistent/model")

@@ -98,7 +98,7 @@ def test_adaptive_sweep_through_the_joblib_launcher_with_a_failing_candidate(tmp
     mine = tmp_path / "my_conf" / "model"
     mine.mkdir(parents=True)
     (mine / "broken.yaml").write_text(
-        "_target_: lightning_rectlaw.hf.lm.CausalLMModule\nmodel_name_or_path: /nonexistent/model\n"
+        "_target_: lightning_rectlaw.hf.model.CausalLMModule\nmodel_name_or_path: /nonexistent/model\n"
     )
     sweep = tmp_path / "sweep"
     cmd = sweep_cmd(

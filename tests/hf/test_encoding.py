@@ -168,3 +168,18 @@ def test_padded_batches_give_the_loss_of_each_example_alone():
         for i, e in enumerate(examples)
     ]
     assert nll == pytest.approx(sum(a[0] for a in alone)) and count == 4 + 10 == sum(a[1] for a in alone)
+
+
+def test_under_ddp_each_validation_example_is_scored_on_one_rank_only(monkeypatch):
+    """Lightning's default distributed sampler repeats examples to even out the ranks; summed
+    metrics (val_bpb) would count them twice."""
+    from lightning_rectlaw.hf.batching import validation_loader
+
+    data = list(range(11))
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda group=None: 4)
+    seen = []
+    for rank in range(4):
+        monkeypatch.setattr(torch.distributed, "get_rank", lambda group=None, rank=rank: rank)
+        seen += [int(x) for batch in validation_loader(data, batch_size=2) for x in batch]
+    assert sorted(seen) == data  # 11 examples on 4 ranks: each once, none repeated
