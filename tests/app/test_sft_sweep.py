@@ -67,7 +67,7 @@ def test_a_per_token_loss_over_different_tokenizers_ranks_none_and_names_val_bpb
 @pytest.mark.slow
 def test_the_readme_sft_line_runs_on_the_embedded_task(tmp_path):
     """`rectlaw sweep -m data=sft`, smaller: the three demo candidates on the embedded pairs."""
-    proc = _sweep(tmp_path, "data=sft", "data.max_val_examples=32", "data.max_length=128")
+    proc = _sweep(tmp_path, "data=sft", "data.max_val_examples=32")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "[rectlaw] chose " in proc.stdout
     rows = _rows(tmp_path)
