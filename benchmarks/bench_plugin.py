@@ -35,7 +35,7 @@ def _model(args) -> CausalLMModule:
 def _trainer_kw(args) -> dict:
     return dict(
         default_root_dir=args.root,
-        max_epochs=args.epochs,
+        max_epochs=getattr(args, "epochs", 1),
         accelerator=args.accelerator,
         devices=1,
         logger=False,
@@ -46,8 +46,9 @@ def _trainer_kw(args) -> dict:
     )
 
 
-def by_hand(args, data: TextDataModule, sizes: list[int]) -> float:
-    model = _model(args)
+def by_hand(args, data: L.LightningDataModule, sizes: list[int], make_model=_model) -> float:
+    """The subset trainings by hand: a plain Trainer per subset, weights reloaded from a snapshot."""
+    model = make_model(args)
     snapshot = {k: v.clone() for k, v in model.state_dict().items()}
     dm = NestedSubsetDataModule(data, budget=args.budget, min_size=args.min_size)
     dm.setup("fit")
@@ -61,8 +62,9 @@ def by_hand(args, data: TextDataModule, sizes: list[int]) -> float:
     return time.perf_counter() - t0
 
 
-def with_callback(args, data: TextDataModule) -> tuple[float, list[int]]:
-    model = _model(args)
+def with_callback(args, data: L.LightningDataModule, make_model=_model) -> tuple[float, list[int]]:
+    """The same trainings through the callback (every subset), and the sizes it ran."""
+    model = make_model(args)
     law = RectifiedLawCallback(schedule="all")
     trainer = L.Trainer(callbacks=[law], **_trainer_kw(args))
     t0 = time.perf_counter()

@@ -8,22 +8,26 @@
    subsets (target: at most 20% grouped).
 2. **Speed**: real (unpadded) training tokens per second of ``RectifiedLawCallback``'s subset runs
    against the same trainings by hand, a plain ``Trainer.fit`` per subset on the same loaders from
-   the same weights, in this process (target: at least 0.9x).
+   the same weights (``bench_plugin.py``'s two arms), in this process, for a decoder-only and an
+   encoder-decoder model (target: at least 0.9x).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import tempfile
-import time
 import warnings
+from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 
-from lightning_rectlaw import LMModule, NestedSubsetDataModule, RectifiedLawCallback, SFTDataModule
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_plugin  # noqa: E402 - the two arms: the callback, and the same trainings by hand
+
+from lightning_rectlaw import LMModule, NestedSubsetDataModule, SFTDataModule  # noqa: E402
 
 GPT2 = {"model_type": "gpt2", "n_layer": 2, "n_embd": 64, "n_head": 4, "vocab_size": 257, "n_positions": 256}
 T5 = {"model_type": "t5", "num_layers": 1, "d_model": 64, "d_ff": 128, "d_kv": 16, "num_heads": 4,
@@ -57,53 +61,19 @@ def padding_share(dm: NestedSubsetDataModule, sizes: list[int], grouped: bool) -
     return padded / total
 
 
-def _trainer_kw(args) -> dict:
-    return dict(
-        default_root_dir=args.root,
-        max_epochs=1,
-        accelerator=args.accelerator,
-        precision=args.precision,
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-    )
-
-
-def with_callback(args, sft: SFTDataModule, config: dict = GPT2) -> tuple[float, list[int]]:
-    law = RectifiedLawCallback(schedule="all", monitor="val_bpb")
-    trainer = L.Trainer(callbacks=[law], **_trainer_kw(args))
-    dm = NestedSubsetDataModule(sft, budget=args.budget, min_size=args.min_size)
-    t0 = time.perf_counter()
-    trainer.fit(LMModule(config=config, lr=1e-3), datamodule=dm)
-    return time.perf_counter() - t0, law.result.sizes
-
-
-def by_hand(args, sft: SFTDataModule, sizes: list[int], config: dict = GPT2) -> float:
-    model = LMModule(config=config, lr=1e-3)
-    snapshot = {k: v.clone() for k, v in model.state_dict().items()}
-    dm = NestedSubsetDataModule(sft, budget=args.budget, min_size=args.min_size)
-    dm.setup("fit")
-    t0 = time.perf_counter()
-    for size in sizes:
-        model.load_state_dict(snapshot)
-        dm.use_subset(size)
-        trainer = L.Trainer(num_sanity_val_steps=0, inference_mode=False, **_trainer_kw(args))
-        trainer.fit(model, train_dataloaders=dm.train_dataloader())
-        trainer.validate(model, dataloaders=dm.val_dataloader(), verbose=False)
-    return time.perf_counter() - t0
-
-
 def speed(args, config: dict) -> tuple[float, float, int, list[int]]:
     """Best-of-``args.repeat`` seconds with the callback and by hand, the real train tokens, the sizes."""
     sft = sft_data(config)
-    with_callback(args, sft, config)  # warm-up (allocator, kernels)
+
+    def make_model(_):
+        return LMModule(config=config, lr=1e-3)
+
+    bench_plugin.with_callback(args, sft, make_model)  # warm-up (allocator, kernels)
     cb, hand = [], []
     for _ in range(args.repeat):
-        t, sizes = with_callback(args, sft, config)
+        t, sizes = bench_plugin.with_callback(args, sft, make_model)
         cb.append(t)
-        hand.append(by_hand(args, sft, sizes, config))
+        hand.append(bench_plugin.by_hand(args, sft, sizes, make_model))
     dm = NestedSubsetDataModule(sft, budget=args.budget, min_size=args.min_size)
     dm.setup("fit")
     lengths = np.asarray(sft.train_set.lengths)

@@ -87,12 +87,8 @@ def overhead(cpu: bool) -> str:
     )
 
 
-def demo_sweep(cpu: bool, out: Path) -> str:
-    """Part 2: the demo sweep on ``trainer=gpu`` (tiny, on ``trainer=cpu``, with ``--cpu``)."""
-    lacking = missing("hydra", "lightning_rectlaw")
-    if lacking:
-        return f"skipped: this Python lacks {', '.join(lacking)} (pip install -e .)"
-    overrides = ["trainer=cpu", *TINY] if cpu else ["trainer=gpu"]
+def app_sweep(overrides: list[str], out: Path) -> str:
+    """Run ``rectlaw sweep -m OVERRIDES``: its seconds and its choice, or how it failed."""
     cmd = [sys.executable, "-m", "lightning_rectlaw", "sweep", "-m", *overrides, f"hydra.sweep.dir={out}"]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
@@ -101,6 +97,14 @@ def demo_sweep(cpu: bool, out: Path) -> str:
         return f"failed after {seconds:.0f} s (exit {proc.returncode}): {proc.stderr.strip()[-300:]}"
     chose = next((line for line in proc.stdout.splitlines() if "chose " in line), "")
     return f"{seconds:.0f} s; `{' '.join(overrides)}`; {chose[chose.find('chose ') :].split('; summary')[0]}"
+
+
+def demo_sweep(cpu: bool, out: Path) -> str:
+    """Part 2: the demo sweep on ``trainer=gpu`` (tiny, on ``trainer=cpu``, with ``--cpu``)."""
+    lacking = missing("hydra", "lightning_rectlaw")
+    if lacking:
+        return f"skipped: this Python lacks {', '.join(lacking)} (pip install -e .)"
+    return app_sweep(["trainer=cpu", *TINY] if cpu else ["trainer=gpu"], out)
 
 
 def ray_sweep(gpus: int, out: Path) -> str:
@@ -128,14 +132,9 @@ def mixed_sft(cpu: bool, out: Path) -> str:
     if lacking:
         return f"skipped: this Python lacks {', '.join(lacking)} (pip install -e .)"
     trainer = ["trainer=cpu", *TINY_SFT] if cpu else ["trainer=gpu"]
-    overrides = ["model=tiny_gpt2,tiny_t5", "data=sft", *trainer, "trainer.precision=bf16-mixed"]
-    cmd = [sys.executable, "-m", "lightning_rectlaw", "sweep", "-m", *overrides, f"hydra.sweep.dir={out}"]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
-    seconds = time.perf_counter() - t0
-    if proc.returncode != 0:
-        return f"failed after {seconds:.0f} s (exit {proc.returncode}): {proc.stderr.strip()[-300:]}"
-    chose = next((line for line in proc.stdout.splitlines() if "chose " in line), "")
+    swept = app_sweep(["model=tiny_gpt2,tiny_t5", "data=sft", *trainer, "trainer.precision=bf16-mixed"], out)
+    if swept.startswith("failed"):
+        return swept
     sys.path.insert(0, str(HERE))
     import bench_sft
 
@@ -147,8 +146,7 @@ def mixed_sft(cpu: bool, out: Path) -> str:
     for name, config in (("GPT-2", bench_sft.GPT2), ("T5", bench_sft.T5)):
         t_cb, t_hand, tokens, _ = bench_sft.speed(args, config)
         speeds.append(f"{name} {tokens / t_cb:.0f} tokens/s, {t_hand / t_cb:.2f}x of Trainer.fit by hand")
-    verdict = chose[chose.find("chose ") :].split("; summary")[0]
-    return f"{seconds:.0f} s, {verdict}; subset runs: {'; '.join(speeds)} (target at least 0.9x)"
+    return f"{swept}; subset runs: {'; '.join(speeds)} (target at least 0.9x)"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,7 +28,7 @@ from lightning_rectlaw.hf.batching import LengthGroupedBatchSampler, SFTCollator
 from lightning_rectlaw.hf.embedded import builtin_pairs
 from lightning_rectlaw.hf.encoding import Encoded, Encoder
 from lightning_rectlaw.hf.records import Record, check_format, read_records, records_from_rows
-from lightning_rectlaw.hf.tokenizer import ByteTokenizer, HFTokenizer, load_tokenizer
+from lightning_rectlaw.hf.tokenizer import ByteTokenizer, HFTokenizer, Tokenized, load_tokenizer
 
 
 class Examples(Dataset):
@@ -48,7 +48,7 @@ class Examples(Dataset):
         return [len(e) for e in self.examples]
 
 
-class SFTDataModule(L.LightningDataModule):
+class SFTDataModule(Tokenized, L.LightningDataModule):
     """Supervised fine-tuning pairs (or chats) for a decoder-only or encoder-decoder model.
 
     Formats, masking, chat rendering and truncation: :mod:`lightning_rectlaw.hf.records` and
@@ -136,15 +136,6 @@ class SFTDataModule(L.LightningDataModule):
         if self.tokenizer_name is None:
             self.tokenizer_name = self._from_model("default_tokenizer", "tokenizer")
         return load_tokenizer(self.tokenizer_name, self.trust_remote_code)
-
-    @property
-    def vocab_size(self) -> int:
-        return self.tokenizer.vocab_size
-
-    @property
-    def tokenizer_info(self) -> dict[str, str]:
-        """The tokenizer's name and a hash of all of it (vocabulary, merges, special tokens)."""
-        return self.tokenizer.info.to_dict()
 
     def _from_model(self, attribute: str, option: str) -> Any:
         """What the model being fitted says of itself (its tokenizer, its kind)."""

@@ -24,10 +24,10 @@ from typing_extensions import override
 from lightning_rectlaw.core.files import atomic_write_bytes
 from lightning_rectlaw.hf.batching import validation_loader
 from lightning_rectlaw.hf.embedded import builtin_text
-from lightning_rectlaw.hf.tokenizer import BYTES, ByteTokenizer, HFTokenizer, load_tokenizer
+from lightning_rectlaw.hf.tokenizer import BYTES, ByteTokenizer, HFTokenizer, Tokenized, load_tokenizer
 
 
-class TextDataModule(L.LightningDataModule):
+class TextDataModule(Tokenized, L.LightningDataModule):
     """Packed text blocks for causal-LM fine-tuning.
 
     Args:
@@ -141,16 +141,6 @@ class TextDataModule(L.LightningDataModule):
     @cached_property
     def tokenizer(self) -> ByteTokenizer | HFTokenizer:
         return load_tokenizer(self.tokenizer_name)
-
-    @property
-    def vocab_size(self) -> int:
-        """Token ids the data can hold: 257 for bytes (EOS included), the tokenizer's length else."""
-        return self.tokenizer.vocab_size
-
-    @property
-    def tokenizer_info(self) -> dict[str, str]:
-        """The tokenizer's name and a hash of all of it (vocabulary, merges, special tokens)."""
-        return self.tokenizer.info.to_dict()
 
     def _cache_key(self, docs: list[str]) -> str:
         """A hash of everything the blocks depend on: the text, the tokenizer, the settings."""

@@ -110,6 +110,22 @@ class HFTokenizer:
         return TokenizerInfo(self.name, hashlib.sha256((special + ident).encode()).hexdigest()[:16])
 
 
+class Tokenized:
+    """What a datamodule with a ``tokenizer`` tells the model and the sweep about it."""
+
+    tokenizer: ByteTokenizer | HFTokenizer
+
+    @property
+    def vocab_size(self) -> int:
+        """Token ids the data can hold: 257 for bytes (the end id included), the tokenizer's length else."""
+        return self.tokenizer.vocab_size
+
+    @property
+    def tokenizer_info(self) -> dict[str, str]:
+        """The tokenizer's name and a hash of all of it (vocabulary, merges, special tokens)."""
+        return self.tokenizer.info.to_dict()
+
+
 def load_tokenizer(name_or_path: str, trust_remote_code: bool = False) -> ByteTokenizer | HFTokenizer:
     """``"bytes"`` gives the byte-level tokenizer; anything else a Hugging Face one."""
     return ByteTokenizer() if name_or_path == BYTES else HFTokenizer(name_or_path, trust_remote_code)
