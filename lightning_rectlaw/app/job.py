@@ -18,7 +18,8 @@ from lightning_rectlaw.app.config import register_configs
 from lightning_rectlaw.core.budget import check_budget
 from lightning_rectlaw.core.files import atomic_write_text
 from lightning_rectlaw.plugin.console import quiet_lightning
-from lightning_rectlaw.selection import CANDIDATE_FILE, CandidateRecord, check_option, method_entry
+from lightning_rectlaw.selection import CANDIDATE_FILE, CandidateRecord, Status
+from lightning_rectlaw.selection.registry import check_option, method_entry
 
 log = logging.getLogger(__name__)
 _EXIT = {"code": 0}
@@ -109,7 +110,7 @@ def run_candidate(cfg: Any, output_dir: str | Path, name: str, **callback: Any) 
     from hydra.utils import instantiate
 
     out = Path(output_dir)
-    record: CandidateRecord = {"name": name, "status": "failed"}
+    record: CandidateRecord = {"name": name, "status": Status.FAILED}
     finished = False
     t0 = time.perf_counter()
     try:
@@ -133,11 +134,13 @@ def run_candidate(cfg: Any, output_dir: str | Path, name: str, **callback: Any) 
         trainer.fit(model, datamodule=dm)
         res = law.result
         record.update(json.loads(res.to_json()))
-        record["status"] = "ok" if res.status == "ok" else f"failed: {res.status}"
+        record["status"] = Status.OK if res.status == Status.OK else Status.FAILED.because(res.status)
         record["num_params"] = sum(p.numel() for p in model.parameters())
+        if getattr(data, "truncated", None):  # SFT examples that lost prompt tokens to max_length
+            record["truncated"] = dict(data.truncated)
         finished = True
     except Exception as err:  # noqa: BLE001 - recorded in the result file and the log, not swallowed
-        record["status"] = "failed"
+        record["status"] = Status.FAILED
         record["error"] = f"{type(err).__name__}: {err}"
         log.error(f"candidate {name!r} failed: {record['error']}\n{traceback.format_exc()}")
     finally:

@@ -50,6 +50,7 @@ def test_checkpoints_by_path_are_ranked_by_val_bpb_on_the_same_subsets(tmp_path,
     assert sizes == {("128", "64", "32")}  # the same subsets of the same pairs for every candidate
     record = json.loads(next((tmp_path / "sweep").glob("*t5*/candidate.json")).read_text())
     assert record["monitor"] == "val_bpb" and record["tokenizer"]["sha256"]
+    assert record["truncated"] == {"train_examples": 0, "train_tokens": 0, "val_examples": 0, "val_tokens": 0}
 
 
 @pytest.mark.slow
