@@ -38,7 +38,8 @@ from lightning_rectlaw.core.predictive import SCHEMES, inflate, prob_best
 from lightning_rectlaw.core.screening import screen_outliers
 from lightning_rectlaw.core.table import LossTable
 from lightning_rectlaw.schedule.evaluate import evaluate
-from lightning_rectlaw.selection import calibrate_ats, select
+from lightning_rectlaw.selection import select
+from lightning_rectlaw.selection.ats import calibrate_ats
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "benchmark"
@@ -256,7 +257,7 @@ def bad_runs(table: LossTable, ratios, factor: float = 1.3) -> dict[str, float]:
                 for i in range(len(table)):
                     losses = table.losses.copy()
                     losses[i, keep[-back]] *= f
-                    bad = LossTable(table.names, table.sizes, losses, table.zero_shot)
+                    bad = LossTable(table.names, table.sizes, losses, zero_shot=table.zero_shot)
                     flags = screen_outliers(sizes, losses[:, keep], table.zero_shot).outliers
                     found = float(sizes[-back]) in flags[i]
                     out["faults"] += 1

@@ -8,7 +8,7 @@ imported lazily, so ``import lightning_rectlaw`` stays light for offline use.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lightning_rectlaw.core.law import FitConvergenceWarning, FitResult, fit_law, fit_laws
 from lightning_rectlaw.core.metrics import pearcorr, relacc
@@ -26,6 +26,14 @@ from lightning_rectlaw.selection import (
     select,
 )
 
+if TYPE_CHECKING:  # what editors and type checkers see of the lazy names below
+    from lightning_rectlaw.hf.model import CausalLMModule, LMModule
+    from lightning_rectlaw.hf.pairs import SFTDataModule
+    from lightning_rectlaw.hf.text import TextDataModule
+    from lightning_rectlaw.plugin.callback import RectifiedLawCallback
+    from lightning_rectlaw.plugin.datamodule import NestedSubsetDataModule
+    from lightning_rectlaw.plugin.inprocess import AdaptiveSweep, adaptive_sweep
+
 __version__ = "0.1.0"  # the one version source (pyproject.toml reads it)
 
 _LAZY = {
@@ -41,8 +49,8 @@ _LAZY = {
 
 __all__ = [
     "DEFAULT_METHOD",
-    "AdaptiveSweep",
     "METHODS",
+    "AdaptiveSweep",
     "CausalLMModule",
     "CurvePrediction",
     "FitConvergenceWarning",

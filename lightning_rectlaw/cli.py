@@ -37,7 +37,7 @@ from lightning_rectlaw.schedule.evaluate import (
     METRICS,
     evaluate,
 )
-from lightning_rectlaw.selection import DEFAULT_METHOD, METHODS, select
+from lightning_rectlaw.selection import DEFAULT_METHOD, METHODS, Status, select
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -235,7 +235,7 @@ def _cmd_fit(args) -> int:
                 "rmse_log": f.rmse_log,
                 "n_points": int(f.sizes.size),
                 "at_bound": ", ".join(f.at_bound) or "-",  # pinned at the search's bound: not estimated
-                "status": "ok" if f.converged else "not converged",
+                "status": Status.OK if f.converged else "not converged",
             }
         )
     print_rows(rows, args.format)

@@ -26,6 +26,7 @@ from hydra_plugins.hydra_ray_launcher.ray_launcher import RayLauncher
 from omegaconf import OmegaConf, open_dict
 
 from lightning_rectlaw.app.job import candidate_name, write_record
+from lightning_rectlaw.selection import Status
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class RayGpusLauncher(RayLauncher):
             job_dir = Path(str(config.hydra.sweep.dir)) / str(OmegaConf.select(config, "hydra.sweep.subdir"))
             name = candidate_name(config, config.hydra.runtime.choices)
             log.error(f"candidate {name!r} failed on Ray: {error}")
-            record = {"name": name, "status": "failed", "error": error}
+            record = {"name": name, "status": Status.FAILED, "error": error}
             write_record(job_dir, record)
             # completed, as the job itself would have returned its failure: a failed return would
             # stop the sweep (Hydra's sweepers raise it) before the summary ranks the others

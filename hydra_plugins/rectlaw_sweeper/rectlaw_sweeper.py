@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from lightning_rectlaw.app.jobdir import candidate_subdir
 from lightning_rectlaw.app.sweeper import RectlawSweeperConf, jobs_of, launch_rounds
 from lightning_rectlaw.schedule.rule import plan_rungs, points_to_judge
-from lightning_rectlaw.selection import method_entry
+from lightning_rectlaw.selection.registry import method_entry
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from lightning_rectlaw.app.job import candidate_name, exit_code, mark_failed, run_candidate
+from lightning_rectlaw.selection import Status
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
@@ -31,7 +32,7 @@ def main(cfg: DictConfig) -> dict:
     lines = cfg.rectlaw.progress == "auto" and side_by_side(hc)
     extra = {"progress": "lines"} if lines else {}
     record = run_candidate(cfg, hc.runtime.output_dir, name, **extra)
-    if hc.mode != RunMode.MULTIRUN and record["status"] != "ok":
+    if hc.mode != RunMode.MULTIRUN and record["status"] != Status.OK:
         mark_failed()  # a sweep decides at its end, from all its candidates
     return record
 

@@ -35,7 +35,8 @@ from lightning_rectlaw.schedule.rule import (
     continuation,
     training_cost,
 )
-from lightning_rectlaw.selection import incomparable, loss_table
+from lightning_rectlaw.selection import Status, incomparable, loss_table
+from lightning_rectlaw.selection.record import status_line
 
 
 @dataclass
@@ -133,8 +134,8 @@ def launch_rounds(
         # at this rung is still in the race (the rule keeps what it cannot rank). In the table each
         # candidate goes by its key (its overrides): two jobs of one model with other settings
         # (model.lr=1e-3,1e-4) share a name.
-        measured = {k: {**r, "status": "ok", "name": k} for k, r in records.items() if _measured(r)}
-        failed = {k: r["status"] for k, r in records.items() if k not in measured}
+        measured = {k: {**r, "status": Status.OK, "name": k} for k, r in records.items() if _measured(r)}
+        failed = {k: status_line(r) for k, r in records.items() if k not in measured}
         names = {k: r["name"] for k, r in records.items()}
         if why := incomparable(list(measured.values())):
             raise _NotComparable(why.problem)
@@ -187,10 +188,7 @@ def _record(key: str, job: Any) -> dict[str, Any]:
     try:
         value = job.return_value
     except Exception as err:  # noqa: BLE001 - a job that raised: that candidate failed, the sweep goes on
-        return {"name": key, "status": f"failed: {type(err).__name__}: {err}", "error": str(err)}
+        return {"name": key, "status": Status.FAILED, "error": f"{type(err).__name__}: {err}"}
     if not isinstance(value, dict):
-        return {"name": key, "status": "failed: the job returned no result", "error": repr(value)}
-    status = str(value.get("status", "failed"))
-    if status == "failed" and value.get("error"):
-        status = f"failed: {value['error']}"
-    return {**value, "name": value.get("name") or key, "status": status}
+        return {"name": key, "status": Status.FAILED, "error": "the job returned no result"}
+    return {"status": Status.FAILED, **value, "name": value.get("name") or key}

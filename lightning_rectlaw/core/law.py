@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -103,6 +103,7 @@ class FitResult:
     """
 
     law: str
+    _: KW_ONLY
     B: float
     pre_learned_size: float
     beta: float

@@ -28,7 +28,7 @@ import io
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,7 @@ class LossTable(RowsView):
     names: tuple[str, ...]
     sizes: np.ndarray
     losses: np.ndarray
+    _: KW_ONLY
     zero_shot: np.ndarray | None = None
     num_params: np.ndarray | None = None
     families: tuple[str, ...] | None = None
@@ -156,10 +157,10 @@ class LossTable(RowsView):
             tuple(names),
             self.sizes,
             self.losses[idx],
-            pick(self.zero_shot),
-            pick(self.num_params),
-            fam,
-            self.source,
+            zero_shot=pick(self.zero_shot),
+            num_params=pick(self.num_params),
+            families=fam,
+            source=self.source,
         )
 
     # --- for people: rows and figure (RowsView: reprs, DataFrame) -------------------------------

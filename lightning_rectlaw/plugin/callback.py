@@ -57,10 +57,9 @@ from lightning_rectlaw.selection import (
     METHODS,
     RESULT_FILE,
     RectifiedLawResult,
-    check_option,
-    method_entry,
     predict_curve,
 )
+from lightning_rectlaw.selection.registry import check_option, method_entry
 
 SCHEDULES = ("auto", "ats", "all", "pooled")
 #: How the subset runs show their progress: ``"auto"`` draws the Trainer's kind of bar;
@@ -145,6 +144,7 @@ class RectifiedLawCallback(Callback):
     def __init__(
         self,
         method: str = DEFAULT_METHOD,
+        *,
         k: int = 3,
         delta: float = 5.0,
         holdouts: int = 3,

@@ -49,7 +49,7 @@ class NestedSubsetDataModule(L.LightningDataModule):
     Example::
 
         dm = NestedSubsetDataModule(my_datamodule, budget=1/8)
-        trainer = L.Trainer(callbacks=[RectifiedLawCallback()])
+        trainer = L.Trainer(max_epochs=3, callbacks=[RectifiedLawCallback()])
         trainer.fit(model, datamodule=dm)
 
     Raises:
@@ -62,6 +62,7 @@ class NestedSubsetDataModule(L.LightningDataModule):
     def __init__(
         self,
         datamodule: L.LightningDataModule,
+        *,
         budget: float | str = "1/8",
         min_size: int = 16,
         target_size: int | None = None,

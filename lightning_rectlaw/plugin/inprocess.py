@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ from lightning_rectlaw.schedule.rule import (
     points_to_judge,
     training_cost,
 )
-from lightning_rectlaw.selection import DEFAULT_METHOD, RectifiedLawResult, incomparable, loss_table
+from lightning_rectlaw.selection import DEFAULT_METHOD, RectifiedLawResult, Status, incomparable, loss_table
 
 
 @dataclass
@@ -58,6 +58,7 @@ class AdaptiveSweep:
     """
 
     rungs: list[int]
+    _: KW_ONLY
     rounds: list[list[Decision]] = field(default_factory=list)
     results: dict[str, RectifiedLawResult] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
@@ -182,7 +183,9 @@ def adaptive_sweep(
             if n not in sweep.failed and not sweep.results[n].sizes:
                 sweep.failed[n] = f"no subset finished ({sweep.results[n].status})"
         failed = {n: sweep.failed[n] for n in alive if n in sweep.failed}
-        records = [{**vars(sweep.results[n]), "name": n, "status": "ok"} for n in alive if n not in failed]
+        records = [
+            {**vars(sweep.results[n]), "name": n, "status": Status.OK} for n in alive if n not in failed
+        ]
         if why := incomparable(records):
             raise ValueError(f"adaptive_sweep ranks none of the candidates: {why.problem}\n{why.fix}")
         return Rung(loss_table(records) if records else None, float(probe.target), failed)

@@ -98,7 +98,7 @@ def log_result(trainer: Any, result: RectifiedLawResult, out_dir: Path) -> None:
     params: dict[str, Any] = {
         "rectlaw/method": result.method,
         "rectlaw/target_size": result.target_size,
-        "rectlaw/status": result.status,
+        "rectlaw/status": str(result.status),  # the text: Lightning writes an Enum by its name
         **{f"rectlaw/{k}": v for k, v in result.options.items()},
     }
     for prefix, law in (("law", result.law), ("vanilla", result.vanilla_law)):

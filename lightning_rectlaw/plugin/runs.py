@@ -25,7 +25,8 @@ from lightning_rectlaw.plugin.console import SubsetProgress, info, quiet_lightni
 from lightning_rectlaw.plugin.datamodule import NestedSubsetDataModule
 from lightning_rectlaw.plugin.fingerprint import trainer_settings
 from lightning_rectlaw.plugin.loggers import subset_loggers
-from lightning_rectlaw.selection import BITS_PER_BYTE, RectifiedLawResult, ats_stopped
+from lightning_rectlaw.selection import BITS_PER_BYTE, RectifiedLawResult
+from lightning_rectlaw.selection.ats import ats_stopped
 
 #: What ``monitor="auto"`` resolves to: the first of these the module logs in validation (bits
 #: per byte, comparable across tokenizers, where the module logs it; else the per-token loss).

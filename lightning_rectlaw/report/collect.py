@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning_rectlaw.plugin.cache import RunCache
-from lightning_rectlaw.selection import CANDIDATE_FILE, CandidateRecord
+from lightning_rectlaw.selection import CANDIDATE_FILE, CandidateRecord, Status
 
 
 def collect_results(sweep_dir: str | os.PathLike) -> list[CandidateRecord]:
@@ -139,8 +139,9 @@ def _incomplete(job_dir: Path) -> CandidateRecord:
     sizes = sorted((s for s in done if s > 0), reverse=True)
     return {
         "name": str(name),
-        "status": f"incomplete: the job did not finish (killed, or still running); "
-        f"{len(sizes)} subset(s) measured",
+        "status": Status.INCOMPLETE.because(
+            f"the job did not finish (killed, or still running); {len(sizes)} subset(s) measured"
+        ),
         "sizes": sizes,
         "losses": [done[s] for s in sizes],
         "zero_shot_loss": done.get(0),

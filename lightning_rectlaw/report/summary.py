@@ -32,11 +32,10 @@ from lightning_rectlaw.selection import (
     Status,
     incomparable,
     loss_table,
-    prediction_curve,
     select,
-    tokenizer_label,
 )
-from lightning_rectlaw.selection.scores import bounded
+from lightning_rectlaw.selection.record import status_line, tokenizer_label
+from lightning_rectlaw.selection.scores import bounded, prediction_curve
 
 
 class NothingRankedError(ValueError):
@@ -97,7 +96,10 @@ def _joint(records: list[CandidateRecord]) -> dict[str, CandidateRecord]:
     for c in sel.candidates:
         outliers = {str(int(size)): why for size, why in c.outliers.items()}
         if not c.rankable:
-            joint[c.name] = {"status": f"failed: no prediction: {c.reason}", "outliers": outliers}
+            joint[c.name] = {
+                "status": Status.FAILED.because(f"no prediction: {c.reason}"),
+                "outliers": outliers,
+            }
             continue
         joint[c.name] = {
             "predicted_loss": c.predicted_loss if c.predicted_loss is not None else c.score,
@@ -204,7 +206,7 @@ def _rows(records: list[CandidateRecord], rank: bool = True) -> list[dict[str, A
                 "seconds": r.get("seconds", r.get("job_seconds")),
                 "device": r.get("device"),
                 "visible_devices": r.get("visible_devices"),
-                "status": r["status"] if "error" not in r else f"failed: {r['error']}",
+                "status": status_line(r),
                 "left_out": "; ".join(f"{k}: {v}" for k, v in (r.get("outliers") or {}).items()) or None,
                 "round": r.get("round"),
                 "eliminated_at": r.get("eliminated_at"),

@@ -7,7 +7,7 @@ Pure numpy/scipy: no framework import here.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import KW_ONLY, dataclass, field, replace
 
 import numpy as np
 
@@ -42,6 +42,7 @@ class AdaptiveRun:
     """
 
     rungs: tuple[float, ...]
+    _: KW_ONLY
     rounds: tuple[tuple[Decision, ...], ...]
     selection: Selection
     eliminated_at: dict[str, float] = field(default_factory=dict)
@@ -57,7 +58,7 @@ class AdaptiveRun:
         lines = []
         for rung, decisions in zip(self.rungs, self.rounds):
             out = [d for d in decisions if not d.keep]
-            gone = "; ".join(f"{d.name} ({d.reason.removeprefix('eliminated: ')})" for d in out) or "none"
+            gone = "; ".join(f"{d.name} ({d.detail})" for d in out) or "none"
             lines.append(f"rung {format_number(rung)}: {len(decisions)} ran, eliminated: {gone}")
         return lines
 
@@ -134,6 +135,19 @@ def simulate(
 
     final = rounds[-1].selection
     candidates = tuple(ran(c) for c in final.candidates) + tuple(ran(c) for c in gone)
-    selection = Selection(method, budget_size, target, candidates, final.interval_level, table)
+    selection = Selection(
+        method,
+        budget=budget_size,
+        target=target,
+        candidates=candidates,
+        interval_level=final.interval_level,
+        table=table,
+    )
     run = tuple(rnd.rung for rnd in rounds)
-    return AdaptiveRun(run, tuple(rnd.decisions for rnd in rounds), selection, eliminated_at, allowance)
+    return AdaptiveRun(
+        run,
+        rounds=tuple(rnd.decisions for rnd in rounds),
+        selection=selection,
+        eliminated_at=eliminated_at,
+        allowance=allowance,
+    )

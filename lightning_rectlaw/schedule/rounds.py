@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -33,6 +33,7 @@ from lightning_rectlaw.schedule.rule import (
     DEFAULT_RULE,
     DEFAULT_THRESHOLD,
     Decision,
+    Reason,
     schedule_round,
 )
 from lightning_rectlaw.selection import DEFAULT_METHOD, Selection
@@ -154,7 +155,7 @@ def run_rounds(
         if not last and not fits(i + 1, [d.name for d in judged if d.keep]):
             last = True  # the allowance ends here: this round's ranking is the choice
             selection, judged = judge(measured, rung, True)
-        failed = [Decision(k, False, why, failed=True) for k, why in measured.failed.items()]
+        failed = [Decision(k, code=Reason.RUN_FAILED, detail=why) for k, why in measured.failed.items()]
         decisions = tuple(judged) + tuple(failed)
         rounds.append(Round(rung, decisions, selection))
         state["rounds"].append(
@@ -162,10 +163,7 @@ def run_rounds(
                 "rung": plan[i],
                 "size": int(rung) if rung.is_integer() else rung,
                 **({} if cost is None else {"cost": round_cost}),
-                "decisions": [
-                    {**asdict(d), "candidate": d.name, "name": measured.names.get(d.name, d.name)}
-                    for d in decisions
-                ],
+                "decisions": [_record(d, measured.names.get(d.name, d.name)) for d in decisions],
             }
         )
         _save(state_file, state)
@@ -201,13 +199,37 @@ def _save(state_file, state: dict[str, Any]) -> None:
         atomic_write_text(state_file, json.dumps(state, indent=2))
 
 
+def _record(d: Decision, name: str) -> dict[str, Any]:
+    """A decision as the rounds file writes it: its ``reason`` in words, ``keep`` and ``failed``
+    (what the summary reads), its ``code`` and ``detail`` (what a resumed sweep reads back), and
+    the candidate's key and the ``name`` people read."""
+    return {
+        "name": name,
+        "keep": d.keep,
+        "reason": d.reason,
+        "prob_best": d.prob_best,
+        "predicted_loss": d.predicted_loss,
+        "failed": d.failed,
+        "code": d.code.value,
+        "detail": d.detail,
+        "candidate": d.name,
+    }
+
+
 def _decision(d: dict[str, Any]) -> Decision:
-    """A decision read back from the rounds file (``candidate`` is its key)."""
+    """A decision read back from the rounds file (``candidate`` is its key). A file written
+    before decisions had a ``code`` gives one from ``keep`` and ``failed``, and its ``reason``
+    as the ``detail``."""
+    if "code" in d:
+        code, detail = Reason(d["code"]), d["detail"]
+    else:  # only `keep` and `failed` matter to a resumed sweep
+        code, detail = (Reason.ABOVE_THRESHOLD if d["keep"] else Reason.BELOW_THRESHOLD), d["reason"]
+        if d.get("failed"):
+            code = Reason.RUN_FAILED
     return Decision(
         d.get("candidate", d["name"]),
-        bool(d["keep"]),
-        d["reason"],
-        d.get("prob_best"),
-        d.get("predicted_loss"),
-        failed=bool(d.get("failed", False)),
+        code=code,
+        detail=detail,
+        prob_best=d.get("prob_best"),
+        predicted_loss=d.get("predicted_loss"),
     )

@@ -30,20 +30,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
+from enum import Enum
 from typing import Any
 
 import numpy as np
 
 from lightning_rectlaw.core.budget import budget_size, parse_budget, subset_sizes
 from lightning_rectlaw.core.table import LossTable
-from lightning_rectlaw.selection import (
-    DEFAULT_METHOD,
-    CandidateScore,
-    Selection,
-    method_entry,
-    select,
-)
+from lightning_rectlaw.selection import DEFAULT_METHOD, CandidateScore, Selection, select
+from lightning_rectlaw.selection.registry import method_entry
 
 # The defaults are the variant `benchmarks/adaptive.py` chooses on all five of its tables; the
 # docs report what the same choice scores on each table when it is held out (not always this
@@ -63,26 +59,77 @@ DEFAULT_FLOOR = 2
 DEFAULT_RUNGS = 5
 
 
+class Reason(str, Enum):
+    """Why a candidate goes on after a rung or stops there: a :class:`Decision`'s ``code``.
+    Code branches on it; the words (``Decision.reason``) are for people and the rounds file."""
+
+    LAST_RUNG = "last_rung"  #: kept: the rung whose ranking is the choice
+    NO_PROB_BEST = "no_prob_best"  #: kept: the method gives no P(best), so nobody stops
+    NOT_RANKABLE = "not_rankable"  #: kept: the method cannot rank it at this rung
+    TOO_FEW_POINTS = "too_few_points"  #: kept: fewer than ``min_points`` measured in the rung
+    AMONG_TOP = "among_top"  #: kept: among the ``min_survivors`` most likely to be best
+    ABOVE_THRESHOLD = "above_threshold"  #: kept: stopping it too would reach the threshold
+    BELOW_THRESHOLD = "below_threshold"  #: eliminated: its P(best) is below the threshold
+    RUN_FAILED = "run_failed"  #: stopped: it measured nothing (its run failed)
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def keeps(self) -> bool:
+        """Whether a candidate with this reason goes on to the next rung."""
+        return self not in (Reason.BELOW_THRESHOLD, Reason.RUN_FAILED)
+
+    @property
+    def verdict(self) -> str:
+        """What the reason's words start with: ``kept: ``, ``eliminated: `` or nothing."""
+        return _VERDICTS.get(self, "")
+
+
+_VERDICTS = {
+    **dict.fromkeys(
+        (Reason.NOT_RANKABLE, Reason.TOO_FEW_POINTS, Reason.AMONG_TOP, Reason.ABOVE_THRESHOLD), "kept: "
+    ),
+    Reason.BELOW_THRESHOLD: "eliminated: ",
+}
+
+
 @dataclass(frozen=True)
 class Decision:
     """What happens to one candidate after a rung.
 
     Attributes:
         name: the candidate.
-        keep: whether it goes on to the next rung.
-        reason: why, in words (its P(best) against the threshold, or the guard that kept it).
+        code: why it goes on or stops, as a :class:`Reason`; ``keep`` and ``failed`` follow from it.
+        detail: the why in words, after the verdict (its P(best) against the threshold, the
+            guard that kept it, the error of a failed run).
         prob_best: its probability of being the best among those still running (``None`` when
             it could not be ranked).
         predicted_loss: its predicted loss at the target from what it has run (``None``: none).
-        failed: it stops because it measured nothing (its run failed), not by the rule.
     """
 
     name: str
-    keep: bool
-    reason: str
+    _: KW_ONLY
+    code: Reason
+    detail: str
     prob_best: float | None = None
     predicted_loss: float | None = None
-    failed: bool = False
+
+    @property
+    def keep(self) -> bool:
+        """Whether it goes on to the next rung."""
+        return self.code.keeps
+
+    @property
+    def failed(self) -> bool:
+        """Whether it stops because it measured nothing (its run failed), not by the rule."""
+        return self.code is Reason.RUN_FAILED
+
+    @property
+    def reason(self) -> str:
+        """Why, in words, as the console and the rounds file say it: the verdict, then
+        :attr:`detail` (``eliminated: P(best) 3% < threshold 20%``)."""
+        return self.code.verdict + self.detail
 
 
 def rungs(
@@ -138,50 +185,57 @@ def schedule_round(
     points = dict(zip(table.names, np.isfinite(table.losses[:, in_rung]).sum(axis=1).tolist()))
     protected = set(sel.ranking[:min_survivors])
 
-    def guard(name: str) -> str | None:
+    def guard(name: str) -> tuple[Reason, str] | None:
         """Why ``name`` cannot be eliminated at this rung, or ``None`` when it can."""
         c = by_name[name]
         if last:
-            return "ran the whole budget"
+            return Reason.LAST_RUNG, "ran the whole budget"
         if probs is None:
-            return f"{method} gives no P(best): nobody is eliminated"
+            return Reason.NO_PROB_BEST, f"{method} gives no P(best): nobody is eliminated"
         if not c.rankable:
-            return f"kept: not rankable at this rung ({c.reason})"
+            return Reason.NOT_RANKABLE, f"not rankable at this rung ({c.reason})"
         if points[name] < min_points:
-            return f"kept: {points[name]} point(s), fewer than {min_points} to judge"
+            return Reason.TOO_FEW_POINTS, f"{points[name]} point(s), fewer than {min_points} to judge"
         if name in protected:
-            return f"kept: P(best) {_pct(probs[name])}, among the top {min_survivors}"
+            return Reason.AMONG_TOP, f"P(best) {_pct(probs[name])}, among the top {min_survivors}"
         return None
 
     reasons = {name: guard(name) for name in table.names}
     eligible = sorted((n for n, why in reasons.items() if why is None), key=lambda n: probs[n])
-    stopped: set[str] = set()
-    mass = 0.0
-    for name in eligible:  # least likely first
-        if (probs[name] if rule == "each" else mass + probs[name]) >= prob_threshold:
-            break
-        stopped.add(name)
-        mass += probs[name]
-    limit = _pct(prob_threshold)
-    for name in eligible:
-        p, out = _pct(probs[name]), name in stopped
-        if rule == "each":
-            why = f"P(best) {p} {'<' if out else '>='} threshold {limit}"
-        elif out:
-            why = f"P(best) {p}; the {len(stopped)} stopped this round hold {_pct(mass)} < threshold {limit}"
-        else:
-            why = f"P(best) {p}; stopping it too: {_pct(mass + probs[name])} >= threshold {limit}"
-        reasons[name] = ("eliminated: " if out else "kept: ") + why
+    reasons.update(_by_threshold({n: probs[n] for n in eligible}, prob_threshold, rule))
     return sel, [
         Decision(
             name,
-            name not in stopped,
-            reasons[name],
-            None if probs is None else probs.get(name),
-            _prediction(by_name[name]),
+            code=reasons[name][0],
+            detail=reasons[name][1],
+            prob_best=None if probs is None else probs.get(name),
+            predicted_loss=_prediction(by_name[name]),
         )
         for name in table.names
     ]
+
+
+def _by_threshold(probs: dict[str, float], threshold: float, rule: str) -> dict[str, tuple[Reason, str]]:
+    """The rule on the candidates it may stop (``probs``, least likely first): each one's
+    reason, stopped (below the threshold) or kept (at or above it)."""
+    stopped: list[str] = []
+    mass = 0.0
+    for name, p in probs.items():
+        if (p if rule == "each" else mass + p) >= threshold:
+            break
+        stopped.append(name)
+        mass += p
+    limit, out = _pct(threshold), {}
+    for name, p in probs.items():
+        if rule == "each":
+            why = f"P(best) {_pct(p)} {'<' if name in stopped else '>='} threshold {limit}"
+        elif name in stopped:
+            held = f"the {len(stopped)} stopped this round hold {_pct(mass)}"
+            why = f"P(best) {_pct(p)}; {held} < threshold {limit}"
+        else:
+            why = f"P(best) {_pct(p)}; stopping it too: {_pct(mass + p)} >= threshold {limit}"
+        out[name] = (Reason.BELOW_THRESHOLD if name in stopped else Reason.ABOVE_THRESHOLD, why)
+    return out
 
 
 def points_to_judge(min_points: int, method: str, options: dict[str, Any]) -> int:

@@ -1,11 +1,15 @@
 """The selectors: the registry every entry point reads (``METHODS``, ``select``), AtS and
 ``robust_ats``, the baselines, the ``Selection`` they return, one candidate's curve prediction
-(``predict_curve``) and the record a measured candidate is written as.
+(``predict_curve``) and the record a measured candidate is written as, with its ``Status``.
+
+What is exported here is the layer's public surface; the helpers the other layers share
+(``method_entry``, ``check_option``, ``calibrate_ats``, ``prediction_curve``, ...) are imported
+from their modules.
 
 Imports only :mod:`lightning_rectlaw.core`; no framework.
 """
 
-from lightning_rectlaw.selection.ats import SPREAD, accept_then_stop, ats_stopped, calibrate_ats
+from lightning_rectlaw.selection.ats import accept_then_stop
 from lightning_rectlaw.selection.curve import CurvePrediction, predict_curve
 from lightning_rectlaw.selection.record import (
     BITS_PER_BYTE,
@@ -14,31 +18,21 @@ from lightning_rectlaw.selection.record import (
     CandidateRecord,
     Incomparable,
     RectifiedLawResult,
-    Status,
     incomparable,
     loss_table,
-    tokenizer_label,
 )
-from lightning_rectlaw.selection.registry import (
-    DEFAULT_METHOD,
-    METHODS,
-    Method,
-    check_option,
-    method_entry,
-    select,
-)
-from lightning_rectlaw.selection.scores import CandidateScore, Curve, Selection, prediction_curve
+from lightning_rectlaw.selection.registry import DEFAULT_METHOD, METHODS, Method, select
+from lightning_rectlaw.selection.scores import CandidateScore, Selection
+from lightning_rectlaw.selection.status import Status
 
 __all__ = [
     "BITS_PER_BYTE",
+    "CANDIDATE_FILE",
     "DEFAULT_METHOD",
     "METHODS",
-    "CANDIDATE_FILE",
     "RESULT_FILE",
-    "SPREAD",
     "CandidateRecord",
     "CandidateScore",
-    "Curve",
     "CurvePrediction",
     "Incomparable",
     "Method",
@@ -46,14 +40,8 @@ __all__ = [
     "Selection",
     "Status",
     "accept_then_stop",
-    "ats_stopped",
-    "calibrate_ats",
     "incomparable",
     "loss_table",
-    "check_option",
-    "method_entry",
     "predict_curve",
-    "prediction_curve",
     "select",
-    "tokenizer_label",
 ]

@@ -91,13 +91,23 @@ def _ats(table, budget, target, level, k: int = 3, delta: float = 5.0):
     for name, row in zip(table.names, losses):
         line, reason = accept_then_stop(sizes, row, k=k, delta=delta)
         if line is None:
-            out.append(CandidateScore(name, np.nan, reason=reason))
+            out.append(CandidateScore(name, score=np.nan, reason=reason))
             continue
         pred = float(line.predict(target))
         used = tuple(line.sizes.tolist())
         finite = sizes[np.isfinite(row)][::-1]
         run = used + tuple(finite[len(used) : len(used) + 1].tolist())  # the point that stopped it
-        out.append(CandidateScore(name, pred, pred, line.interval(target, level), used, line, sizes_run=run))
+        out.append(
+            CandidateScore(
+                name,
+                score=pred,
+                predicted_loss=pred,
+                interval=line.interval(target, level),
+                sizes_used=used,
+                fit=line,
+                sizes_run=run,
+            )
+        )
     return out
 
 
@@ -153,7 +163,7 @@ def _robust_ats(
         if line is None:
             if left_out:
                 reason += f" after leaving out {len(left_out)} bad run(s)"
-            out.append(CandidateScore(name, np.nan, reason=reason, outliers=left_out))
+            out.append(CandidateScore(name, score=np.nan, reason=reason, outliers=left_out))
             continue
         finite = sizes[np.isfinite(row)]
         curve = PredictiveLine(line.predict, float(finite[-1]), float(spread[i]), float(spread_own[i]), bias)
@@ -161,11 +171,11 @@ def _robust_ats(
         out.append(
             CandidateScore(
                 name,
-                pred,
-                pred,
-                curve.interval(target, level),
-                tuple(line.sizes.tolist()),
-                curve,
+                score=pred,
+                predicted_loss=pred,
+                interval=curve.interval(target, level),
+                sizes_used=tuple(line.sizes.tolist()),
+                fit=curve,
                 sizes_run=tuple(float(x) for x in sizes[np.isfinite(losses[i])]),
                 outliers=left_out,
             )

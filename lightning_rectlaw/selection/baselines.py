@@ -27,17 +27,17 @@ def _pooled(table, budget, target, level, k: int = 3, holdouts: int = 3, seed: i
     out = []
     for name, curve, p, (pred, lo, hi) in zip(table.names, fit.curves, probs, quant.tolist()):
         if curve is None:
-            out.append(CandidateScore(name, np.nan, reason="`pooled` needs 2 points within the budget"))
+            out.append(CandidateScore(name, score=np.nan, reason="`pooled` needs 2 points within the budget"))
             continue
         run = curve.sizes[-(k + fit.holdouts) :]  # the local line plus the backtest's hold-outs
         out.append(
             CandidateScore(
                 name,
-                pred,
-                pred,
-                (lo, hi) if bounded else (0.0, float("inf")),
-                tuple(curve.sizes[-k:].tolist()),
-                curve,
+                score=pred,
+                predicted_loss=pred,
+                interval=(lo, hi) if bounded else (0.0, float("inf")),
+                sizes_used=tuple(curve.sizes[-k:].tolist()),
+                fit=curve,
                 prob_best=None if np.isnan(p) else float(p),
                 sizes_run=tuple(run.tolist()),
             )
@@ -49,9 +49,9 @@ def _subtuning(table, budget, target, level):
     sizes, losses = _in_budget(table, budget)
     size = float(sizes[-1])
     return [
-        CandidateScore(name, np.nan, reason=f"no loss at the budget size {size:g}")
+        CandidateScore(name, score=np.nan, reason=f"no loss at the budget size {size:g}")
         if np.isnan(loss)
-        else CandidateScore(name, float(loss), sizes_used=(size,))
+        else CandidateScore(name, score=float(loss), sizes_used=(size,))
         for name, loss in zip(table.names, losses[:, -1])
     ]
 
@@ -60,9 +60,9 @@ def _zeroshot(table, budget, target, level):
     if table.zero_shot is None:
         raise ValueError("`zeroshot` needs the zero-shot column '0' in the table")
     return [
-        CandidateScore(name, float(z), sizes_used=(0.0,))
+        CandidateScore(name, score=float(z), sizes_used=(0.0,))
         if np.isfinite(z)
-        else CandidateScore(name, np.nan, reason="no zero-shot loss")
+        else CandidateScore(name, score=np.nan, reason="no zero-shot loss")
         for name, z in zip(table.names, table.zero_shot)
     ]
 
@@ -71,9 +71,9 @@ def _modelsize(table, budget, target, level):
     if table.num_params is None:
         raise ValueError("`modelsize` needs the parameter-count column 'size' in the table")
     return [
-        CandidateScore(name, -float(np.log(p)))
+        CandidateScore(name, score=-float(np.log(p)))
         if np.isfinite(p) and p > 0
-        else CandidateScore(name, np.nan, reason="no parameter count")
+        else CandidateScore(name, score=np.nan, reason="no parameter count")
         for name, p in zip(table.names, table.num_params)
     ]
 
@@ -98,11 +98,20 @@ def _law_scorer(law: str, with_zero_shot: bool) -> Selector:
         for name, f, count in zip(table.names, fits, counts):
             if f is None:
                 reason = f"the {law} law needs {need} points within the budget, found {count}"
-                out.append(CandidateScore(name, np.nan, reason=reason))
+                out.append(CandidateScore(name, score=np.nan, reason=reason))
                 continue
             pred = float(f.predict(target))
             lo, hi = f.interval(target, level)
-            out.append(CandidateScore(name, pred, pred, (float(lo), float(hi)), tuple(f.sizes.tolist()), f))
+            out.append(
+                CandidateScore(
+                    name,
+                    score=pred,
+                    predicted_loss=pred,
+                    interval=(float(lo), float(hi)),
+                    sizes_used=tuple(f.sizes.tolist()),
+                    fit=f,
+                )
+            )
         return out
 
     return scorer

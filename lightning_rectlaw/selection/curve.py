@@ -8,7 +8,7 @@ Pure numpy/scipy: no torch, Lightning or Hydra import here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,7 @@ from lightning_rectlaw.core.law import fit_rows
 from lightning_rectlaw.core.table import LossTable
 from lightning_rectlaw.selection.registry import DEFAULT_METHOD, select
 from lightning_rectlaw.selection.scores import bounded, prediction_curve
+from lightning_rectlaw.selection.status import Status
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class CurvePrediction:
     """What a method predicts from one candidate's curve.
 
     Attributes:
-        status: ``"ok"``, or why there is no prediction.
+        status: ``Status.OK``, or why there is no prediction.
         predicted_loss, interval: the prediction at the target and its interval (``None`` when
             there is none, or the interval is unbounded).
         outliers: runs left out as diverged or off the curve, size → why.
@@ -36,6 +37,7 @@ class CurvePrediction:
     """
 
     status: str
+    _: KW_ONLY
     predicted_loss: float | None = None
     interval: tuple[float, float] | None = None
     outliers: dict[float, str] = field(default_factory=dict)
@@ -80,13 +82,13 @@ def predict_curve(
     pred = c.predicted_loss if c.predicted_loss is not None else c.score
     interval = bounded(c.interval)
     return CurvePrediction(
-        "ok",
-        float(pred),
-        None if interval is None else tuple(map(float, interval)),
-        c.outliers,
-        prediction_curve(c.fit, c.sizes_used, target),
-        law,
-        vanilla,
+        Status.OK,
+        predicted_loss=float(pred),
+        interval=None if interval is None else tuple(map(float, interval)),
+        outliers=c.outliers,
+        curve=prediction_curve(c.fit, c.sizes_used, target),
+        law=law,
+        vanilla_law=vanilla,
     )
 
 

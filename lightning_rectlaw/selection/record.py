@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from enum import Enum
 from typing import Any, NamedTuple, TypedDict
 
 import numpy as np
@@ -14,6 +13,7 @@ from lightning_rectlaw.core.formatting import format_number
 from lightning_rectlaw.core.table import LossTable
 from lightning_rectlaw.selection.registry import DEFAULT_METHOD
 from lightning_rectlaw.selection.scores import bounded
+from lightning_rectlaw.selection.status import Status
 
 #: The callback's result file, in its ``results_dir``.
 RESULT_FILE = "rectlaw_result.json"
@@ -24,20 +24,7 @@ CANDIDATE_FILE = "candidate.json"
 BITS_PER_BYTE = "val_bpb"
 
 
-class Status(str, Enum):
-    """What became of a candidate: a record's ``status`` is one of these, followed by the reason
-    (``"failed: ValueError: ..."``) where it is not ``ok``; code compares the kind, never the text."""
-
-    OK = "ok"
-    PENDING = "pending"
-    FAILED = "failed"
-    INCOMPLETE = "incomplete"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-@dataclass
+@dataclass(kw_only=True)
 class RectifiedLawResult:
     """What the callback measured and predicted for one candidate.
 
@@ -66,7 +53,8 @@ class RectifiedLawResult:
             or ``val_loss``); ``None`` in files written before it was recorded.
         tokenizer: the datamodule's ``tokenizer_info`` (``{"name": ..., "sha256": ...}``, the
             hash over the whole tokenizer), or ``None`` when the datamodule does not say.
-        status: ``"ok"`` or why no prediction could be made.
+        status: ``Status.OK``, ``Status.PENDING`` before the runs, or why no prediction could
+            be made (the result file writes ``ok``, ``pending`` or the why).
     """
 
     sizes: list[int] = field(default_factory=list)
@@ -91,13 +79,13 @@ class RectifiedLawResult:
     validation_data: str | None = None
     monitor: str | None = None
     tokenizer: dict[str, str] | None = None
-    status: str = Status.PENDING.value
+    status: str = Status.PENDING
 
     def headline(self, name: str | None = None) -> str:
         """One line: the prediction, its interval and what it cost, e.g.
         ``tiny_gpt2: predicted loss 2.31 (95% interval 2.25-2.38) at 8192 examples; ...``."""
         head = f"{name}: " if name else ""
-        if self.status != "ok" or self.predicted_loss is None:
+        if self.status != Status.OK or self.predicted_loss is None:
             return f"{head}no prediction ({self.status}); {len(self.sizes)} subset(s) run"
         interval = ""
         if bounded(self.interval):
@@ -178,6 +166,13 @@ def loss_table(records: Sequence[Mapping[str, Any]], source: str = "<sweep>") ->
     )
 
 
+def status_line(record: Mapping[str, Any]) -> str:
+    """A record's status as the summary and the sweep's console show it: a failed job's
+    ``error`` after the status (``failed: ValueError: ...``), else its ``status`` as written."""
+    error = record.get("error")
+    return Status.FAILED.because(error) if error else str(record["status"])
+
+
 def tokenizer_label(info: Mapping[str, Any] | None) -> str | None:
     """A tokenizer as people read it: its name and the start of its hash (``gpt2 (3f2a9c1b)``)."""
     if not info:
@@ -250,7 +245,8 @@ class CandidateRecord(TypedDict, total=False):
 
     Keys:
         name: the candidate (its config name, or its hub name / path).
-        status: a :class:`Status`, with the reason after a colon where it is not ``ok``.
+        status: a :class:`Status`; a file writes its value, with why after a colon where there
+            is one (``Status.FAILED.because(...)``: ``failed: no prediction: ...``).
         error: the exception, for a failed job.
         overrides: the job's Hydra overrides (read from its ``.hydra/overrides.yaml``).
         num_params, job_seconds, family: the model's size, the job's wall time, its family.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -56,6 +56,7 @@ class Method:
     """
 
     scorer: Selector
+    _: KW_ONLY
     label: str
     description: str
     schedule: str = "all"
@@ -119,46 +120,53 @@ _LAW_OPTIONS = lambda law: lambda o: num_params(law, o.get("free_alpha", False))
 METHODS: dict[str, Method] = {
     "robust_ats": Method(
         _robust_ats,
-        "RobustAtS",
-        "AtS on screened points (diverged and off-curve runs left out), with intervals and "
+        label="RobustAtS",
+        description="AtS on screened points (diverged and off-curve runs left out), with intervals and "
         "P(best) calibrated by in-budget backtests",
         min_points=lambda o: o["k"],
     ),
     "ats": Method(
         _ats,
-        "AtS",
-        "Accept then Stop: log-log line on the power-phase points, extrapolated",
+        label="AtS",
+        description="Accept then Stop: log-log line on the power-phase points, extrapolated",
         schedule="ats",
         min_points=lambda o: o["k"],
     ),
     "pooled": Method(
         _pooled,
-        "Pooled",
-        "local rectified-law extrapolation, exponent shared across candidates by in-budget backtest",
+        label="Pooled",
+        description="local rectified-law extrapolation, exponent shared across candidates by "
+        "in-budget backtest",
         schedule="pooled",
         min_points=lambda o: 2,
     ),
     "ourfit": Method(
         _ourfit,
-        "OurFit",
-        "rectified law fitted to all in-budget points incl. zero-shot",
+        label="OurFit",
+        description="rectified law fitted to all in-budget points incl. zero-shot",
         min_points=_LAW_OPTIONS("rectified"),
         zero_shot_point=True,
     ),
     "vanillafit": Method(
         _vanillafit,
-        "VanillaFit",
-        "vanilla law B/D^beta + E fitted to all in-budget points",
+        label="VanillaFit",
+        description="vanilla law B/D^beta + E fitted to all in-budget points",
         min_points=_LAW_OPTIONS("vanilla"),
     ),
-    "subtuning": Method(_subtuning, "SubTuning", "loss after fine-tuning on the budget-size subset"),
+    "subtuning": Method(
+        _subtuning, label="SubTuning", description="loss after fine-tuning on the budget-size subset"
+    ),
     "zeroshot": Method(
-        _zeroshot, "ZeroShot", "loss without fine-tuning", needs=("zero_shot",), min_points=lambda o: 0
+        _zeroshot,
+        label="ZeroShot",
+        description="loss without fine-tuning",
+        needs=("zero_shot",),
+        min_points=lambda o: 0,
     ),
     "modelsize": Method(
         _modelsize,
-        "ModelSize",
-        "largest model first (score = -log parameter count)",
+        label="ModelSize",
+        description="largest model first (score = -log parameter count)",
         needs=("num_params",),
         min_points=lambda o: 0,
     ),
@@ -210,4 +218,6 @@ def select(
     scored = entry.scorer(table, budget_size, target, level, **options)
     ranked = sorted((c for c in scored if c.rankable), key=lambda c: c.score)
     candidates = tuple(ranked) + tuple(c for c in scored if not c.rankable)
-    return Selection(method, budget_size, target, candidates, level, table)
+    return Selection(
+        method, budget=budget_size, target=target, candidates=candidates, interval_level=level, table=table
+    )

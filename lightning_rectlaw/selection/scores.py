@@ -7,7 +7,7 @@ Pure numpy: pandas and Matplotlib only inside the presentation methods.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -15,6 +15,7 @@ import numpy as np
 from lightning_rectlaw.core.display import RowsView
 from lightning_rectlaw.core.formatting import format_number
 from lightning_rectlaw.core.table import LossTable
+from lightning_rectlaw.selection.status import Status
 
 
 class Curve(Protocol):
@@ -47,6 +48,7 @@ class CandidateScore:
     """
 
     name: str
+    _: KW_ONLY
     score: float
     predicted_loss: float | None = None
     interval: tuple[float, float] | None = None
@@ -73,6 +75,7 @@ class Selection(RowsView):
     """The result of a selector on a table: ranked candidates then unrankable ones."""
 
     method: str
+    _: KW_ONLY
     budget: float
     target: float
     candidates: tuple[CandidateScore, ...]
@@ -143,7 +146,7 @@ class Selection(RowsView):
             row["points_used"] = len(c.sizes_used)
             if with_outliers:
                 row["left_out"] = "; ".join(f"{k:g}: {v}" for k, v in c.outliers.items())
-            row["status"] = "ok" if c.rankable else f"unrankable: {c.reason}"
+            row["status"] = Status.OK if c.rankable else Status.UNRANKABLE.because(c.reason)
             out.append(row)
         return out
 

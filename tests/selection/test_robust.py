@@ -30,7 +30,7 @@ def _table(seed=0, n=12, noise=0.01):
         )
         rows.append(law_value(SIZES, B, beta, E, dl) * np.exp(noise * rng.standard_normal(SIZES.size)))
         zero.append(law_value(0.0, B, beta, E, dl))
-    return LossTable(tuple(f"m{i}" for i in range(n)), SIZES, np.array(rows), np.array(zero))
+    return LossTable(tuple(f"m{i}" for i in range(n)), SIZES, np.array(rows), zero_shot=np.array(zero))
 
 
 def test_robust_ats_is_the_default_and_ranks_exactly_as_ats_on_clean_curves():
@@ -55,7 +55,7 @@ def test_one_bad_run_never_carries_a_bottom_half_candidate_to_first(seed):
             j = in_budget[-back]
             losses = table.losses.copy()
             losses[i, j] *= 1.3
-            bad = LossTable(table.names, table.sizes, losses, table.zero_shot)
+            bad = LossTable(table.names, table.sizes, losses, zero_shot=table.zero_shot)
             flips += select(bad, "ats", budget=budget).best == table.names[i]
             with pytest.warns(OutlierWarning, match=table.names[i]):
                 sel = select(bad, budget=budget)
@@ -70,7 +70,7 @@ def test_diverged_but_finite_runs_are_flagged_and_excluded():
     table = _table()
     losses = table.losses.copy()
     losses[3, 8] = 1e21
-    bad = LossTable(table.names, table.sizes, losses, table.zero_shot)
+    bad = LossTable(table.names, table.sizes, losses, zero_shot=table.zero_shot)
     with pytest.warns(OutlierWarning, match="diverged"):
         sel = select(bad, budget="1/4")
     c = next(c for c in sel.candidates if c.name == "m3")

@@ -4,7 +4,8 @@ import pytest
 from lightning_rectlaw.core.law import law_value
 from lightning_rectlaw.core.metrics import pearcorr, relacc
 from lightning_rectlaw.core.table import LossTable
-from lightning_rectlaw.selection import METHODS, accept_then_stop, ats_stopped, select
+from lightning_rectlaw.selection import METHODS, accept_then_stop, select
+from lightning_rectlaw.selection.ats import ats_stopped
 
 SIZES = 200.0 * 2 ** np.arange(14)
 
@@ -15,7 +16,7 @@ def _table(missing=False):
     zero = np.array([law_value(0, B, b, E, dl) for B, dl, b, E in params])
     if missing:
         losses[1, -5] = np.nan
-    return LossTable(("a", "b", "c"), SIZES, losses, zero, np.array([1e8, 3e8, 1e9]))
+    return LossTable(("a", "b", "c"), SIZES, losses, zero_shot=zero, num_params=np.array([1e8, 3e8, 1e9]))
 
 
 def test_ats_accepts_power_phase_and_stops_at_the_transition():
@@ -82,7 +83,7 @@ def test_missing_cell_is_skipped_and_unfittable_candidate_is_unrankable():
     losses = t.losses.copy()
     losses[2, :] = np.nan
     losses[2, 0] = 3.0
-    sel = select(LossTable(t.names, t.sizes, losses, t.zero_shot), "vanillafit", budget="1/8")
+    sel = select(LossTable(t.names, t.sizes, losses, zero_shot=t.zero_shot), "vanillafit", budget="1/8")
     assert sel.ranking == ("b", "a") or sel.ranking == ("a", "b")
     assert "needs 3 points" in sel.unrankable["c"]
 
