@@ -19,6 +19,11 @@ rectified law is about. This script makes candidates that do, with nothing downl
   Unicode character properties from ``unicodedata`` (code point, category, bidirectional class,
   East Asian width, combining class, mirrored, decomposition, numeric value). Measured after
   zoo-code, with the same defaults, nothing chosen on it either.
+* ``--zoo mixed`` (8 candidates, ``examples/zoo_mixed.py``): GPT-2, Llama, T5 and BART, each with
+  its own tokenizer (byte-level BPEs of 512 to 4,096 tokens, one T5 on bytes), pretrained on the
+  standard library and the help texts, fine-tuned on supervised pairs (a signature -> its
+  docstring's first paragraph, ``data=sft``) and scored in bits per byte (``val_bpb``). Held out:
+  measured once, nothing tuned on it.
 
 1. **Zoo** (``python examples/make_zoo.py [--zoo cross]``): small causal LMs of two architectures
    and several sizes, pretrained for different numbers of steps, plus untrained controls. Each is
@@ -41,6 +46,7 @@ Examples::
     python examples/make_zoo.py --zoo cross --truth    # the zoo whose curves cross
     python examples/make_zoo.py --zoo code --truth     # both zoos' models on new code
     python examples/make_zoo.py --zoo props --truth    # ... and on Unicode character properties
+    OMP_NUM_THREADS=1 python examples/make_zoo.py --zoo mixed --truth   # tokenizers and architectures differ
     python examples/make_zoo.py --truth --accelerator gpu
     python examples/make_zoo.py --out /tmp/z --models gpt2-s-short,control --scale 0.05 \\
         --truth --target 128 --min-size 16 --ratios 2,4   # a miniature zoo (the slow test)
@@ -56,6 +62,8 @@ import sysconfig
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+
+import zoo_mixed
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = 64  # bytes per example, pretraining and fine-tuning alike
@@ -153,17 +161,23 @@ LINKED_FROM = {"std": "stdlib", "x": "cross"}
 #: The ``code`` zoo's fine-tuning text: these standard-library packages, one document per module.
 CODE_PACKAGES = ("email", "http", "json")
 SELECTORS = ("robust_ats", "ats", "pooled", "subtuning", "zeroshot")
+#: The zoo whose candidates differ in tokenizer and architecture (its own module, ``zoo_mixed``).
+MIXED = "mixed"
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--zoo", choices=sorted(ZOOS), default="stdlib", help="which zoo (default: stdlib)")
+    p.add_argument(
+        "--zoo", choices=sorted([*ZOOS, MIXED]), default="stdlib", help="which zoo (default: stdlib)"
+    )
     p.add_argument("--out", default=None, help="zoo directory (default: ./zoo, ./zoo-<name> for the others)")
     p.add_argument("--models", default=None, help="comma-separated subset (default: the whole zoo)")
     p.add_argument("--scale", type=float, default=1.0, help="multiply pretraining steps (tests: 0.05)")
     p.add_argument("--accelerator", default="auto", help="Lightning accelerator (default: auto)")
     p.add_argument("--truth", action="store_true", help="also fine-tune on the full target set")
-    p.add_argument("--target", type=int, default=None, help="full fine-tuning set, in 64-byte examples")
+    p.add_argument(
+        "--target", type=int, default=None, help="full fine-tuning set, in 64-byte examples (mixed: in pairs)"
+    )
     p.add_argument("--min-size", type=int, default=None, help="smallest subset")
     p.add_argument("--ratios", default=None, help="budgets scored, as target / r")
     p.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs per subset")
@@ -173,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         help="--zoo code/props: the stdlib and cross zoos whose models it links (built if missing)",
     )
     args = p.parse_args(argv)
+    if args.zoo == MIXED:
+        return main_mixed(args, p)
 
     zoo = ZOOS[args.zoo]
     out = Path(args.out or ("zoo" if args.zoo == "stdlib" else f"zoo-{args.zoo}")).resolve()
@@ -194,6 +210,29 @@ def main(argv: list[str] | None = None) -> int:
         target = args.target or zoo.target
         min_size = args.min_size or zoo.min_size
         ground_truth(specs, out, zoo, target, min_size, args.epochs, ratios, args.accelerator)
+    return 0
+
+
+def main_mixed(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
+    """``--zoo mixed``: build (or reuse) its candidates, then the ground truth if asked."""
+    out = Path(args.out or f"zoo-{MIXED}").resolve()
+    known = {s.name: s for s in zoo_mixed.SPECS}
+    names = args.models.split(",") if args.models else list(known)
+    unknown = [m for m in names if m not in known]
+    if unknown:
+        p.error(f"unknown zoo model(s) {unknown}; choose from {sorted(known)}")
+    specs = [known[m] for m in names]
+    t0 = time.perf_counter()
+    for spec in specs:
+        zoo_mixed.build(spec, out, args.scale, args.accelerator)
+    print(f"[zoo] {len(specs)} models ready in {out} ({time.perf_counter() - t0:.0f} s)")
+    if args.truth:
+        target = args.target or zoo_mixed.TARGET
+        ratios = [int(r) for r in (args.ratios or zoo_mixed.RATIOS).split(",")]
+        min_size = args.min_size or zoo_mixed.MIN_SIZE
+        sweep, seconds = zoo_mixed.ground_truth(specs, out, target, min_size, args.epochs, args.accelerator)
+        title = f"Zoo mixed: fine-tuning on stdlib_docs pairs, {target} pairs, bits per byte"
+        write_truth(sweep, out, title, target, ratios, seconds)
     return 0
 
 
@@ -411,10 +450,11 @@ def ground_truth(specs, out: Path, zoo: Zoo, target, min_size, epochs, ratios, a
     ]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, cwd=out)
-    write_truth(sweep, out, zoo, target, ratios, time.perf_counter() - t0)
+    title = f"Zoo: fine-tuning on {zoo.target_text}, {target} examples of {BLOCK} bytes"
+    write_truth(sweep, out, title, target, ratios, time.perf_counter() - t0)
 
 
-def write_truth(sweep: Path, out: Path, zoo: Zoo, target, ratios, seconds: float) -> None:
+def write_truth(sweep: Path, out: Path, title: str, target, ratios, seconds: float) -> None:
     """The zoo's loss table, the selectors' scores and the curves' plot, from a finished sweep."""
     from lightning_rectlaw.core.figures import curve_figure
     from lightning_rectlaw.core.files import atomic_write_text
@@ -442,10 +482,7 @@ def write_truth(sweep: Path, out: Path, zoo: Zoo, target, ratios, seconds: float
     atomic_write_text(out / "zoo_selection.csv", "\n".join(lines) + "\n")
     md = _markdown(rows, ratios, table, seconds)
     atomic_write_text(out / "zoo_selection.md", md)
-    fig = curve_figure(
-        {r["name"]: r for r in records if r["status"] == "ok"},
-        title=f"Zoo: fine-tuning on {zoo.target_text}, {target} examples of {BLOCK} bytes",
-    )
+    fig = curve_figure({r["name"]: r for r in records if r["status"] == "ok"}, title=title)
     fig.savefig(out / "zoo_curves.png", dpi=120)
     print(md)
     print(f"[zoo] ground truth: {seconds:.0f} s; wrote {out / 'zoo_losses.csv'}, zoo_selection.csv/.md,")
