@@ -7,7 +7,7 @@ Pure numpy/scipy: no framework import here.
 from __future__ import annotations
 
 import math
-from dataclasses import KW_ONLY, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -42,7 +42,6 @@ class AdaptiveRun:
     """
 
     rungs: tuple[float, ...]
-    _: KW_ONLY
     rounds: tuple[tuple[Decision, ...], ...]
     selection: Selection
     eliminated_at: dict[str, float] = field(default_factory=dict)
@@ -135,19 +134,6 @@ def simulate(
 
     final = rounds[-1].selection
     candidates = tuple(ran(c) for c in final.candidates) + tuple(ran(c) for c in gone)
-    selection = Selection(
-        method,
-        budget=budget_size,
-        target=target,
-        candidates=candidates,
-        interval_level=final.interval_level,
-        table=table,
-    )
+    selection = replace(final, budget=budget_size, candidates=candidates, table=table)
     run = tuple(rnd.rung for rnd in rounds)
-    return AdaptiveRun(
-        run,
-        rounds=tuple(rnd.decisions for rnd in rounds),
-        selection=selection,
-        eliminated_at=eliminated_at,
-        allowance=allowance,
-    )
+    return AdaptiveRun(run, tuple(rnd.decisions for rnd in rounds), selection, eliminated_at, allowance)

@@ -169,15 +169,7 @@ def schedule_round(
     A method without P(best) (e.g. ``ats``) eliminates nobody: the rule needs calibrated
     probabilities to be safe.
     """
-    if not 0 <= prob_threshold < 1:
-        raise ValueError(f"`prob_threshold` must be in [0, 1), got {prob_threshold!r}")
-    if rule not in RULES:
-        raise ValueError(f"`rule` must be one of {', '.join(RULES)}, got {rule!r}")
-    if min_points < 2 or min_survivors < 1:
-        raise ValueError(
-            "`min_points` must be at least 2 and `min_survivors` at least 1, "
-            f"got {min_points}, {min_survivors}"
-        )
+    _check_rule(prob_threshold, min_points, min_survivors, rule)
     sel = select(table, method, budget=rung, target=target, **options)
     probs = sel.prob_best
     by_name = {c.name: c for c in sel.candidates}
@@ -213,6 +205,18 @@ def schedule_round(
         )
         for name in table.names
     ]
+
+
+def _check_rule(prob_threshold: float, min_points: int, min_survivors: int, rule: str) -> None:
+    if not 0 <= prob_threshold < 1:
+        raise ValueError(f"`prob_threshold` must be in [0, 1), got {prob_threshold!r}")
+    if rule not in RULES:
+        raise ValueError(f"`rule` must be one of {', '.join(RULES)}, got {rule!r}")
+    if min_points < 2 or min_survivors < 1:
+        raise ValueError(
+            "`min_points` must be at least 2 and `min_survivors` at least 1, "
+            f"got {min_points}, {min_survivors}"
+        )
 
 
 def _by_threshold(probs: dict[str, float], threshold: float, rule: str) -> dict[str, tuple[Reason, str]]:
