@@ -1,6 +1,6 @@
 """The embedded SFT task: padding in the subset runs' batches, and their speed against a plain fit.
 
-    python benchmarks/bench_sft.py [--budget 1024] [--min-size 64] [--accelerator auto]
+    python benchmarks/bench_sft.py [--budget 512] [--min-size 64] [--accelerator auto]
 
 1. **Padding**: the share of padded positions in the batches of every subset the callback runs
    (the app's settings for ``data=sft``: byte tokenizer, ``max_length`` 256, batch 32),
@@ -29,7 +29,8 @@ import bench_plugin  # noqa: E402 - the two arms: the callback, and the same tra
 
 from lightning_rectlaw import LMModule, NestedSubsetDataModule, SFTDataModule  # noqa: E402
 
-GPT2 = {"model_type": "gpt2", "n_layer": 2, "n_embd": 64, "n_head": 4, "vocab_size": 257, "n_positions": 256}
+GPT2 = {"model_type": "gpt2", "n_layer": 2, "n_embd": 64, "n_head": 4, "vocab_size": 257, "n_positions": 256,
+        "bos_token_id": 256, "eos_token_id": 256}  # fmt: skip
 T5 = {"model_type": "t5", "num_layers": 1, "d_model": 64, "d_ff": 128, "d_kv": 16, "num_heads": 4,
       "vocab_size": 257, "pad_token_id": 256, "eos_token_id": 256, "decoder_start_token_id": 256}  # fmt: skip
 
@@ -84,7 +85,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--accelerator", default="auto")
     ap.add_argument("--precision", default="32-true")
-    ap.add_argument("--budget", type=int, default=1024)
+    ap.add_argument("--budget", type=int, default=512)
     ap.add_argument("--min-size", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
