@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 TINY = ["data.block_size=16", "data.max_val_blocks=32", "rectlaw.budget=256", "rectlaw.min_size=32"]
 TINY += ["trainer.max_epochs=1", "+trainer.enable_progress_bar=false"]
-TINY_SFT = ["data.max_length=128", "data.max_val_examples=32", "rectlaw.budget=128", "rectlaw.min_size=32"]
+TINY_SFT = ["data.max_val_examples=32", "rectlaw.budget=128", "rectlaw.min_size=32"]
 TINY_SFT += ["trainer.max_epochs=1", "+trainer.enable_progress_bar=false"]
 
 
@@ -93,8 +93,9 @@ def app_sweep(overrides: list[str], out: Path) -> str:
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
     seconds = time.perf_counter() - t0
-    if proc.returncode != 0:
-        return f"failed after {seconds:.0f} s (exit {proc.returncode}): {proc.stderr.strip()[-300:]}"
+    if proc.returncode != 0:  # the sweep's last line says why; else the end of its stderr
+        why = (proc.stdout.strip().splitlines() or [proc.stderr.strip()[-300:]])[-1]
+        return f"failed after {seconds:.0f} s (exit {proc.returncode}): {why}"
     chose = next((line for line in proc.stdout.splitlines() if "chose " in line), "")
     return f"{seconds:.0f} s; `{' '.join(overrides)}`; {chose[chose.find('chose ') :].split('; summary')[0]}"
 
@@ -139,8 +140,8 @@ def mixed_sft(cpu: bool, out: Path) -> str:
     import bench_sft
 
     args = argparse.Namespace(
-        accelerator="cpu" if cpu else "gpu", precision="bf16-mixed", repeat=2, root=tempfile.mkdtemp(),
-        budget=128 if cpu else 2048, min_size=32 if cpu else 128,
+        accelerator="cpu" if cpu else "gpu", precision="bf16-mixed", repeat=1 if cpu else 2,
+        root=tempfile.mkdtemp(), budget=128 if cpu else 2048, min_size=32 if cpu else 128,
     )  # fmt: skip
     speeds = []
     for name, config in (("GPT-2", bench_sft.GPT2), ("T5", bench_sft.T5)):
