@@ -219,8 +219,9 @@ class LMModule(L.LightningModule):
     @override
     def validation_step(self, batch, batch_idx: int) -> None:
         b = unpack_batch(batch)
-        if self.is_encoder_decoder:  # the decoder reads the labels shifted right
-            logits = self(b.input_ids, b.attention_mask, labels=b.labels)
+        if self.is_encoder_decoder:  # the decoder reads the labels shifted right (no loss computed here)
+            shifted = self.model.prepare_decoder_input_ids_from_labels(labels=b.labels)
+            logits = self(b.input_ids, b.attention_mask, decoder_input_ids=shifted)
         else:
             logits = self(b.input_ids, b.attention_mask)
         nll, tokens = summed_nll(logits, b.labels, shift=not self.is_encoder_decoder)

@@ -27,7 +27,13 @@ from lightning_rectlaw.core.files import atomic_write_bytes
 from lightning_rectlaw.hf.batching import LengthGroupedBatchSampler, SFTCollator, validation_loader
 from lightning_rectlaw.hf.embedded import builtin_pairs
 from lightning_rectlaw.hf.encoding import Encoded, Encoder
-from lightning_rectlaw.hf.records import Record, check_format, read_records, records_from_rows
+from lightning_rectlaw.hf.records import (
+    Record,
+    check_format,
+    load_hf_dataset,
+    read_records,
+    records_from_rows,
+)
 from lightning_rectlaw.hf.tokenizer import ByteTokenizer, HFTokenizer, Tokenized, load_tokenizer
 
 
@@ -189,14 +195,8 @@ class SFTDataModule(Tokenized, L.LightningDataModule):
         return train, val[: self.max_val_examples]
 
     def _hf_records(self, split: str) -> list[Record]:
-        try:
-            import datasets
-        except ImportError:
-            raise ImportError(
-                f"data.hf_dataset={self.hf['path']!r} needs the `datasets` package: pip install "
-                "datasets (or give local .jsonl/.json/.csv files as data.files)"
-            ) from None
-        ds = datasets.load_dataset(**{k: v for k, v in self.hf.items() if v is not None}, split=split)
+        instead = "give local .jsonl/.json/.csv files as data.files"
+        ds = load_hf_dataset(self.hf, instead, split=split)
         rows = [(f"{self.hf['path']}[{split}], row {i}", dict(r)) for i, r in enumerate(ds, start=1)]
         if not rows:
             raise ValueError(f"dataset {self.hf['path']!r} split {split!r} has no rows")

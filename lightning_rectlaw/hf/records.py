@@ -74,6 +74,19 @@ def read_records(
     return records
 
 
+def load_hf_dataset(options: Mapping[str, Any], instead: str, **kw: Any) -> Any:
+    """``datasets.load_dataset`` with the options given (those set), or an ImportError naming the
+    package and ``instead``, the local-files alternative."""
+    try:
+        import datasets
+    except ImportError:
+        raise ImportError(
+            f"data.hf_dataset={options['path']!r} needs the `datasets` package: pip install "
+            f"datasets (or {instead})"
+        ) from None
+    return datasets.load_dataset(**{k: v for k, v in options.items() if v is not None}, **kw)
+
+
 def check_format(format: str, fields: Mapping[str, str] | None) -> None:
     if format not in FORMATS:
         raise ValueError(f"`format` should be one of {FORMATS}, got {format!r}")

@@ -24,6 +24,7 @@ from typing_extensions import override
 from lightning_rectlaw.core.files import atomic_write_bytes
 from lightning_rectlaw.hf.batching import validation_loader
 from lightning_rectlaw.hf.embedded import builtin_text
+from lightning_rectlaw.hf.records import load_hf_dataset
 from lightning_rectlaw.hf.tokenizer import BYTES, ByteTokenizer, HFTokenizer, Tokenized, load_tokenizer
 
 
@@ -115,14 +116,7 @@ class TextDataModule(Tokenized, L.LightningDataModule):
         return docs
 
     def _hf_documents(self) -> list[str]:
-        try:
-            import datasets
-        except ImportError:
-            raise ImportError(
-                f"data.hf_dataset={self.hf['path']!r} needs the `datasets` package: "
-                "pip install datasets (or use data=text_files with local .txt/.jsonl files)"
-            ) from None
-        ds = datasets.load_dataset(**{k: v for k, v in self.hf.items() if v is not None})
+        ds = load_hf_dataset(self.hf, "use data=text_files with local .txt/.jsonl files")
         columns = list(getattr(ds, "column_names", None) or (ds[0].keys() if len(ds) else []))
         if self.text_field not in columns:
             raise ValueError(

@@ -196,3 +196,47 @@ def test_the_tokenizer_must_be_named_for_a_module_that_does_not_say_its_own(tmp_
     dm = SFTDataModule([sft_data["train"]])
     with pytest.raises(ValueError, match=r"cannot tell the model's tokenizer: set `tokenizer=`"):
         _trainer(tmp_path).fit(Boring(), datamodule=dm)
+
+
+def test_pairs_from_a_hugging_face_dataset(monkeypatch):
+    """`datasets` is optional: a stand-in module checks what we pass to load_dataset and read back."""
+    import sys
+    import types
+
+    calls = []
+
+    def load_dataset(**kw):
+        calls.append(kw)
+        if kw["split"] == "empty":
+            return []
+        return [{"prompt": f"q{i}", "completion": f"a{i}"} for i in range(6)]
+
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    dm = SFTDataModule(hf_dataset="org/pairs", hf_val_split="test", tokenizer="bytes", encoder_decoder=False)
+    dm.setup("fit")
+    assert calls == [{"path": "org/pairs", "split": "train"}, {"path": "org/pairs", "split": "test"}]
+    assert len(dm.train_set) == len(dm.val_set) == 6  # the fixed validation split, not a share of train
+    with pytest.raises(ValueError, match=r"dataset 'org/pairs' split 'empty' has no rows"):
+        SFTDataModule(
+            hf_dataset="org/pairs", hf_split="empty", tokenizer="bytes", encoder_decoder=False
+        ).setup("fit")
+    monkeypatch.setitem(sys.modules, "datasets", None)  # not installed
+    with pytest.raises(ImportError, match=r"pip install datasets \(or give local .jsonl/.json/.csv files"):
+        SFTDataModule(hf_dataset="org/pairs", tokenizer="bytes", encoder_decoder=False).setup("fit")
+
+
+def test_data_laid_out_for_another_kind_of_model_is_refused_before_training(tmp_path, sft_data):
+    from lightning_rectlaw import TextDataModule
+
+    t5 = {"model_type": "t5", "vocab_size": 257, "d_model": 16, "d_ff": 32, "d_kv": 8, "num_layers": 1,
+          "num_heads": 2, "decoder_start_token_id": 256, "pad_token_id": 256,
+          "eos_token_id": 256}  # fmt: skip
+    count = CountBatches()
+    pairs = SFTDataModule([sft_data["train"]], tokenizer="bytes", encoder_decoder=False, max_length=512)
+    with pytest.raises(
+        ValueError, match=r"laid out with encoder_decoder=False, but the model is an encoder-decoder"
+    ):
+        _trainer(tmp_path, count).fit(LMModule(config=t5), datamodule=pairs)
+    with pytest.raises(ValueError, match=r"packed text blocks are for decoder-only models.*data=sft"):
+        _trainer(tmp_path, count).fit(LMModule(config=t5), datamodule=TextDataModule(block_size=16))
+    assert count.batches == 0
