@@ -194,12 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or ("zoo" if args.zoo == "stdlib" else f"zoo-{args.zoo}")).resolve()
     if not zoo.specs:  # a zoo of the other zoos' models
         zoo = replace(zoo, specs=link_sources(out, args.sources.split(","), args.scale, args.accelerator))
-    known = {s.name: s for s in zoo.specs}
-    names = args.models.split(",") if args.models else list(known)
-    unknown = [m for m in names if m not in known]
-    if unknown:
-        p.error(f"unknown zoo model(s) {unknown}; choose from {sorted(known)}")
-    specs = [known[m] for m in names]
+    specs = chosen(zoo.specs, args.models, p)
     t0 = time.perf_counter()
     for spec in specs:
         if ZOOS[args.zoo].specs:  # a zoo of the other zoos' models built them in their own
@@ -213,15 +208,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def main_mixed(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
-    """``--zoo mixed``: build (or reuse) its candidates, then the ground truth if asked."""
-    out = Path(args.out or f"zoo-{MIXED}").resolve()
-    known = {s.name: s for s in zoo_mixed.SPECS}
-    names = args.models.split(",") if args.models else list(known)
+def chosen(specs, models: str | None, p: argparse.ArgumentParser) -> list:
+    """The specs named in ``--models`` (all without it); an unknown name stops with the choices."""
+    known = {s.name: s for s in specs}
+    names = models.split(",") if models else list(known)
     unknown = [m for m in names if m not in known]
     if unknown:
         p.error(f"unknown zoo model(s) {unknown}; choose from {sorted(known)}")
-    specs = [known[m] for m in names]
+    return [known[m] for m in names]
+
+
+def main_mixed(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
+    """``--zoo mixed``: build (or reuse) its candidates, then the ground truth if asked."""
+    out = Path(args.out or f"zoo-{MIXED}").resolve()
+    specs = chosen(zoo_mixed.SPECS, args.models, p)
     t0 = time.perf_counter()
     for spec in specs:
         zoo_mixed.build(spec, out, args.scale, args.accelerator)
