@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import sysconfig
 from pathlib import Path
 
@@ -53,10 +54,15 @@ def builtin_pairs(name: str = "stdlib_docs", max_response: int = 200) -> list[di
     A response is the docstring's first paragraph, at most ``max_response`` characters (cut at a
     word); a prompt is ``def module.qualname(signature):`` and a newline. Both are read from the
     modules' source files, not from live objects, so nothing imported or patched at run time
-    changes them.
+    changes them; they are read once per process (the jobs of a sweep share them).
     """
     if name not in PAIRS:
         raise ValueError(f"unknown built-in pairs {name!r}; available: {list(PAIRS)}")
+    return [dict(pair) for pair in _stdlib_docs(max_response)]
+
+
+@functools.cache
+def _stdlib_docs(max_response: int) -> tuple[dict[str, str], ...]:
     pairs, seen = [], set()
     for module_name in _MODULES:
         for qualname, node in _documented(module_name):
@@ -66,7 +72,7 @@ def builtin_pairs(name: str = "stdlib_docs", max_response: int = 200) -> list[di
                 continue
             seen.add(key)
             pairs.append({"prompt": f"def {key}({_arguments(node)}):\n", "completion": text})
-    return pairs
+    return tuple(pairs)
 
 
 def _documented(module_name: str) -> list[tuple[str, ast.FunctionDef | ast.ClassDef]]:
