@@ -17,7 +17,7 @@ Run ``python benchmarks/heldout.py`` (about a minute on 2 cores). For each held-
 
 The tables: FLAN and WMT19 from ``../shared/benchmark`` (skipped with a note when absent), and the
 two local zoos in ``data/`` (``examples/make_zoo.py --truth``). ``--fit-all`` prints the calibration
-chosen and fitted on every table, the values shipped as ``selection.SPREAD``. Then the
+chosen and fitted on every table, the values shipped as ``robust_ats``'s options ``scheme``, ``centre``, ``tau_all``, ``own_scheme``, ``tau_own`` (``selection/options.py``). Then the
 :data:`FRESH` tables, measured after all that was fixed (``make_zoo.py --zoo code|props --truth``), are
 scored with the shipped defaults as they are: nothing is chosen or fitted on them.
 """
@@ -48,11 +48,11 @@ TABLES = {
     "WMT19": (SHARED / "wmt19.csv", (8, 16, 32, 64, 128, 256, 512)),
     # The zoos from the sizes they were first measured at (16 and 32 examples): the smaller ones,
     # measured later for the adaptive schedule, are left out so that this protocol, and the
-    # calibration it fitted (``selection.SPREAD``), stay those of the tables it was run on.
+    # calibration it fitted (``robust_ats``'s spread options), stay those of the tables it was run on.
     "zoo-stdlib": (ROOT / "data" / "zoo_stdlib.csv", (4, 8, 16, 32), 16),
     "zoo-cross": (ROOT / "data" / "zoo_cross.csv", (4, 8, 16, 32), 32),
 }
-#: Tables measured after the defaults and ``SPREAD`` were fixed: scored with the shipped values
+#: Tables measured after the defaults and the spread options were fixed: scored with the shipped values
 #: as they are, nothing chosen or fitted on them (the cleanest held-out figures we have).
 FRESH = {
     "zoo-code": (ROOT / "data" / "zoo_code.csv", (4, 8, 16, 32)),
@@ -325,7 +325,7 @@ def main(argv=None) -> int:
     for name, (table, ratios) in load(FRESH).items():
         rows = evaluate(table, SHOWN, ratios, metrics=METRICS, target=table.max_size)
         print(f"### fresh: {name} ({len(table)} candidates, budgets 1/{ratios[0]}..1/{ratios[-1]})")
-        print("measured after the defaults were fixed; the shipped defaults and SPREAD as they are")
+        print("measured after the defaults were fixed; the shipped defaults and spread options as they are")
         report(name, table, ratios, rows, {})
     print("### one bad run (x1.3 or /1.3 at the budget, budget/2 or budget/4; every candidate, every budget)")
     print(

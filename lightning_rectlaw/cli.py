@@ -38,6 +38,8 @@ from lightning_rectlaw.schedule.evaluate import (
     evaluate,
 )
 from lightning_rectlaw.selection import DEFAULT_METHOD, METHODS, Status, select
+from lightning_rectlaw.selection.options import Option
+from lightning_rectlaw.selection.registry import all_options
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--method", default=DEFAULT_METHOD, choices=sorted(METHODS))
     s.add_argument("--level", type=_level, default=0.95, help="prediction interval coverage, in (0, 1)")
+    _option_flags(s)
     _format(s, ["table", "csv", "json"])
     s.set_defaults(run=_cmd_select)
 
@@ -242,9 +245,38 @@ def _cmd_fit(args) -> int:
     return 0
 
 
+def _option_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per option of the registered methods (``--k 4``, ``--no-centre``)."""
+    g = p.add_argument_group("method options (`rectlaw methods`; default: the method's)")
+    for option in all_options().values():
+        flag, dest = "--" + option.name.replace("_", "-"), _OPTION + option.name
+        if option.type is bool:
+            g.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, help=option.help)
+        else:
+            g.add_argument(
+                flag, dest=dest, type=_parsed(option), metavar=option.type.__name__.upper(), help=option.help
+            )
+
+
+_OPTION = "option:"
+
+
+def _parsed(option: Option):
+    def parse(text: str):
+        try:
+            return option.parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    return parse
+
+
 def _cmd_select(args) -> int:
     table = LossTable.read_csv(args.table)
-    sel = select(table, args.method, budget=args.budget, target=args.target, level=args.level)
+    given = {
+        k.removeprefix(_OPTION): v for k, v in vars(args).items() if k.startswith(_OPTION) and v is not None
+    }
+    sel = select(table, args.method, budget=args.budget, target=args.target, level=args.level, **given)
     rows = sel.rows()
     if args.format == "table":
         print(
@@ -389,13 +421,19 @@ def _cmd_methods(args) -> int:
         {
             "method": name + (" (default)" if name == DEFAULT_METHOD else ""),
             "label": entry.label,
-            "options": ", ".join(f"{k}={v}" for k, v in entry.options.items()) or "-",
+            "options": ", ".join(f"{k}={v}" for k, v in entry.defaults.items()) or "-",
             "needs": ", ".join(entry.needs) or "-",
             "description": entry.description,
         }
         for name, entry in METHODS.items()
     ]
     print_rows(rows, "table")
+    print()
+    options = [
+        {"option": o.name, "default": str(o.default), "must be": o.must_be, "meaning": o.help}
+        for o in all_options().values()
+    ]
+    print_rows(options, "table")
     return 0
 
 

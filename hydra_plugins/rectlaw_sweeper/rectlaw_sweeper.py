@@ -75,7 +75,7 @@ class RectlawSweeper(Sweeper):
         method = fixed.get("rectlaw.method", r.method)
         # the method's options as the jobs get them: the config's, or this command line's
         options = {k: type(r[k])(fixed.get(f"rectlaw.{k}", r[k])) for k in ("k", "delta", "holdouts")}
-        options = {k: v for k, v in options.items() if k in method_entry(method).options}
+        options = {k: v for k, v in options.items() if k in method_entry(method).defaults}
         need = points_to_judge(self.min_points, method, options)  # subsets; the zero-shot point aside
         rungs = plan_rungs(budget, min_size, target, self.rungs, need)
         sweep_dir = Path(self.config.hydra.sweep.dir)

@@ -19,7 +19,7 @@ from lightning_rectlaw.core.budget import check_budget
 from lightning_rectlaw.core.files import atomic_write_text
 from lightning_rectlaw.plugin.console import quiet_lightning
 from lightning_rectlaw.selection import CANDIDATE_FILE, CandidateRecord, Status
-from lightning_rectlaw.selection.registry import check_option, method_entry
+from lightning_rectlaw.selection.registry import all_options, method_entry
 
 log = logging.getLogger(__name__)
 _EXIT = {"code": 0}
@@ -56,8 +56,10 @@ def _leave_process_group(synchronize: bool) -> None:
         dist.destroy_process_group()
 
 
-#: The method options the app's config sets (``rectlaw.k`` ...), checked by :func:`check_rectlaw`.
-OPTIONS = ("k", "delta", "holdouts")
+def method_options(cfg: Any) -> dict[str, Any]:
+    """The chosen method's options as the config sets them (``rectlaw.k``, ...; the schema has one
+    key per option of every method, and the callback is given those of its method)."""
+    return {name: cfg.rectlaw[name] for name in method_entry(cfg.rectlaw.callback.method).defaults}
 
 
 def check_rectlaw(cfg: Any) -> None:
@@ -71,7 +73,7 @@ def check_rectlaw(cfg: Any) -> None:
     checks = {
         "rectlaw.budget / rectlaw.min_size": lambda: check_budget(r.datamodule.budget, r.datamodule.min_size),
         "rectlaw.method": lambda: method_entry(r.callback.method),
-        **{f"rectlaw.{key}": (lambda key=key: check_option(key, r.callback[key])) for key in OPTIONS},
+        **{f"rectlaw.{o.name}": (lambda o=o: o.check(r[o.name])) for o in all_options().values()},
     }
     for key, check in checks.items():
         try:
@@ -89,7 +91,8 @@ def build_callback(cfg: Any, results_dir: str | Path, name: str | None = None, *
 
     check_rectlaw(cfg)
     log.debug(f"Instantiating callback <{cfg.rectlaw.callback._target_}>")
-    return instantiate(cfg.rectlaw.callback, results_dir=Path(results_dir), name=name, **overrides)
+    options = method_options(cfg)
+    return instantiate(cfg.rectlaw.callback, results_dir=Path(results_dir), name=name, **options, **overrides)
 
 
 def candidate_name(cfg: Any, choices: Any) -> str:

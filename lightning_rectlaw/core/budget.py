@@ -17,6 +17,14 @@ class TableError(ValueError):
     """A loss table or a budget is malformed; the message names the row/column and the fix."""
 
 
+#: The smallest subset by default: 16 examples, enough for a batch of a small model.
+MIN_SIZE = 16
+#: The smallest subset of a sweep's jobs (the app, ``adaptive_sweep``): 64, because a sweep runs
+#: checkpoints whose losses on a few dozen examples are mostly noise, and each subset is a job's
+#: overhead (a fresh Trainer); with the app's budget of 2048 it still runs six subsets.
+SWEEP_MIN_SIZE = 64
+
+
 def parse_budget(budget: float | str) -> float:
     """``"1/8"`` → 0.125, ``"0.125"`` → 0.125, ``"204800"`` → 204800.0; positive or an error.
 

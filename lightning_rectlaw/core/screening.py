@@ -60,12 +60,18 @@ class Screen:
         return np.where(self.keep, losses, np.nan)
 
 
+#: A point this many robust scales off its curve is left out (``threshold``).
+SCREEN_THRESHOLD = 8.0
+#: Relative deviation below which no point is left out (``floor``).
+SCREEN_FLOOR = 0.1
+
+
 def screen_outliers(
     sizes: Sequence[float] | np.ndarray,
     losses: np.ndarray,
     zero_shot: Sequence[float] | np.ndarray | None = None,
-    threshold: float = 8.0,
-    floor: float = 0.1,
+    threshold: float = SCREEN_THRESHOLD,
+    floor: float = SCREEN_FLOOR,
     diverged_factor: float = 1.5,
     max_outliers: int = 2,
 ) -> Screen:

@@ -59,7 +59,7 @@ from lightning_rectlaw.selection import (
     RectifiedLawResult,
     predict_curve,
 )
-from lightning_rectlaw.selection.registry import check_option, method_entry
+from lightning_rectlaw.selection.registry import method_entry
 
 SCHEDULES = ("auto", "ats", "all", "pooled")
 #: How the subset runs show their progress: ``"auto"`` draws the Trainer's kind of bar;
@@ -75,9 +75,6 @@ class RectifiedLawCallback(Callback):
             with calibrated intervals; any of ``rectlaw methods``). With one candidate per
             Trainer the calibration uses this candidate's own backtests; ``rectlaw summarize``
             re-ranks a sweep's candidates jointly and gives each its probability of being best.
-        k, delta: points AtS starts from and its stop threshold (default 3 and 5, as in the
-            paper); ``k`` is also ``pooled``'s local line.
-        holdouts: backtest depth of ``robust_ats`` and ``pooled`` (default 3).
         schedule: the subsets run, largest first. ``"auto"`` (default): every size for
             ``robust_ats`` (screening and backtests read them all), the ``k + holdouts`` largest
             for ``pooled`` (``"pooled"``), AtS's stop rule for ``ats``, every size otherwise;
@@ -113,6 +110,11 @@ class RectifiedLawCallback(Callback):
             ``EarlyStopping``, ``StochasticWeightAveraging``, ``GradientAccumulationScheduler``,
             weight averaging). Other callbacks (checkpoints, loggers, monitors) are not given to
             the subset runs; a warning names those that are not Lightning's. Default: none.
+        **options: the method's options, by name (``rectlaw methods`` lists each method's, with
+            its default): e.g. ``k`` and ``delta``, the points AtS starts from and its stop
+            threshold (3 and 5, as in the paper), ``holdouts``, the backtest depth of
+            ``robust_ats`` and ``pooled``, and ``robust_ats``'s screening ``threshold`` and
+            ``floor``. An option the method does not take is refused.
 
     With the Trainer's ``fast_dev_run``, every subset trains that many batches: the code paths
     are checked, nothing is measured, cached or written, and ``result.status`` says so.
@@ -145,9 +147,6 @@ class RectifiedLawCallback(Callback):
         self,
         method: str = DEFAULT_METHOD,
         *,
-        k: int = 3,
-        delta: float = 5.0,
-        holdouts: int = 3,
         schedule: str = "auto",
         monitor: str = "auto",
         zero_shot: bool = False,
@@ -158,12 +157,13 @@ class RectifiedLawCallback(Callback):
         name: str | None = None,
         progress: str = "auto",
         subset_callbacks: Sequence[type[Callback] | str] = (),
+        **options: Any,
     ) -> None:
-        schedule = _checked_schedule(method, schedule, k, delta, holdouts, zero_shot, level)
+        schedule = _checked_schedule(method, schedule, zero_shot, level)
         if progress not in PROGRESS:
             raise ValueError(f"`progress` must be one of {', '.join(PROGRESS)}, got {progress!r}")
-        self.method, self.k, self.delta, self.schedule = method, int(k), float(delta), schedule
-        self.holdouts = int(holdouts)
+        method_entry(method).resolve(method, options)  # refuses an option the method does not take
+        self.method, self.schedule, self.options = method, schedule, dict(options)
         self.monitor, self.zero_shot, self.continue_fit = monitor, zero_shot, continue_fit
         self.results_dir = Path(results_dir) if results_dir is not None else None
         self.level = level
@@ -228,7 +228,7 @@ class RectifiedLawCallback(Callback):
         dm = _nested_datamodule(trainer)
         check_strategy(trainer)
         check_trains_and_validates(trainer)
-        check_enough_subsets(dm, self.method, self._method_options(), self.zero_shot)
+        check_enough_subsets(dm, self.method, self.options, self.zero_shot)
         # fast_dev_run: every subset trains fast_dev_run batches, which checks the code paths
         # but measures nothing: no cache, no checkpoints, no result file, no prediction.
         smoke = int(trainer.fast_dev_run)
@@ -243,7 +243,7 @@ class RectifiedLawCallback(Callback):
         out_dir = self.results_dir or Path(trainer.log_dir or trainer.default_root_dir)
         result = RectifiedLawResult(
             method=self.method,
-            options=self._method_options(),
+            options=METHODS[self.method].resolve(self.method, self.options),
             target_size=dm.target,
             interval_level=self.level,
             device=str(trainer.strategy.root_device),
@@ -288,9 +288,7 @@ class RectifiedLawCallback(Callback):
             RunCache(None, {}),  # no results_dir: nothing to hash or reuse
             monitor=self.monitor,
             schedule=self.schedule,
-            k=self.k,
-            delta=self.delta,
-            holdouts=self.holdouts,
+            options=self.options,
             checkpoint_every=None if smoke else self.checkpoint_every,
             progress=progress,
             callbacks=shared,
@@ -341,14 +339,6 @@ class RectifiedLawCallback(Callback):
         result.prediction_curve = pred.curve
         result.outliers = {int(size): why for size, why in pred.outliers.items()}
 
-    def _method_options(self) -> dict[str, Any]:
-        """The callback's settings that the method takes as options (the registry says which)."""
-        return {
-            name: getattr(self, name)
-            for name in METHODS[self.method].options
-            if name in ("k", "delta", "holdouts")
-        }
-
 
 def _nested_datamodule(trainer: L.Trainer) -> NestedSubsetDataModule:
     """The fit's datamodule, refused unless it is a :class:`NestedSubsetDataModule`."""
@@ -379,13 +369,11 @@ def _tokenizer_info(dm: NestedSubsetDataModule) -> dict[str, str] | None:
     return {"name": str(info.get("name") or ""), "sha256": str(info["sha256"])}
 
 
-def _checked_schedule(method, schedule, k, delta, holdouts, zero_shot, level) -> str:
-    """Check the callback's options against the method's registry entry; the schedule to run."""
+def _checked_schedule(method, schedule, zero_shot, level) -> str:
+    """Check the callback's settings against the method's registry entry; the schedule to run."""
     entry = method_entry(method)
     if schedule not in SCHEDULES:
         raise ValueError(f"`schedule` should be one of {SCHEDULES}, got {schedule!r}")
-    for name, value in (("k", k), ("delta", delta), ("holdouts", holdouts)):
-        check_option(name, value)
     if not 0 < level < 1:
         raise ValueError(f"`level` must be in (0, 1), got {level!r}")
     if "num_params" in entry.needs:

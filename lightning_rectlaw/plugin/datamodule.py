@@ -13,7 +13,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset, Subset
 
-from lightning_rectlaw.core.budget import budget_size, check_budget, subset_sizes
+from lightning_rectlaw.core.budget import MIN_SIZE, budget_size, check_budget, subset_sizes
 
 
 class NestedSubsetDataModule(L.LightningDataModule):
@@ -42,7 +42,7 @@ class NestedSubsetDataModule(L.LightningDataModule):
         budget: largest subset: a fraction of the target size (``0.125``, ``"1/8"``) or an
             absolute number of examples (``> 1``); see :mod:`lightning_rectlaw.core.budget`.
             Default ``"1/8"``.
-        min_size: smallest subset size (default 16).
+        min_size: smallest subset size (default :data:`MIN_SIZE`, 16).
         target_size: the full fine-tuning set size to predict for (default: the train set length).
         seed: seed of the permutation (default 0).
 
@@ -64,7 +64,7 @@ class NestedSubsetDataModule(L.LightningDataModule):
         datamodule: L.LightningDataModule,
         *,
         budget: float | str = "1/8",
-        min_size: int = 16,
+        min_size: int = MIN_SIZE,
         target_size: int | None = None,
         seed: int = 0,
     ) -> None:

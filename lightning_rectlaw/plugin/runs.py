@@ -8,10 +8,11 @@ import logging
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -25,7 +26,7 @@ from lightning_rectlaw.plugin.console import SubsetProgress, info, quiet_lightni
 from lightning_rectlaw.plugin.datamodule import NestedSubsetDataModule
 from lightning_rectlaw.plugin.fingerprint import trainer_settings
 from lightning_rectlaw.plugin.loggers import subset_loggers
-from lightning_rectlaw.selection import BITS_PER_BYTE, RectifiedLawResult
+from lightning_rectlaw.selection import BITS_PER_BYTE, METHODS, RectifiedLawResult
 from lightning_rectlaw.selection.ats import ats_stopped
 
 #: What ``monitor="auto"`` resolves to: the first of these the module logs in validation (bits
@@ -128,9 +129,7 @@ class SubsetRuns:
     _: KW_ONLY
     monitor: str
     schedule: str
-    k: int
-    delta: float
-    holdouts: int
+    options: Mapping[str, Any]  # the method's, resolved; the ats and pooled schedules read theirs
     checkpoint_every: float | None
     progress: SubsetProgress = field(default_factory=lambda: SubsetProgress(None))
     callbacks: Sequence[Callback] = ()  # pristine copies of the user's (training_callbacks)
@@ -138,8 +137,9 @@ class SubsetRuns:
     @property
     def sizes(self) -> list[int]:
         """The sizes the schedule may run, largest first (AtS may stop before the smallest)."""
-        sizes = self.dm.sizes
-        return sizes[: self.k + self.holdouts] if self.schedule == "pooled" else sizes
+        if self.schedule != "pooled":
+            return self.dm.sizes
+        return self.dm.sizes[: METHODS["pooled"].largest(self._options_of("pooled"))]
 
     def work(self) -> int:
         """Training examples of the whole schedule (size × epochs): the progress bar's total."""
@@ -186,11 +186,16 @@ class SubsetRuns:
                 info(f"phase transition detected at {size} examples; stopping (AtS)")
                 break
 
+    def _options_of(self, schedule: str) -> dict[str, Any]:
+        """The options of the method a schedule is named after: the callback's where it sets them."""
+        return {**METHODS[schedule].defaults, **self.options}
+
     def _transition_found(self, result: RectifiedLawResult) -> bool:
-        if len(result.sizes) <= self.k:
+        k, delta = (self._options_of("ats")[name] for name in ("k", "delta"))
+        if len(result.sizes) <= k:
             return False
         sizes = np.array(result.sizes[::-1], dtype=float)
-        return ats_stopped(sizes, np.array(result.losses[::-1]), self.k, self.delta)
+        return ats_stopped(sizes, np.array(result.losses[::-1]), k, delta)
 
     def _fit_subset(self, size: int) -> tuple[float, float]:
         """Train the subset of ``size``; its final loss and the share of the planned training it

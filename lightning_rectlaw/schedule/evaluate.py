@@ -127,7 +127,7 @@ def evaluate(
             raise ValueError(f"{table.source} has no column for {what}; leave those methods out")
         warnings.warn(f"skipped, {table.source} has no column for: {what}", stacklevel=2)
     methods = [m for m in asked if m not in lacking]
-    if unused := sorted(k for k in options if not any(k in METHODS[m].options for m in methods)):
+    if unused := sorted(k for k in options if not any(k in METHODS[m].defaults for m in methods)):
         raise ValueError(f"no method of {methods} has the option(s) {unused}")
     metrics = list(DEFAULT_METRICS if metrics is None else metrics)
     if compute and "Compute" not in metrics:
@@ -158,7 +158,7 @@ def evaluate(
     draws = _pools(len(truth), pool_size, pools, seed)
     rows, ranked = [], False
     for method in methods:
-        own = {k: v for k, v in options.items() if k in METHODS[method].options}  # e.g. max_iter: the fits
+        own = {k: v for k, v in options.items() if k in METHODS[method].defaults}  # e.g. max_iter: the fits
         for r in ratios:
             if schedule == "adaptive":
                 sel = simulate(

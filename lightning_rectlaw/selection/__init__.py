@@ -3,7 +3,7 @@
 (``predict_curve``) and the record a measured candidate is written as, with its ``Status``.
 
 What is exported here is the layer's public surface; the helpers the other layers share
-(``method_entry``, ``check_option``, ``calibrate_ats``, ``prediction_curve``, ...) are imported
+(``method_entry``, ``all_options``, ``calibrate_ats``, ``prediction_curve``, ...) are imported
 from their modules.
 
 Imports only :mod:`lightning_rectlaw.core`; no framework.

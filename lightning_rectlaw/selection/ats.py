@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import replace as _replace
-from typing import Any
 
 import numpy as np
 
@@ -22,25 +21,13 @@ from lightning_rectlaw.core.predictive import (
     prob_best,
 )
 from lightning_rectlaw.core.screening import OutlierWarning, Screen, screen_outliers
+from lightning_rectlaw.selection.options import DELTA, FLOOR, HOLDOUTS, THRESHOLD, K
 from lightning_rectlaw.selection.scores import CandidateScore
 from lightning_rectlaw.selection.scores import in_budget as _in_budget
 
-# How `robust_ats` turns in-budget backtests into intervals and P(best) (`predictive.inflate`):
-# backtests see only the early part of a curve and under-estimate far extrapolation errors, so
-# a prior error rate widens them. The scheme and whether to centre on the backtests' mean error
-# were chosen, and the rates fitted, by benchmarks/heldout.py (nested leave-one-table-out);
-# docs/heldout.md reports the held-out figures.
-SPREAD: dict[str, Any] = {
-    "scheme": "scale",
-    "centre": False,
-    "tau_all": 1.7681,
-    "own_scheme": "prior",
-    "tau_own": 0.0306,
-}
-
 
 def accept_then_stop(
-    sizes: np.ndarray, losses: np.ndarray, k: int = 3, delta: float = 5.0
+    sizes: np.ndarray, losses: np.ndarray, k: int = K.default, delta: float = DELTA.default
 ) -> tuple[LineFit | None, str | None]:
     """The paper's AtS point selection on one candidate's curve, as its released code runs it.
 
@@ -66,7 +53,9 @@ def accept_then_stop(
     return fit_line(s[:n], y[:n]), None
 
 
-def ats_stopped(sizes: np.ndarray, losses: np.ndarray, k: int = 3, delta: float = 5.0) -> bool:
+def ats_stopped(
+    sizes: np.ndarray, losses: np.ndarray, k: int = K.default, delta: float = DELTA.default
+) -> bool:
     """Whether AtS's walk down ``sizes`` stops before the smallest point (a phase transition)."""
     ok = np.isfinite(losses)
     s, y = sizes[ok][::-1], losses[ok][::-1]
@@ -85,7 +74,7 @@ def _ats_walk(s: np.ndarray, y: np.ndarray, k: int, delta: float) -> tuple[int, 
     return n, False
 
 
-def _ats(table, budget, target, level, k: int = 3, delta: float = 5.0):
+def _ats(table, budget, target, level, *, k: int, delta: float):
     sizes, losses = _in_budget(table, budget)
     out = []
     for name, row in zip(table.names, losses):
@@ -115,11 +104,12 @@ def calibrate_ats(
     sizes: np.ndarray,
     losses: np.ndarray,
     zero_shot: np.ndarray | None = None,
-    k: int = 3,
-    delta: float = 5.0,
-    holdouts: int = 3,
-    threshold: float = 8.0,
-    floor: float = 0.1,
+    *,
+    k: int = K.default,
+    delta: float = DELTA.default,
+    holdouts: int = HOLDOUTS.default,
+    threshold: float = THRESHOLD.default,
+    floor: float = FLOOR.default,
 ) -> tuple[Screen, np.ndarray, Calibration]:
     """``robust_ats``'s first two steps on in-budget points: screen out bad runs, then backtest AtS.
 
@@ -140,19 +130,18 @@ def _robust_ats(
     budget,
     target,
     level,
-    k: int = 3,
-    delta: float = 5.0,
-    holdouts: int = 3,
-    threshold: float = 8.0,
-    floor: float = 0.1,
-    scheme: str = SPREAD["scheme"],
-    centre: bool = SPREAD["centre"],
-    tau_all: float = SPREAD["tau_all"],
-    own_scheme: str = SPREAD["own_scheme"],
-    tau_own: float = SPREAD["tau_own"],
+    *,
+    scheme: str,
+    centre: bool,
+    tau_all: float,
+    own_scheme: str,
+    tau_own: float,
+    **ats: float,
 ):
+    """``ats``: ``calibrate_ats``'s ``k``, ``delta``, ``holdouts``, ``threshold`` and ``floor``."""
     sizes, losses = _in_budget(table, budget)
-    screen, clean, cal = calibrate_ats(sizes, losses, table.zero_shot, k, delta, holdouts, threshold, floor)
+    screen, clean, cal = calibrate_ats(sizes, losses, table.zero_shot, **ats)
+    k, delta = ats["k"], ats["delta"]
     spread = inflate(cal.tau_centred if centre else cal.tau_all, tau_all, scheme)
     spread_own = inflate(cal.tau_own, tau_own, own_scheme)
     bias = cal.bias if centre and cal.observations else 0.0

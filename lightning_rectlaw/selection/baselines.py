@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from lightning_rectlaw.core.law import DEFAULT_HUBER_DELTA, fit_rows
+from lightning_rectlaw.core.law import fit_rows
 from lightning_rectlaw.core.pooled import fit_pooled
 from lightning_rectlaw.selection.scores import CandidateScore
 from lightning_rectlaw.selection.scores import in_budget as _in_budget
@@ -18,10 +18,10 @@ from lightning_rectlaw.selection.scores import in_budget as _in_budget
 Selector = Callable[..., list[CandidateScore]]
 
 
-def _pooled(table, budget, target, level, k: int = 3, holdouts: int = 3, seed: int = 0):
+def _pooled(table, budget, target, level, *, k: int, holdouts: int, prob_seed: int):
     sizes, losses = _in_budget(table, budget)
     fit = fit_pooled(sizes, losses, k=k, holdouts=holdouts)
-    probs = fit.prob_best(target, seed=seed)
+    probs = fit.prob_best(target, seed=prob_seed)
     bounded = fit.holdouts > 0
     quant = fit.quantiles(target, (0.5, 0.5 - level / 2, 0.5 + level / 2))
     out = []
@@ -86,9 +86,10 @@ def _law_scorer(law: str, with_zero_shot: bool) -> Selector:
         budget,
         target,
         level,
-        free_alpha: bool = False,
-        huber_delta: float = DEFAULT_HUBER_DELTA,
-        max_iter: int = 1000,
+        *,
+        free_alpha: bool,
+        huber_delta: float,
+        max_iter: int,
     ):
         sizes, losses = _in_budget(table, budget)
         fit_kw = {"free_alpha": free_alpha, "huber_delta": huber_delta, "max_iter": max_iter}

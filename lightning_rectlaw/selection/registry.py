@@ -11,15 +11,14 @@ Pure numpy/scipy: no torch, Lightning or Hydra import here.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from lightning_rectlaw.core.law import num_params
-from lightning_rectlaw.core.predictive import SCHEMES
 from lightning_rectlaw.core.table import LossTable
 from lightning_rectlaw.selection.ats import _ats, _robust_ats
 from lightning_rectlaw.selection.baselines import (
@@ -31,6 +30,23 @@ from lightning_rectlaw.selection.baselines import (
     _vanillafit,
     _zeroshot,
 )
+from lightning_rectlaw.selection.options import (
+    CENTRE,
+    DELTA,
+    FLOOR,
+    FREE_ALPHA,
+    HOLDOUTS,
+    HUBER_DELTA,
+    MAX_ITER,
+    OWN_SCHEME,
+    PROB_SEED,
+    SCHEME,
+    TAU_ALL,
+    TAU_OWN,
+    THRESHOLD,
+    K,
+    Option,
+)
 from lightning_rectlaw.selection.scores import Selection
 
 DEFAULT_METHOD = "robust_ats"
@@ -39,15 +55,21 @@ DEFAULT_METHOD = "robust_ats"
 @dataclass(frozen=True)
 class Method:
     """One selector: the registry entry every entry point (``select``, the CLI, the callback, the
-    Hydra app, the zoo script) reads, so a new selector is added here and nowhere else.
+    Hydra app, the zoo script) reads, so a new selector, or a new option of one, is added here and
+    nowhere else.
 
     Attributes:
-        scorer: ``scorer(table, budget, target, level, **options) -> list[CandidateScore]``; its
-            keyword parameters after those four are the method's options, with their defaults.
+        scorer: ``scorer(table, budget, target, level, **options) -> list[CandidateScore]``, called
+            with every option of ``options`` by keyword.
         label: the name in tables and plots (the paper's, where it has one).
         description: one line for ``rectlaw methods``.
+        options: the options it takes (:mod:`~lightning_rectlaw.selection.options`): their names,
+            defaults and valid values; the callback, the app (``rectlaw.<name>``) and
+            ``rectlaw select`` (``--<name>``) set them.
         schedule: the subsets the callback must run for it: ``"all"`` (down to ``min_size``),
-            ``"ats"`` (until AtS's walk stops) or ``"pooled"`` (the ``k + holdouts`` largest).
+            ``"ats"`` (until AtS's walk stops) or ``"pooled"`` (the :attr:`largest`).
+        largest: with ``schedule="pooled"``, how many of the largest subsets it reads, given the
+            options.
         needs: table columns it cannot do without: ``"zero_shot"`` (column ``0``),
             ``"num_params"`` (column ``size``).
         min_points: in-budget points a candidate needs, given the options.
@@ -59,63 +81,54 @@ class Method:
     _: KW_ONLY
     label: str
     description: str
+    options: tuple[Option, ...] = ()
     schedule: str = "all"
+    largest: Callable[[dict[str, Any]], int] | None = field(default=None, repr=False)
     needs: tuple[str, ...] = ()
     min_points: Callable[[dict[str, Any]], int] = field(default=lambda o: 1, repr=False)
     zero_shot_point: bool = False
 
     @property
-    def options(self) -> dict[str, Any]:
-        """Accepted options and their defaults (from the scorer's signature)."""
-        params = list(inspect.signature(self.scorer).parameters.values())[4:]
-        return {p.name: p.default for p in params}
+    def defaults(self) -> dict[str, Any]:
+        """Its options' names and defaults."""
+        return {o.name: o.default for o in self.options}
 
-    def resolve(self, name: str, options: dict[str, Any]) -> dict[str, Any]:
+    def resolve(self, name: str, options: Mapping[str, Any]) -> dict[str, Any]:
         """The full options for a call: defaults, overridden by ``options`` after validation."""
-        if unknown := sorted(set(options) - set(self.options)):
+        options = _renamed(self.options, options)
+        if unknown := sorted(set(options) - set(self.defaults)):
             raise ValueError(
-                f"`method={name!r}` has no option(s) {unknown}; its options are {sorted(self.options)}"
+                f"`method={name!r}` has no option(s) {unknown}; its options are {sorted(self.defaults)}"
             )
-        for key, value in options.items():
-            check_option(key, value)
-        return {**self.options, **options}
+        for option in self.options:
+            if option.name in options:
+                option.check(options[option.name])
+        return {**self.defaults, **options}
 
 
-#: Valid values of the options the methods share: name → (test, what it must be).
-OPTION_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "k": (lambda v: _is_int(v) and v >= 2, "an integer of at least 2 (a line needs two points)"),
-    "delta": (lambda v: _is_real(v) and v > 0, "a positive number"),
-    "holdouts": (lambda v: _is_int(v) and v >= 1, "an integer of at least 1"),
-    "threshold": (lambda v: _is_real(v) and v > 0, "a positive number"),
-    "floor": (lambda v: _is_real(v) and v >= 0, "a number >= 0"),
-    "tau_all": (lambda v: _is_real(v) and v >= 0, "a number >= 0"),
-    "tau_own": (lambda v: _is_real(v) and v >= 0, "a number >= 0"),
-    "scheme": (lambda v: v in SCHEMES, f"one of {list(SCHEMES)}"),
-    "own_scheme": (lambda v: v in SCHEMES, f"one of {list(SCHEMES)}"),
-    "centre": (lambda v: isinstance(v, bool), "True or False"),
-    "free_alpha": (lambda v: isinstance(v, bool), "True or False"),
-    "huber_delta": (lambda v: _is_real(v) and v > 0, "a positive number"),
-    "max_iter": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
-    "seed": (lambda v: _is_int(v), "an integer"),
-}
+def _renamed(declared: tuple[Option, ...], options: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``options`` with an option's old name replaced by its new one, with a DeprecationWarning."""
+    new = {o.renamed_from: o.name for o in declared if o.renamed_from}
+    for old in set(options) & set(new):
+        warnings.warn(
+            f"option `{old}` is now `{new[old]}`; the old name goes away", DeprecationWarning, stacklevel=4
+        )
+    return {new.get(k, k): v for k, v in options.items()}
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+def all_options() -> dict[str, Option]:
+    """Every option of the registered methods, by name (one declaration per name)."""
+    out: dict[str, Option] = {}
+    for name, entry in METHODS.items():
+        for option in entry.options:
+            if out.setdefault(option.name, option) != option:
+                raise ValueError(f"`{option.name}` is declared twice ({name!r}'s differs): declare it once")
+    return out
 
 
-def _is_real(v: Any) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and np.isfinite(v)
-
-
-def check_option(key: str, value: Any) -> None:
-    """Raise a ValueError naming ``key`` when ``value`` is not valid for it (:data:`OPTION_CHECKS`)."""
-    check = OPTION_CHECKS.get(key)
-    if check is not None and not check[0](value):
-        raise ValueError(f"`{key}` must be {check[1]}, got {value!r}")
-
-
-_LAW_OPTIONS = lambda law: lambda o: num_params(law, o.get("free_alpha", False))  # noqa: E731
+_LAW_OPTIONS = lambda law: lambda o: num_params(law, o["free_alpha"])  # noqa: E731
+_FIT = (FREE_ALPHA, HUBER_DELTA, MAX_ITER)
+_SPREAD = (SCHEME, CENTRE, TAU_ALL, OWN_SCHEME, TAU_OWN)
 
 METHODS: dict[str, Method] = {
     "robust_ats": Method(
@@ -123,12 +136,14 @@ METHODS: dict[str, Method] = {
         label="RobustAtS",
         description="AtS on screened points (diverged and off-curve runs left out), with intervals and "
         "P(best) calibrated by in-budget backtests",
+        options=(K, DELTA, HOLDOUTS, THRESHOLD, FLOOR, *_SPREAD),
         min_points=lambda o: o["k"],
     ),
     "ats": Method(
         _ats,
         label="AtS",
         description="Accept then Stop: log-log line on the power-phase points, extrapolated",
+        options=(K, DELTA),
         schedule="ats",
         min_points=lambda o: o["k"],
     ),
@@ -137,13 +152,16 @@ METHODS: dict[str, Method] = {
         label="Pooled",
         description="local rectified-law extrapolation, exponent shared across candidates by "
         "in-budget backtest",
+        options=(K, HOLDOUTS, PROB_SEED),
         schedule="pooled",
+        largest=lambda o: o["k"] + o["holdouts"],
         min_points=lambda o: 2,
     ),
     "ourfit": Method(
         _ourfit,
         label="OurFit",
         description="rectified law fitted to all in-budget points incl. zero-shot",
+        options=_FIT,
         min_points=_LAW_OPTIONS("rectified"),
         zero_shot_point=True,
     ),
@@ -151,6 +169,7 @@ METHODS: dict[str, Method] = {
         _vanillafit,
         label="VanillaFit",
         description="vanilla law B/D^beta + E fitted to all in-budget points",
+        options=_FIT,
         min_points=_LAW_OPTIONS("vanilla"),
     ),
     "subtuning": Method(
@@ -200,9 +219,8 @@ def select(
             ``0.125``) or an absolute size (``204800``).
         target: the full fine-tuning set size to predict for (default: the table's largest size).
         level: coverage of the prediction intervals.
-        **options: method options, e.g. ``k`` and ``delta`` for AtS, also ``holdouts``,
-            ``threshold`` and ``floor`` for ``robust_ats``, ``k`` and ``holdouts`` for
-            ``pooled``, ``free_alpha`` for fits.
+        **options: the method's options (``rectlaw methods`` lists them), e.g. ``k`` and
+            ``delta`` for AtS, also ``holdouts``, ``threshold`` and ``floor`` for ``robust_ats``.
 
     Example::
 

@@ -121,9 +121,9 @@ def test_every_method_is_one_registry_entry_that_entry_points_read():
     for entry in METHODS.values():
         assert entry.label and entry.description and entry.schedule in ("all", "ats", "pooled")
         assert all(need in ("zero_shot", "num_params") for need in entry.needs)
-        assert entry.min_points(entry.options) >= 0
-    assert METHODS["ats"].options == {"k": 3, "delta": 5.0}
-    assert {"k", "delta", "holdouts", "threshold", "floor"} <= set(METHODS["robust_ats"].options)
+        assert entry.min_points(entry.defaults) >= 0
+    assert METHODS["ats"].defaults == {"k": 3, "delta": 5.0}
+    assert {"k", "delta", "holdouts", "threshold", "floor"} <= set(METHODS["robust_ats"].defaults)
     import io
     from contextlib import redirect_stdout
 
