@@ -37,7 +37,7 @@ from heldout import load  # the held-out protocol's table loader (benchmarks/ is
 from lightning_rectlaw.core.metrics import relacc
 from lightning_rectlaw.core.table import LossTable
 from lightning_rectlaw.schedule.replay import simulate
-from lightning_rectlaw.schedule.rule import RULES, rungs
+from lightning_rectlaw.schedule.rule import RULES, RuleSettings
 from lightning_rectlaw.selection import select
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,15 +69,8 @@ def score(table: LossTable, ratios, rule, threshold, min_points, floor, count) -
     compute, full_acc, adaptive_acc = [], [], []
     for r in ratios:
         full = select(table, budget=table.max_size / r)
-        run = simulate(
-            table,
-            table.max_size / r,
-            prob_threshold=threshold,
-            min_points=min_points,
-            min_survivors=floor,
-            count=count,
-            rule=rule,
-        )
+        settings = RuleSettings(rule, threshold, min_points, floor, count)
+        run = simulate(table, table.max_size / r, settings=settings)
         compute.append(100 * run.examples / full.examples)
         full_acc.append(relacc(truth[table.names.index(full.best)], truth))
         adaptive_acc.append(relacc(truth[table.names.index(run.selection.best)], truth))
@@ -91,7 +84,7 @@ def least(table: LossTable, ratios, min_points, floor, count) -> float:
     for r in ratios:
         budget = table.max_size / r
         sizes = table.sizes[table.sizes <= budget * (1 + 1e-9)]
-        first = rungs(sizes, budget, count, min_points)[0]
+        first = RuleSettings(rungs=count, min_points=min_points).plan(sizes, budget, budget)[0]
         n = len(table.names)
         out.append(100 * (n * sizes[sizes <= first].sum() + min(floor, n) * sizes[sizes > first].sum()))
         out[-1] /= n * sizes.sum()
@@ -120,7 +113,7 @@ def misses(table: LossTable, ratios, **rule) -> tuple[int, float, int, float, in
     missed: set[str] = set()
     rounds, expected, actual, gap = 0, 0.0, 0, 0.0
     for r in ratios:
-        run = simulate(table, table.max_size / r, **rule)
+        run = simulate(table, table.max_size / r, settings=RuleSettings(**rule))
         for rung, decisions in zip(run.rungs, run.rounds):
             key = (rung, frozenset(d.name for d in decisions))
             stopped = [d for d in decisions if not d.keep]

@@ -17,7 +17,8 @@ Run ``python benchmarks/heldout.py`` (about a minute on 2 cores). For each held-
 
 The tables: FLAN and WMT19 from ``../shared/benchmark`` (skipped with a note when absent), and the
 two local zoos in ``data/`` (``examples/make_zoo.py --truth``). ``--fit-all`` prints the calibration
-chosen and fitted on every table, the values shipped as ``robust_ats``'s options ``scheme``, ``centre``, ``tau_all``, ``own_scheme``, ``tau_own`` (``selection/options.py``). Then the
+chosen and fitted on every table, the values shipped as ``robust_ats``'s options ``scheme``,
+``centre``, ``tau_all``, ``own_scheme``, ``tau_own`` (``selection/options.py``). Then the
 :data:`FRESH` tables, measured after all that was fixed (``make_zoo.py --zoo code|props --truth``), are
 scored with the shipped defaults as they are: nothing is chosen or fitted on them.
 """

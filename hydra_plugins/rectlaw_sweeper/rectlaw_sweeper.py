@@ -16,7 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from lightning_rectlaw.app.jobdir import candidate_subdir
 from lightning_rectlaw.app.sweeper import RectlawSweeperConf, jobs_of, launch_rounds
-from lightning_rectlaw.schedule.rule import plan_rungs, points_to_judge
+from lightning_rectlaw.core.budget import budget_size, parse_budget
+from lightning_rectlaw.schedule.rule import RuleSettings, plan_rungs, settings_from, training_cost
 from lightning_rectlaw.selection.registry import method_entry
 
 log = logging.getLogger(__name__)
@@ -29,20 +30,13 @@ ConfigStore.instance().store(
 class RectlawSweeper(Sweeper):
     """Rounds of the sweep's candidates on growing budgets; the unlikely ones stop early."""
 
-    def __init__(
-        self,
-        params: dict[str, str] | None,
-        rule: str,
-        threshold: float,
-        min_points: int,
-        floor: int,
-        rungs: int,
-        compute_budget: float | None = None,
-    ) -> None:
+    def __init__(self, params: dict[str, str] | None = None, **settings: Any) -> None:
         self.params = dict(params or {})
-        self.rule, self.threshold = rule, threshold
-        self.min_points, self.floor, self.rungs = min_points, floor, rungs
-        self.compute_budget = compute_budget
+        legacy = {k: settings.pop(k) for k in ("threshold", "floor") if settings.get(k) is not None}
+        settings = {k: v for k, v in settings.items() if k not in ("threshold", "floor")}
+        self.settings = settings_from(
+            RuleSettings(**settings), legacy, "hydra/sweeper=rectlaw", "hydra.sweeper.{}"
+        )
         self.config: DictConfig | None = None
         self.launcher = None
         self.hydra_context: HydraContext | None = None
@@ -55,29 +49,22 @@ class RectlawSweeper(Sweeper):
 
     def sweep(self, arguments: list[str]) -> Any:
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
-        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        overrides = parser.parse_overrides([*(f"{k}={v}" for k, v in self.params.items()), *arguments])
+        loader = self.hydra_context.config_loader
+        overrides = OverridesParser.create(config_loader=loader).parse_overrides(
+            [*(f"{k}={v}" for k, v in self.params.items()), *arguments]
+        )
         if any(o.get_key_element() == "rectlaw.budget" and o.is_sweep_override() for o in overrides):
             raise ValueError(
                 "hydra/sweeper=rectlaw sweeps candidates on rungs of one budget: give one rectlaw.budget"
             )
-        jobs = jobs_of(overrides)
         swept = {o.get_key_element() for o in overrides if o.is_sweep_override()}
-        candidates = [[o for o in job if not o.startswith("rectlaw.budget=")] for job in jobs]  # set per rung
-        r = self.config.rectlaw
-        fixed = {
-            o.get_key_element(): o.get_value_element_as_str() for o in overrides if not o.is_sweep_override()
-        }
-        budget = fixed.get("rectlaw.budget", r.budget)
-        min_size = int(fixed.get("rectlaw.min_size", r.min_size))
-        target = fixed.get("rectlaw.target_size", r.target_size)
-        target = None if target in (None, "null") else int(float(target))
-        method = fixed.get("rectlaw.method", r.method)
-        # the method's options as the jobs get them: the config's, or this command line's
-        options = {k: type(r[k])(fixed.get(f"rectlaw.{k}", r[k])) for k in ("k", "delta", "holdouts")}
-        options = {k: v for k, v in options.items() if k in method_entry(method).defaults}
-        need = points_to_judge(self.min_points, method, options)  # subsets; the zero-shot point aside
-        rungs = plan_rungs(budget, min_size, target, self.rungs, need)
+        candidates = [[o for o in job if not o.startswith("rectlaw.budget=")] for job in jobs_of(overrides)]
+        # the settings as the jobs get them: the first job's config, composed as the launcher will
+        job = loader.load_sweep_config(self.config, jobs_of(overrides)[0])
+        r, method = job.rectlaw, job.rectlaw.method
+        options = {k: r[k] for k in method_entry(method).defaults}
+        target = None if r.target_size is None else int(r.target_size)
+        plan = plan_rungs(self.settings, r.budget, r.min_size, target, self.settings.points(method, options))
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
@@ -89,17 +76,13 @@ class RectlawSweeper(Sweeper):
         return launch_rounds(
             launch,
             candidates,
-            rungs,
+            plan,
             sweep_dir,
-            rule=self.rule,
-            threshold=self.threshold,
-            min_points=self.min_points,
-            floor=self.floor,
+            settings=self.settings,
             method=method,
             options=options,
-            subdir=lambda job: candidate_subdir(job, swept),
-            compute_budget=self.compute_budget,
-            min_size=min_size,
-            epochs=int(fixed.get("trainer.max_epochs", self.config.trainer.get("max_epochs") or 1)),
+            subdir=lambda overrides: candidate_subdir(overrides, swept),
+            budget=int(budget_size(parse_budget(r.budget), target or 0)),
+            cost=training_cost(r.min_size, int(job.trainer.get("max_epochs") or 1)),
             target=target,
         )

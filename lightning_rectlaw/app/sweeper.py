@@ -20,39 +20,32 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import field, fields, make_dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, get_type_hints
 
 from lightning_rectlaw.plugin.console import info
 from lightning_rectlaw.schedule.rounds import ROUNDS_FILE, Rung, read_rounds, run_rounds
-from lightning_rectlaw.schedule.rule import (
-    DEFAULT_FLOOR,
-    DEFAULT_MIN_POINTS,
-    DEFAULT_RULE,
-    DEFAULT_RUNGS,
-    DEFAULT_THRESHOLD,
-    continuation,
-    training_cost,
-)
+from lightning_rectlaw.schedule.rule import Cost, RuleSettings
 from lightning_rectlaw.selection import Status, incomparable, loss_table
 from lightning_rectlaw.selection.record import status_line
 
-
-@dataclass
-class RectlawSweeperConf:
-    """``hydra/sweeper=rectlaw``: the adaptive sweep's options (``hydra.sweeper.threshold=0.05``)."""
-
-    _target_: str = "hydra_plugins.rectlaw_sweeper.rectlaw_sweeper.RectlawSweeper"
-    params: dict[str, str] | None = None  # the swept candidates, as for the basic sweeper
-    rule: str = DEFAULT_RULE
-    threshold: float = DEFAULT_THRESHOLD
-    min_points: int = DEFAULT_MIN_POINTS
-    floor: int = DEFAULT_FLOOR
-    rungs: int = DEFAULT_RUNGS
-    # a multiple of the full schedule's compute at the budget: survivors go on past it (1: the
-    # paper's compute); None: stop at the budget, spending less
-    compute_budget: Optional[float] = None  # noqa: UP045 - OmegaConf reads Optional, not `X | None`
+#: ``hydra/sweeper=rectlaw``'s schema: the swept candidates (``params``, as for the basic
+#: sweeper) and the rule's settings, one key each (``hydra.sweeper.prob_threshold=0.05``); the
+#: old ``threshold`` and ``floor`` still work, with a DeprecationWarning.
+RectlawSweeperConf = make_dataclass(
+    "RectlawSweeperConf",
+    [
+        ("_target_", str, field(default="hydra_plugins.rectlaw_sweeper.rectlaw_sweeper.RectlawSweeper")),
+        ("params", Optional[dict[str, str]], field(default=None)),  # noqa: UP045 - OmegaConf reads Optional
+        *(
+            (f.name, get_type_hints(RuleSettings)[f.name], field(default=f.default))
+            for f in fields(RuleSettings)
+        ),
+        ("threshold", Optional[float], field(default=None)),  # noqa: UP045
+        ("floor", Optional[int], field(default=None)),  # noqa: UP045
+    ],
+)
 
 
 class _NotComparable(Exception):
@@ -78,19 +71,15 @@ def jobs_of(overrides: Sequence[Any]) -> list[list[str]]:
 def launch_rounds(
     launch: Callable[[list[list[str]], int], Sequence[Any]],
     candidates: list[list[str]],
-    rungs: Sequence[int],
+    plan: Sequence[int],
     sweep_dir: Path,
     *,
-    rule: str,
-    threshold: float,
-    min_points: int,
-    floor: int,
+    settings: RuleSettings,
     method: str,
     options: dict[str, Any],
     subdir: Callable[[Sequence[str]], str],
-    compute_budget: float | None = None,
-    min_size: int = 1,
-    epochs: int = 1,
+    budget: int,
+    cost: Cost,
     target: int | None = None,
 ) -> list[Any]:
     """The rounds, each one launcher batch: ``launch(batch, first_job_index)`` runs a batch of
@@ -99,22 +88,15 @@ def launch_rounds(
     candidates cannot be ranked together (other metrics, or other tokenizers on a per-token
     loss) is the last: nobody is judged, and the summary ranks none and names the fix.
 
-    With ``compute_budget`` (a multiple of the full schedule's compute at the budget, ``rungs[-1]``)
-    the survivors go on to 2x, 4x, ... the budget, never past half the target, while the rounds'
-    training fits: a round's cost is its candidates' new subsets (``min_size`` up, as the jobs
-    run them) times ``epochs``, each from the original weights."""
-    budget = int(rungs[-1])
-    rungs = list(rungs)
-    if compute_budget is not None:  # up to half the target; unknown until the jobs see the train set
-        rungs += [int(r) for r in continuation(budget, target / 2 if target else budget * 2**10)]
+    ``plan`` is the rungs (:func:`~lightning_rectlaw.schedule.rule.plan_rungs`), ``budget`` the
+    rung the compute budget multiplies, ``cost`` what a round trains; with no ``target`` the jobs
+    tell it, and no round past half of it runs (a subset of the target's size is the full
+    fine-tuning itself)."""
     seen = {"target": target}
 
-    def cost(i: int, rung: float, alive: list[str]) -> float:
-        if seen["target"] and rung > seen["target"] / 2:
-            return math.inf  # a subset of the target's size is the full fine-tuning itself
-        return training_cost(rungs, i, len(alive), min_size, epochs)
+    def capped(before: float, rung: float, alive: Sequence[str]) -> float:
+        return math.inf if seen["target"] and rung > seen["target"] / 2 else cost(before, rung, alive)
 
-    full = training_cost([budget], 0, len(candidates), min_size, epochs)
     keys = [" ".join(c) for c in candidates]
     by_key = dict(zip(keys, candidates))
     state = read_rounds(sweep_dir)
@@ -129,33 +111,19 @@ def launch_rounds(
         results = launch(batch, job_index[0])
         job_index[0] += len(batch)
         returns.append(results)
-        records = {k: _record(k, r) for k, r in zip(alive, results)}
-        # A job that raised or failed before measuring is out; a curve too short for a prediction
-        # at this rung is still in the race (the rule keeps what it cannot rank). In the table each
-        # candidate goes by its key (its overrides): two jobs of one model with other settings
-        # (model.lr=1e-3,1e-4) share a name.
-        measured = {k: {**r, "status": Status.OK, "name": k} for k, r in records.items() if _measured(r)}
-        failed = {k: status_line(r) for k, r in records.items() if k not in measured}
-        names = {k: r["name"] for k, r in records.items()}
-        if why := incomparable(list(measured.values())):
-            raise _NotComparable(why.problem)
-        table = loss_table(list(measured.values())) if measured else None
-        if measured:
-            seen["target"] = _one_target(measured)
-        return Rung(table, seen["target"] or 0.0, failed, names)
+        rung_result = _measured_rung(alive, results)
+        if rung_result.table is not None:
+            seen["target"] = rung_result.target
+        return rung_result._replace(target=seen["target"] or 0.0)
 
     try:
         run_rounds(
             run_rung,
             keys,
-            rungs,
-            rule=rule,
-            prob_threshold=threshold,
-            min_points=min_points,
-            min_survivors=floor,
+            plan,
+            settings,
             method=method,
-            cost=cost,
-            allowance=None if compute_budget is None else compute_budget * full,
+            cost=capped,
             budget=budget,
             state_file=sweep_dir / ROUNDS_FILE,
             say=info,
@@ -164,6 +132,22 @@ def launch_rounds(
     except _NotComparable as err:
         info(f"no further round: {err}; the summary ranks none and names the fix")
     return returns
+
+
+def _measured_rung(alive: list[str], results: Sequence[Any]) -> Rung:
+    """What a batch of jobs measured. A job that raised or failed before measuring is out; a curve
+    too short for a prediction at this rung is still in the race (the rule keeps what it cannot
+    rank). In the table each candidate goes by its key (its overrides): two jobs of one model
+    with other settings (model.lr=1e-3,1e-4) share a name."""
+    records = {k: _record(k, r) for k, r in zip(alive, results)}
+    measured = {k: {**r, "status": Status.OK, "name": k} for k, r in records.items() if _measured(r)}
+    failed = {k: status_line(r) for k, r in records.items() if k not in measured}
+    names = {k: r["name"] for k, r in records.items()}
+    if why := incomparable(list(measured.values())):
+        raise _NotComparable(why.problem)
+    if not measured:
+        return Rung(None, 0.0, failed, names)
+    return Rung(loss_table(list(measured.values())), _one_target(measured), failed, names)
 
 
 def _measured(record: dict[str, Any]) -> bool:

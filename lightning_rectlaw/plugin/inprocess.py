@@ -28,21 +28,12 @@ from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lightning_rectlaw.core.budget import SWEEP_MIN_SIZE
 from lightning_rectlaw.plugin.console import info
 from lightning_rectlaw.schedule.rounds import Rung, run_rounds
-from lightning_rectlaw.schedule.rule import (
-    DEFAULT_FLOOR,
-    DEFAULT_MIN_POINTS,
-    DEFAULT_RULE,
-    DEFAULT_RUNGS,
-    DEFAULT_THRESHOLD,
-    Decision,
-    continuation,
-    plan_rungs,
-    points_to_judge,
-    training_cost,
-)
+from lightning_rectlaw.schedule.rule import Decision, RuleSettings, plan_rungs, settings_from, training_cost
 from lightning_rectlaw.selection import DEFAULT_METHOD, RectifiedLawResult, Status, incomparable, loss_table
+from lightning_rectlaw.selection.registry import method_entry
 
 
 @dataclass
@@ -102,16 +93,12 @@ def adaptive_sweep(
     *,
     results_dir: str | Path,
     trainer: Mapping[str, Any] | None = None,
-    min_size: int = 64,
+    min_size: int = SWEEP_MIN_SIZE,
     target_size: int | None = None,
     seed: int = 0,
     callback: Mapping[str, Any] | None = None,
-    rule: str = DEFAULT_RULE,
-    prob_threshold: float = DEFAULT_THRESHOLD,
-    min_points: int = DEFAULT_MIN_POINTS,
-    min_survivors: int = DEFAULT_FLOOR,
-    rungs: int = DEFAULT_RUNGS,
-    compute_budget: float | None = None,
+    settings: RuleSettings | None = None,
+    **legacy: Any,
 ) -> AdaptiveSweep:
     """Successive elimination over ``candidates`` (name -> a function that builds the module).
 
@@ -123,13 +110,15 @@ def adaptive_sweep(
         results_dir: where each candidate's finished subsets are kept (``<dir>/<name>``).
         trainer: keyword arguments of each round's ``lightning.Trainer``; its ``callbacks`` go
             next to the sweep's own (a ``BackboneFinetuning`` shapes every subset run).
-        min_size, target_size, seed: as for :class:`NestedSubsetDataModule`.
-        callback: keyword arguments of :class:`RectifiedLawCallback` (``method``, ``zero_shot``...).
-        rule, prob_threshold, min_points, min_survivors, rungs: the rule (see
-            :mod:`~lightning_rectlaw.schedule.rule`).
-        compute_budget: a multiple of the full schedule's compute at ``budget`` (1: the paper's):
-            the survivors go on to 2x, 4x, ... the budget (never past half the target) while the
-            rounds' training fits in it; ``None`` (the default) stops at the budget.
+        min_size, target_size, seed: as for :class:`NestedSubsetDataModule`; ``min_size`` is the
+            app's (:data:`~lightning_rectlaw.core.budget.SWEEP_MIN_SIZE`), not the datamodule's.
+        callback: keyword arguments of :class:`RectifiedLawCallback` (``method``, ``zero_shot``, the
+            method's options...).
+        settings: the rule (:class:`~lightning_rectlaw.schedule.rule.RuleSettings`): its threshold,
+            guards, rungs and ``compute_budget`` (a multiple of the full schedule's compute at
+            ``budget``: the survivors go on to 2x, 4x, ... the budget, never past half the target,
+            while the rounds' training fits in it). Given as keywords (``prob_threshold=0.1``) they
+            still work, with a DeprecationWarning.
 
     Raises:
         ValueError: after a round whose candidates cannot be ranked together: scored on different
@@ -137,71 +126,33 @@ def adaptive_sweep(
             per-token loss (pass ``callback={"monitor": "val_bpb"}``); their finished subsets
             stay in ``results_dir``.
     """
-    import lightning as L
-
-    from lightning_rectlaw.plugin.callback import RectifiedLawCallback
     from lightning_rectlaw.plugin.datamodule import NestedSubsetDataModule
 
+    settings = settings_from(settings, legacy, "adaptive_sweep")
     probe = NestedSubsetDataModule(
         datamodule, budget=budget, min_size=min_size, target_size=target_size, seed=seed
     )
     probe.setup("fit")
     options = dict(callback or {})
     method = options.get("method", DEFAULT_METHOD)
-    method_options = {k: options[k] for k in ("k", "delta", "holdouts") if k in options}
-    need = points_to_judge(min_points, method, method_options)
-    sweep = AdaptiveSweep(plan_rungs(probe.max_size, min_size, probe.target, rungs, need))
-    top, epochs = sweep.rungs[-1], int(dict(trainer or {}).get("max_epochs") or 1)
-    if compute_budget is not None:
-        sweep.rungs += [int(r) for r in continuation(top, probe.target / 2)]
-
-    def cost(i: int, rung: float, alive: list[str]) -> float:
-        return training_cost(sweep.rungs, i, len(alive), min_size, epochs)
-
-    full = training_cost([top], 0, len(candidates), min_size, epochs)
-
-    def run_rung(i: int, rung: float, alive: list[str]) -> Rung:
-        for name in alive:
-            law = RectifiedLawCallback(results_dir=Path(results_dir) / name, name=name, **options)
-            try:
-                # Seeded as the sweep app seeds each job: a candidate built from a config (random
-                # init) starts from the same weights every round, so the resume cache reuses its
-                # finished subsets instead of retraining them all from other weights.
-                L.seed_everything(seed, workers=True, verbose=False)
-                model = candidates[name]()
-                dm = NestedSubsetDataModule(
-                    datamodule, budget=int(rung), min_size=min_size, target_size=probe.target, seed=seed
-                )
-                settings = dict(trainer or {})
-                own = list(settings.pop("callbacks", None) or [])
-                L.Trainer(callbacks=[law, *own], **settings).fit(model, datamodule=dm)
-                sweep.results[name] = law.result
-            except Exception as err:  # noqa: BLE001 - recorded and reported; the others go on
-                sweep.failed[name] = f"{type(err).__name__}: {err}"
-                info(f"{name} failed: {sweep.failed[name]}\n{traceback.format_exc()}")
-        for n in alive:
-            if n not in sweep.failed and not sweep.results[n].sizes:
-                sweep.failed[n] = f"no subset finished ({sweep.results[n].status})"
-        failed = {n: sweep.failed[n] for n in alive if n in sweep.failed}
-        records = [
-            {**vars(sweep.results[n]), "name": n, "status": Status.OK} for n in alive if n not in failed
-        ]
-        if why := incomparable(records):
-            raise ValueError(f"adaptive_sweep ranks none of the candidates: {why.problem}\n{why.fix}")
-        return Rung(loss_table(records) if records else None, float(probe.target), failed)
-
+    method_options = {k: v for k, v in options.items() if k in method_entry(method).defaults}
+    need = settings.points(method, method_options)
+    sweep = AdaptiveSweep(plan_rungs(settings, probe.max_size, min_size, probe.target, need))
+    epochs = int(dict(trainer or {}).get("max_epochs") or 1)
+    fit = dict(results_dir=Path(results_dir), trainer=trainer, callback=options, seed=seed)
+    dm = lambda rung: NestedSubsetDataModule(  # noqa: E731
+        datamodule, budget=int(rung), min_size=min_size, target_size=probe.target, seed=seed
+    )
     rounds = run_rounds(
-        run_rung,
+        lambda i, rung, alive: _fit_round(
+            sweep, candidates, alive, lambda: dm(rung), float(probe.target), **fit
+        ),
         list(candidates),
         sweep.rungs,
-        rule=rule,
-        prob_threshold=prob_threshold,
-        min_points=min_points,
-        min_survivors=min_survivors,
+        settings,
         method=method,
-        cost=cost,
-        allowance=None if compute_budget is None else compute_budget * full,
-        budget=top,
+        cost=training_cost(min_size, epochs),
+        budget=probe.max_size,
         say=info,
         **method_options,
     )
@@ -211,3 +162,46 @@ def adaptive_sweep(
             sweep.rounds.append(judged)
         sweep.eliminated_at.update({d.name: int(rnd.rung) for d in judged if not d.keep})
     return sweep
+
+
+def _fit_round(
+    sweep: AdaptiveSweep,
+    candidates: Mapping[str, Callable[[], Any]],
+    alive: list[str],
+    dm: Callable[[], Any],
+    target: float,
+    *,
+    results_dir: Path,
+    trainer: Mapping[str, Any] | None,
+    callback: dict[str, Any],
+    seed: int,
+) -> Rung:
+    """Fit every candidate still running, each on a fresh datamodule of the round's (``dm()``),
+    recording each result (or failure) in ``sweep``; what the round measured."""
+    import lightning as L
+
+    from lightning_rectlaw.plugin.callback import RectifiedLawCallback
+
+    for name in alive:
+        law = RectifiedLawCallback(results_dir=results_dir / name, name=name, **callback)
+        try:
+            # Seeded as the sweep app seeds each job: a candidate built from a config (random
+            # init) starts from the same weights every round, so the resume cache reuses its
+            # finished subsets instead of retraining them all from other weights.
+            L.seed_everything(seed, workers=True, verbose=False)
+            model = candidates[name]()
+            kwargs = dict(trainer or {})
+            own = list(kwargs.pop("callbacks", None) or [])
+            L.Trainer(callbacks=[law, *own], **kwargs).fit(model, datamodule=dm())
+            sweep.results[name] = law.result
+        except Exception as err:  # noqa: BLE001 - recorded and reported; the others go on
+            sweep.failed[name] = f"{type(err).__name__}: {err}"
+            info(f"{name} failed: {sweep.failed[name]}\n{traceback.format_exc()}")
+    for n in alive:
+        if n not in sweep.failed and not sweep.results[n].sizes:
+            sweep.failed[n] = f"no subset finished ({sweep.results[n].status})"
+    failed = {n: sweep.failed[n] for n in alive if n in sweep.failed}
+    records = [{**vars(sweep.results[n]), "name": n, "status": Status.OK} for n in alive if n not in failed]
+    if why := incomparable(records):
+        raise ValueError(f"adaptive_sweep ranks none of the candidates: {why.problem}\n{why.fix}")
+    return Rung(loss_table(records) if records else None, target, failed)

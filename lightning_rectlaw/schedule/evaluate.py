@@ -33,8 +33,9 @@ Pure numpy/scipy: no torch, Lightning or Hydra import here.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +43,7 @@ from lightning_rectlaw.core.formatting import format_number
 from lightning_rectlaw.core.metrics import brier, coverage, pearcorr, pool_choices, relacc
 from lightning_rectlaw.core.table import LossTable, TableError
 from lightning_rectlaw.schedule.replay import simulate
+from lightning_rectlaw.schedule.rule import RuleSettings
 from lightning_rectlaw.selection import METHODS, select
 
 EVAL_RATIOS: tuple[int, ...] = (8, 16, 32, 64, 128, 256, 512)
@@ -91,7 +93,7 @@ def evaluate(
     pools: int = 2000,
     seed: int = 0,
     schedule: str = "full",
-    adaptive: dict | None = None,
+    adaptive: RuleSettings | Mapping[str, Any] | None = None,
     **options,
 ) -> EvalRows:
     """Score each method at each budget ratio against the true losses at ``target``.
@@ -106,8 +108,8 @@ def evaluate(
             ``Coverage80`` are skipped for methods without P(best) or intervals.
         pool_size, pools, seed: the random pools of ``HitRate`` and ``Regret``.
         schedule: ``"full"`` (every candidate's whole schedule) or ``"adaptive"`` (successive
-            elimination; ``adaptive`` holds its options: ``rule``, ``prob_threshold``,
-            ``min_points``, ``min_survivors``, ``count``).
+            elimination; ``adaptive`` holds its settings, a
+            :class:`~lightning_rectlaw.schedule.rule.RuleSettings` or a dict of its fields).
 
     Candidates without a loss at ``target`` are left out (with a warning); a candidate a method
     cannot rank is left out of that method's PearCorr and cannot be chosen.
@@ -156,13 +158,14 @@ def evaluate(
         table = table.subset([n for n, h in zip(table.names, have) if h])
     truth = table.column(target)
     draws = _pools(len(truth), pool_size, pools, seed)
+    rule = adaptive if isinstance(adaptive, RuleSettings) else RuleSettings(**(adaptive or {}))
     rows, ranked = [], False
     for method in methods:
         own = {k: v for k, v in options.items() if k in METHODS[method].defaults}  # e.g. max_iter: the fits
         for r in ratios:
             if schedule == "adaptive":
                 sel = simulate(
-                    table, target / r, target, method=method, level=0.8, **(adaptive or {}), **own
+                    table, target / r, target, settings=rule, method=method, level=0.8, **own
                 ).selection
                 if sel.prob_best is None and r == ratios[0]:
                     warnings.warn(

@@ -7,24 +7,19 @@ Pure numpy/scipy: no framework import here.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
 from lightning_rectlaw.core.formatting import format_number
 from lightning_rectlaw.core.table import LossTable
 from lightning_rectlaw.schedule.rounds import Rung, run_rounds
-from lightning_rectlaw.schedule.rule import (
-    DEFAULT_FLOOR,
-    DEFAULT_MIN_POINTS,
-    DEFAULT_RULE,
-    DEFAULT_RUNGS,
-    DEFAULT_THRESHOLD,
-    Decision,
-    continuation,
-    rungs,
-)
+from lightning_rectlaw.schedule.rule import RENAMED, Decision, RuleSettings, settings_from
 from lightning_rectlaw.selection import DEFAULT_METHOD, CandidateScore, Selection
+
+#: The rule's settings, and their old spellings, that ``simulate`` still takes as keywords.
+_SETTINGS = {f.name for f in fields(RuleSettings)} | set(RENAMED) - {"threshold", "floor"}
 
 
 @dataclass(frozen=True)
@@ -67,57 +62,49 @@ def simulate(
     budget: float | str,
     target: float | None = None,
     *,
-    prob_threshold: float = DEFAULT_THRESHOLD,
-    min_points: int = DEFAULT_MIN_POINTS,
-    min_survivors: int = DEFAULT_FLOOR,
-    count: int = DEFAULT_RUNGS,
-    rule: str = DEFAULT_RULE,
+    settings: RuleSettings | None = None,
     method: str = DEFAULT_METHOD,
     level: float = 0.95,
-    compute_budget: float | None = None,
     **options,
 ) -> AdaptiveRun:
     """Replay the adaptive schedule on ``table``: at each rung only the candidates still running
     are ranked, each on the cells up to that rung; nothing beyond a candidate's last rung is read.
 
-    With ``compute_budget`` (a multiple of what the full schedule spends at ``budget``: 1 is the
-    paper's compute), the survivors go on past the budget, to 2x, 4x, ... the budget up to half
-    the target, while what was spent plus the next round's cost fits in that allowance; the last
-    round run makes the choice. Each subset costs its size (one pass from the original weights).
+    With ``settings.compute_budget`` (a multiple of what the full schedule spends at ``budget``:
+    1 is the paper's compute), the survivors go on past the budget, to 2x, 4x, ... the budget up
+    to half the target, while what was spent plus the next round's cost fits in that allowance;
+    the last round run makes the choice. Each subset costs its size (one pass from the original
+    weights). ``options`` go to the method; the settings as keywords (``prob_threshold=``,
+    ``count=``) still work, with a DeprecationWarning.
     """
+    legacy = {k: options.pop(k) for k in list(options) if k in _SETTINGS}
+    settings = settings_from(settings, legacy, "simulate")
     target = table.max_size if target is None else float(target)
     budget_size = table.resolve_budget(budget, target)
     in_budget = table.sizes[table.sizes <= budget_size * (1 + 1e-9)]
-    plan = rungs(in_budget, budget_size, count, min_points)
     finite = np.isfinite(table.losses)
-    allowance = None
-    if compute_budget is not None:
-        if not compute_budget > 0:
-            raise ValueError(
-                f"`compute_budget` must be a positive multiple of the full schedule, got {compute_budget!r}"
-            )
-        plan += continuation(budget_size, target / 2)
-        allowance = compute_budget * float((finite[:, : in_budget.size] * in_budget).sum())
 
-    def cost(i: int, rung: float, alive: list[str]) -> float:
-        """The cells the candidates still running read at this rung and not before."""
-        new = (table.sizes > (plan[i - 1] if i else 0) * (1 + 1e-9)) & (table.sizes <= rung * (1 + 1e-9))
+    def cost(before: float, rung: float, alive: Sequence[str]) -> float:
+        """The cells the candidates ``alive`` read above ``before`` and up to ``rung``."""
+        new = (table.sizes > before * (1 + 1e-9)) & (table.sizes <= rung * (1 + 1e-9))
         rows = [table.names.index(n) for n in alive]
         return float((finite[rows][:, new] * table.sizes[new]).sum())
 
     rounds = run_rounds(
         lambda i, rung, alive: Rung(table.subset(alive), target),  # the cells are all there
         table.names,
-        plan,
-        rule=rule,
-        prob_threshold=prob_threshold,
-        min_points=min_points,
-        min_survivors=min_survivors,
+        settings.plan(in_budget, budget_size, target / 2),
+        settings,
         method=method,
         cost=cost,
-        allowance=allowance,
+        budget=budget_size,
         level=level,
         **options,
+    )
+    allowance = (
+        None
+        if settings.compute_budget is None
+        else settings.compute_budget * cost(0, budget_size, table.names)
     )
     last = {c.name: (rnd.rung, c) for rnd in rounds for c in rnd.selection.candidates}
     eliminated_at = {d.name: rnd.rung for rnd in rounds for d in rnd.decisions if not d.keep}

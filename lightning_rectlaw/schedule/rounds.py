@@ -28,12 +28,11 @@ from typing import Any, NamedTuple
 from lightning_rectlaw.core.files import atomic_write_text
 from lightning_rectlaw.core.table import LossTable
 from lightning_rectlaw.schedule.rule import (
-    DEFAULT_FLOOR,
-    DEFAULT_MIN_POINTS,
-    DEFAULT_RULE,
-    DEFAULT_THRESHOLD,
+    DEFAULT_SETTINGS,
+    Cost,
     Decision,
     Reason,
+    RuleSettings,
     schedule_round,
 )
 from lightning_rectlaw.selection import DEFAULT_METHOD, Selection
@@ -79,14 +78,10 @@ def run_rounds(
     run_rung: Callable[[int, float, list[str]], Rung],
     candidates: Sequence[str],
     rungs: Sequence[float],
+    settings: RuleSettings = DEFAULT_SETTINGS,
     *,
-    rule: str = DEFAULT_RULE,
-    prob_threshold: float = DEFAULT_THRESHOLD,
-    min_points: int = DEFAULT_MIN_POINTS,
-    min_survivors: int = DEFAULT_FLOOR,
     method: str = DEFAULT_METHOD,
-    cost: Callable[[int, float, list[str]], float] | None = None,
-    allowance: float | None = None,
+    cost: Cost | None = None,
     budget: float | None = None,
     state_file: str | Path | None = None,
     say: Callable[[str], None] | None = None,
@@ -98,11 +93,11 @@ def run_rounds(
     rounds end at the last rung or when nobody is left. ``say`` receives one line per round and
     per stopped candidate. ``options`` go to the method (``k``, ``level``, ...).
 
-    With an ``allowance`` (training examples), ``cost(index, rung, alive)`` is what a round will
-    train, known before it is run: a round runs only while what was spent plus its cost fits,
-    and the round after which the next would not fit is the last (nobody is stopped there: its
-    ranking is the choice). Each round's cost is recorded with it; ``budget`` (the rung the rungs
-    past which the allowance buys) is recorded for the summary.
+    With ``settings.compute_budget``, the allowance is that multiple of ``cost(0, budget, every
+    candidate)``, the full schedule at the ``budget`` rung, and ``cost`` says what each round will
+    train before it is run: a round runs only while what was spent plus its cost fits, and the
+    round after which the next would not fit is the last (nobody is stopped there: its ranking is
+    the choice). Each round's cost is recorded with it.
 
     Raises:
         ValueError: ``state_file`` holds the rounds of another sweep (other candidates, rungs,
@@ -111,66 +106,48 @@ def run_rounds(
     """
     say = say or (lambda message: None)
     plan = [str(int(r)) if float(r).is_integer() else str(r) for r in rungs]
-    how = {"rule": rule, "threshold": prob_threshold, "min_points": min_points, "floor": min_survivors}
-    how = {**how, "method": method, **({} if allowance is None else {"allowance": allowance})}
+    allowance = None
+    if settings.compute_budget is not None:
+        if cost is None or budget is None:
+            raise ValueError("a compute budget needs the rounds' `cost` and the `budget` rung it multiplies")
+        allowance = settings.compute_budget * cost(0.0, float(budget), list(candidates))
+    how = {**settings.file_form(method), **({} if allowance is None else {"allowance": allowance})}
     state = _resume(state_file, list(candidates), plan, how)
     rounds = [
         Round(float(rnd["size"]), tuple(_decision(d) for d in rnd["decisions"])) for rnd in state["rounds"]
     ]
     spent = sum(float(rnd.get("cost", 0.0)) for rnd in state["rounds"])
     alive = [d.name for d in rounds[-1].decisions if d.keep] if rounds else list(candidates)
-    fits = lambda i, who: allowance is None or spent + cost(i, float(rungs[i]), who) <= allowance  # noqa: E731
+
+    def priced(i: int, who: list[str]) -> float:
+        return 0.0 if cost is None else cost(float(rungs[i - 1]) if i else 0.0, float(rungs[i]), who)
+
+    fits = lambda i, who: allowance is None or spent + priced(i, who) <= allowance  # noqa: E731
     if not rounds and not fits(0, alive):
         raise ValueError(
             f"the compute allowance ({allowance:.0f} examples) is less than the first round's cost "
-            f"({cost(0, float(rungs[0]), alive):.0f}): raise the compute budget"
+            f"({priced(0, alive):.0f}): raise the compute budget"
         )
-
-    def judge(measured: Rung, rung: float, last: bool) -> tuple[Selection | None, list[Decision]]:
-        if measured.table is None or not len(measured.table):
-            return None, []
-        return schedule_round(
-            measured.table,
-            rung,
-            measured.target,
-            prob_threshold=prob_threshold,
-            min_points=min_points,
-            min_survivors=min_survivors,
-            rule=rule,
-            method=method,
-            last=last,
-            **options,
-        )
-
-    done = state.get("done", False)
-    for i in range(len(rounds), len(rungs) if alive and not done else len(rounds)):
-        rung = float(rungs[i])
-        round_cost = cost(i, rung, alive) if cost is not None else 0.0
+    for i in range(len(rounds), len(rungs) if alive and not state.get("done") else len(rounds)):
+        rung, round_cost = float(rungs[i]), priced(i, alive)
         say(f"round {i + 1}/{len(rungs)}: {len(alive)} candidate(s) on {int(rung)} examples")
         measured = run_rung(i, rung, alive)
         spent += round_cost
-
         last = i == len(rungs) - 1
-        selection, judged = judge(measured, rung, last)
+        selection, judged = _judge(measured, rung, settings, method, last, options)
         if not last and not fits(i + 1, [d.name for d in judged if d.keep]):
             last = True  # the allowance ends here: this round's ranking is the choice
-            selection, judged = judge(measured, rung, True)
+            selection, judged = _judge(measured, rung, settings, method, True, options)
         failed = [Decision(k, code=Reason.RUN_FAILED, detail=why) for k, why in measured.failed.items()]
-        decisions = tuple(judged) + tuple(failed)
-        rounds.append(Round(rung, decisions, selection))
+        rounds.append(Round(rung, tuple(judged) + tuple(failed), selection))
         state["rounds"].append(
-            {
-                "rung": plan[i],
-                "size": int(rung) if rung.is_integer() else rung,
-                **({} if cost is None else {"cost": round_cost}),
-                "decisions": [_record(d, measured.names.get(d.name, d.name)) for d in decisions],
-            }
+            _round_record(plan[i], rung, None if cost is None else round_cost, rounds[-1], measured)
         )
         _save(state_file, state)
-        for d in decisions:
+        for d in rounds[-1].decisions:
             if not d.keep:
                 say(f"round {i + 1}: {measured.names.get(d.name, d.name)} {d.reason}")
-        alive = [d.name for d in decisions if d.keep]
+        alive = [d.name for d in rounds[-1].decisions if d.keep]
         if not alive or last:
             break
     state["done"] = True
@@ -178,6 +155,27 @@ def run_rounds(
         state["spent"], state["allowance"], state["budget"] = spent, allowance, budget
     _save(state_file, state)
     return rounds
+
+
+def _judge(
+    measured: Rung, rung: float, settings: RuleSettings, method: str, last: bool, options: dict[str, Any]
+) -> tuple[Selection | None, list[Decision]]:
+    """The rule on what a rung measured (nothing to judge when nobody measured anything)."""
+    if measured.table is None or not len(measured.table):
+        return None, []
+    return schedule_round(
+        measured.table, rung, measured.target, settings, method=method, last=last, **options
+    )
+
+
+def _round_record(rung: str, size: float, cost: float | None, rnd: Round, measured: Rung) -> dict[str, Any]:
+    """A finished round as the rounds file writes it."""
+    return {
+        "rung": rung,
+        "size": int(size) if size.is_integer() else size,
+        **({} if cost is None else {"cost": cost}),
+        "decisions": [_record(d, measured.names.get(d.name, d.name)) for d in rnd.decisions],
+    }
 
 
 def _resume(state_file, candidates: list[str], plan: list[str], how: dict[str, Any]) -> dict[str, Any]:

@@ -5,10 +5,11 @@ rung; after each rung the default selector ranks the ones still running, on what
 each with its calibrated probability of being the best (P(best)), and the least likely stop there
 while the P(best) they hold together stays below ``prob_threshold`` (``rule="mass"``, the default:
 this bounds the chance that a round stops the best; ``rule="each"`` stops every candidate below
-the threshold on its own). The survivors go on to the next rung (twice the size), up to the budget, where the
-last ranking is the choice. Multi-fidelity elimination (ASHA, Hyperband) compares candidates at
-equal fidelity, which ranks fine-tuning curves badly; here each candidate is compared on its
-*extrapolated* loss at the target size, with the uncertainty of that extrapolation.
+the threshold on its own; the settings are one :class:`RuleSettings`). The survivors go on to the
+next rung (twice the size), up to the budget, where the last ranking is the choice.
+Multi-fidelity elimination (ASHA, Hyperband) compares candidates at equal fidelity, which ranks
+fine-tuning curves badly; here each candidate is compared on its *extrapolated* loss at the
+target size, with the uncertainty of that extrapolation.
 
 (Named apart from ``robust_ats``'s own ``threshold`` and ``floor``, its outlier screening's.)
 
@@ -20,7 +21,7 @@ Guards against eliminating on too little evidence:
 - a candidate the selector cannot rank at a rung (e.g. too few clean points) is kept.
 
 :func:`schedule_round` is the rule as a pure function of the losses measured so far; it says
-why each candidate continues or stops; :func:`plan_rungs` lays out the rungs of a budget. The
+why each candidate continues or stops; :meth:`RuleSettings.plan` lays out the rungs of a budget. The
 rounds themselves run on :mod:`~lightning_rectlaw.schedule.rounds`.
 
 Pure numpy/scipy: no torch, Lightning or Hydra import here.
@@ -29,10 +30,11 @@ Pure numpy/scipy: no torch, Lightning or Hydra import here.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import KW_ONLY, dataclass
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass, fields, replace
 from enum import Enum
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -41,22 +43,122 @@ from lightning_rectlaw.core.table import LossTable
 from lightning_rectlaw.selection import DEFAULT_METHOD, CandidateScore, Selection, select
 from lightning_rectlaw.selection.registry import method_entry
 
-# The defaults are the variant `benchmarks/adaptive.py` chooses on all five of its tables; the
-# docs report what the same choice scores on each table when it is held out (not always this
-# variant, and not always safe: see there before raising the threshold).
 #: How the threshold applies: ``"mass"`` stops the least likely candidates while their *summed*
 #: P(best) stays below it (it bounds the chance that a round stops the best); ``"each"`` stops
 #: every candidate whose own P(best) is below it (many near misses can then add up).
 RULES = ("mass", "each")
-DEFAULT_RULE = "mass"
-#: P(best) the candidates stopped in one round may hold together (``"each"``: each of them).
-DEFAULT_THRESHOLD = 0.2
-#: Points a candidate needs at a rung before it can be eliminated there.
-DEFAULT_MIN_POINTS = 3
-#: Candidates that survive every rung, whatever their P(best).
-DEFAULT_FLOOR = 2
-#: Rungs per sweep: budget/16, budget/8, budget/4, budget/2, budget.
-DEFAULT_RUNGS = 5
+
+
+@dataclass(frozen=True)
+class RuleSettings:
+    """The adaptive rule's settings, one spelling each, checked once; every driver takes them
+    (``simulate``, ``adaptive_sweep``, ``hydra/sweeper=rectlaw``, ``evaluate``).
+
+    The defaults are the variant ``benchmarks/adaptive.py`` chooses on all five of its tables; the
+    docs report what the same choice scores on each table when it is held out (not always this
+    variant, and not always safe: see there before raising the threshold).
+
+    Attributes:
+        rule: how the threshold applies (:data:`RULES`).
+        prob_threshold: the P(best) the candidates stopped in one round may hold together
+            (``"each"``: each of them), in [0, 1). Not ``robust_ats``'s ``threshold``.
+        min_points: points a candidate needs at a rung before it can be eliminated there (>= 2).
+        min_survivors: candidates that survive every rung, whatever their P(best) (>= 1).
+        rungs: rungs per sweep: budget/16, budget/8, budget/4, budget/2, budget for 5.
+        compute_budget: a multiple of the full schedule's compute at the budget (1: the paper's):
+            the survivors go on to 2x, 4x, ... the budget while the rounds' training fits in it;
+            ``None``: stop at the budget.
+    """
+
+    rule: str = "mass"
+    prob_threshold: float = 0.2
+    min_points: int = 3
+    min_survivors: int = 2
+    rungs: int = 5
+    compute_budget: Optional[float] = None  # noqa: UP045 - the sweeper's Hydra schema reads these types
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise ValueError(f"`rule` must be one of {', '.join(RULES)}, got {self.rule!r}")
+        if not 0 <= self.prob_threshold < 1:
+            raise ValueError(f"`prob_threshold` must be in [0, 1), got {self.prob_threshold!r}")
+        if self.min_points < 2 or self.min_survivors < 1 or self.rungs < 1:
+            raise ValueError(
+                "`min_points` must be at least 2, `min_survivors` and `rungs` at least 1, "
+                f"got {self.min_points}, {self.min_survivors}, {self.rungs}"
+            )
+        if self.compute_budget is not None and not self.compute_budget > 0:
+            raise ValueError(
+                "`compute_budget` must be a positive multiple of the full schedule, "
+                f"got {self.compute_budget!r}"
+            )
+
+    def points(self, method: str, options: Mapping[str, Any]) -> int:
+        """Subsets a candidate needs at a rung: :attr:`min_points`, and what ``method`` needs to rank."""
+        entry = method_entry(method)
+        return max(self.min_points, entry.min_points(entry.resolve(method, options)), 2)
+
+    def plan(
+        self, sizes: Sequence[float], budget: float, limit: float, need: int | None = None
+    ) -> list[float]:
+        """The rungs, smallest first: ``budget / 2**(rungs-1), ..., budget``, without those where
+        fewer than ``need`` (default :attr:`min_points`) of ``sizes`` fit (no one could be judged
+        there); with a :attr:`compute_budget`, then 2x, 4x, ... the budget up to ``limit`` (half
+        the target: a subset as large as the target is the full fine-tuning itself)."""
+        sizes = np.asarray(sizes, dtype=float)
+        need = self.min_points if need is None else need
+        out = [
+            float(budget / 2**j)
+            for j in range(self.rungs - 1, -1, -1)
+            if j == 0 or np.sum(sizes <= budget / 2**j * (1 + 1e-9)) >= need
+        ]
+        if self.compute_budget is not None:
+            rung = 2.0 * budget
+            while rung <= limit * (1 + 1e-9):
+                out.append(rung)
+                rung *= 2
+        return out
+
+    def file_form(self, method: str) -> dict[str, Any]:
+        """The settings as the rounds file has always named them (a resumed sweep compares them)."""
+        return {
+            "rule": self.rule,
+            "threshold": self.prob_threshold,
+            "min_points": self.min_points,
+            "floor": self.min_survivors,
+            "method": method,
+        }
+
+
+DEFAULT_SETTINGS = RuleSettings()
+
+#: Old spellings of the settings: ``hydra.sweeper.threshold``, ``floor``; ``simulate(count=)``.
+RENAMED = {"threshold": "prob_threshold", "floor": "min_survivors", "count": "rungs"}
+
+
+def settings_from(
+    settings: RuleSettings | None,
+    legacy: Mapping[str, Any],
+    where: str,
+    new: str = "settings=RuleSettings({}=...)",
+) -> RuleSettings:
+    """``settings`` (default :class:`RuleSettings`) with the settings given the old way, as
+    keywords of ``where``, each with a DeprecationWarning naming the new spelling (``new``).
+
+    Raises:
+        TypeError: a keyword that is no setting.
+    """
+    names = {f.name for f in fields(RuleSettings)}
+    given = {}
+    for old, value in legacy.items():
+        name = RENAMED.get(old, old)
+        if name not in names:
+            raise TypeError(f"{where}() got an unexpected keyword argument {old!r}")
+        warnings.warn(
+            f"{where}: `{old}` is deprecated, use {new.format(name)}", DeprecationWarning, stacklevel=3
+        )
+        given[name] = value
+    return replace(settings or DEFAULT_SETTINGS, **given)
 
 
 class Reason(str, Enum):
@@ -132,32 +234,12 @@ class Decision:
         return self.code.verdict + self.detail
 
 
-def rungs(
-    sizes: Sequence[float],
-    budget: float,
-    count: int = DEFAULT_RUNGS,
-    min_points: int = DEFAULT_MIN_POINTS,
-) -> list[float]:
-    """The rung budgets, smallest first: ``budget / 2**(count-1), ..., budget / 2, budget``, without
-    those where fewer than ``min_points`` of ``sizes`` fit (no one could be judged there). The
-    budget itself is always the last rung."""
-    sizes = np.asarray(sizes, dtype=float)
-    return [
-        float(budget / 2**j)
-        for j in range(count - 1, -1, -1)
-        if j == 0 or np.sum(sizes <= budget / 2**j * (1 + 1e-9)) >= min_points
-    ]
-
-
 def schedule_round(
     table: LossTable,
     rung: float,
     target: float,
+    settings: RuleSettings = DEFAULT_SETTINGS,
     *,
-    prob_threshold: float = DEFAULT_THRESHOLD,
-    min_points: int = DEFAULT_MIN_POINTS,
-    min_survivors: int = DEFAULT_FLOOR,
-    rule: str = DEFAULT_RULE,
     method: str = DEFAULT_METHOD,
     last: bool = False,
     **options,
@@ -169,12 +251,12 @@ def schedule_round(
     A method without P(best) (e.g. ``ats``) eliminates nobody: the rule needs calibrated
     probabilities to be safe.
     """
-    _check_rule(prob_threshold, min_points, min_survivors, rule)
     sel = select(table, method, budget=rung, target=target, **options)
     probs = sel.prob_best
     by_name = {c.name: c for c in sel.candidates}
     in_rung = table.sizes <= rung * (1 + 1e-9)
     points = dict(zip(table.names, np.isfinite(table.losses[:, in_rung]).sum(axis=1).tolist()))
+    min_points, min_survivors = settings.min_points, settings.min_survivors
     protected = set(sel.ranking[:min_survivors])
 
     def guard(name: str) -> tuple[Reason, str] | None:
@@ -194,7 +276,7 @@ def schedule_round(
 
     reasons = {name: guard(name) for name in table.names}
     eligible = sorted((n for n, why in reasons.items() if why is None), key=lambda n: probs[n])
-    reasons.update(_by_threshold({n: probs[n] for n in eligible}, prob_threshold, rule))
+    reasons.update(_by_threshold({n: probs[n] for n in eligible}, settings.prob_threshold, settings.rule))
     return sel, [
         Decision(
             name,
@@ -205,18 +287,6 @@ def schedule_round(
         )
         for name in table.names
     ]
-
-
-def _check_rule(prob_threshold: float, min_points: int, min_survivors: int, rule: str) -> None:
-    if not 0 <= prob_threshold < 1:
-        raise ValueError(f"`prob_threshold` must be in [0, 1), got {prob_threshold!r}")
-    if rule not in RULES:
-        raise ValueError(f"`rule` must be one of {', '.join(RULES)}, got {rule!r}")
-    if min_points < 2 or min_survivors < 1:
-        raise ValueError(
-            "`min_points` must be at least 2 and `min_survivors` at least 1, "
-            f"got {min_points}, {min_survivors}"
-        )
 
 
 def _by_threshold(probs: dict[str, float], threshold: float, rule: str) -> dict[str, tuple[Reason, str]]:
@@ -242,12 +312,6 @@ def _by_threshold(probs: dict[str, float], threshold: float, rule: str) -> dict[
     return out
 
 
-def points_to_judge(min_points: int, method: str, options: dict[str, Any]) -> int:
-    """Subsets a candidate needs at a rung: the rule's minimum, and what ``method`` needs to rank."""
-    entry = method_entry(method)
-    return max(min_points, entry.min_points(entry.resolve(method, options)), 2)
-
-
 def _prediction(c: CandidateScore) -> float | None:
     if c.predicted_loss is not None:
         return float(c.predicted_loss)
@@ -260,29 +324,29 @@ def _pct(p: float | None) -> str:
     return f"{100 * p:.2g}%" if p < 0.1 else f"{100 * p:.0f}%"
 
 
-def continuation(budget: float, limit: float) -> list[float]:
-    """The rungs past the budget that a compute budget may buy: 2x, 4x, ... the budget, up to
-    ``limit`` (half the target: a subset as large as the target is the full fine-tuning itself)."""
-    out, rung = [], 2.0 * budget
-    while rung <= limit * (1 + 1e-9):
-        out.append(rung)
-        rung *= 2
-    return out
+#: What a round trains, known before it is run: ``cost(before, rung, alive)``, the examples the
+#: candidates ``alive`` train on their subsets above ``before`` and up to ``rung``.
+Cost = Callable[[float, float, Sequence[str]], float]
 
 
-def training_cost(rungs: Sequence[float], i: int, candidates: int, min_size: int, epochs: int) -> int:
-    """Training examples the round on ``rungs[i]`` costs ``candidates`` jobs that run nested
-    subsets from ``min_size`` up: the subsets new since the rung before, each from the original
-    weights, times ``epochs``. With ``i = len(rungs) - 1`` and every subset new (``rungs`` of
-    one), the full schedule's cost at that rung."""
-    before = rungs[i - 1] if i else 0
-    return candidates * epochs * sum(s for s in subset_sizes(int(rungs[i]), min_size) if s > before)
+def training_cost(min_size: int, epochs: int) -> Cost:
+    """The cost of jobs that run nested subsets from ``min_size`` up: per candidate, the subsets
+    new since the rung before, each from the original weights, times ``epochs``. With
+    ``before = 0`` it is the full schedule's cost at ``rung``."""
+
+    def cost(before: float, rung: float, alive: Sequence[str]) -> float:
+        return len(alive) * epochs * sum(s for s in subset_sizes(int(rung), min_size) if s > before)
+
+    return cost
 
 
-def plan_rungs(budget: Any, min_size: int, target_size: int | None, count: int, need: int) -> list[int]:
-    """The rung sizes in examples, smallest first: those of :func:`rungs` over the subsets a
-    budget runs from ``min_size`` up (``need``: the subsets a candidate needs at a rung to be
-    judged).
+def plan_rungs(
+    settings: RuleSettings, budget: Any, min_size: int, target_size: int | None, need: int
+) -> list[int]:
+    """The rung sizes in examples, smallest first (:meth:`RuleSettings.plan` over the subsets a
+    budget runs from ``min_size`` up; ``need``: the subsets a candidate needs at a rung to be
+    judged). Past the budget they go up to half the target; with no ``target_size``, up to
+    1024x the budget, and the sweep learns the target from its first round.
 
     Raises:
         ValueError: a fractional budget without ``target_size`` (the rungs cannot be planned before
@@ -295,4 +359,5 @@ def plan_rungs(budget: Any, min_size: int, target_size: int | None, count: int, 
             f"(e.g. 2048) or set rectlaw.target_size with the fraction {budget!r}"
         )
     top = int(budget_size(value, target_size or 0))
-    return [int(r) for r in rungs(subset_sizes(top, min_size), top, count, need)]
+    limit = target_size / 2 if target_size else top * 2**10
+    return [int(r) for r in settings.plan(subset_sizes(top, min_size), top, limit, need)]

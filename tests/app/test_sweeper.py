@@ -12,7 +12,7 @@ import time
 import pytest
 
 from lightning_rectlaw.schedule.rounds import ROUNDS_FILE
-from lightning_rectlaw.schedule.rule import plan_rungs
+from lightning_rectlaw.schedule.rule import RuleSettings, plan_rungs, training_cost
 
 ARGS = [
     "data.block_size=16",
@@ -30,11 +30,20 @@ def sweep_cmd(sweep, *extra, models="tiny_gpt2,tiny_llama,small_gpt2", flags=())
     return [*head, f"model={models}", *ARGS, *extra, f"hydra.sweep.dir={sweep}"]
 
 
+def _rounds(rungs):
+    """launch_rounds' settings in these tests: the rule at a 10% threshold, one epoch per subset."""
+    settings = RuleSettings(prob_threshold=0.1)
+    return dict(
+        settings=settings, method="robust_ats", options={}, budget=rungs[-1], cost=training_cost(1, 1)
+    )
+
+
 def test_rungs_are_planned_in_examples_and_a_fraction_needs_the_target():
-    assert plan_rungs(2048, 64, None, 4, 3) == [256, 512, 1024, 2048]
-    assert plan_rungs("1/8", 32, 4096, 4, 3) == [128, 256, 512]  # 64: 2 subsets
+    four = RuleSettings(rungs=4)
+    assert plan_rungs(four, 2048, 64, None, 3) == [256, 512, 1024, 2048]
+    assert plan_rungs(four, "1/8", 32, 4096, 3) == [128, 256, 512]  # 64: 2 subsets
     with pytest.raises(ValueError, match="rectlaw.target_size"):
-        plan_rungs("1/8", 32, None, 4, 3)
+        plan_rungs(four, "1/8", 32, None, 3)
 
 
 @pytest.mark.slow
@@ -267,15 +276,7 @@ def test_rounds_eliminate_record_failures_and_resume_after_the_last_finished_rou
     curves = {n: {s: 3.0 * s**-0.3 + 1.0 + o for s in sizes} for n, o in offsets.items()}
     candidates = [[f"model={n}"] for n in (*offsets, "broken")]
     rungs = [6400, 12800, 25600, 51200]
-    kw = dict(
-        rule="mass",
-        threshold=0.1,
-        min_points=3,
-        floor=2,
-        method="robust_ats",
-        options={},
-        subdir=candidate_subdir,
-    )
+    kw = dict(_rounds(rungs), subdir=candidate_subdir)
 
     calls = []
     with pytest.raises(KeyboardInterrupt):
@@ -300,7 +301,11 @@ def test_rounds_eliminate_record_failures_and_resume_after_the_last_finished_rou
         launch_rounds(_fake_launcher(curves, 409600, []), candidates[:2], rungs, tmp_path, **kw)
     with pytest.raises(ValueError, match="other candidates, rungs or rule"):  # a resumed sweep keeps its rule
         launch_rounds(
-            _fake_launcher(curves, 409600, []), candidates, rungs, tmp_path, **{**kw, "threshold": 0.05}
+            _fake_launcher(curves, 409600, []),
+            candidates,
+            rungs,
+            tmp_path,
+            **{**kw, "settings": RuleSettings(prob_threshold=0.05)},
         )
 
 
@@ -330,7 +335,7 @@ def test_one_model_at_two_settings_is_two_candidates_and_mixed_targets_are_refus
 
     candidates = [key.split() for key in offsets]
     rungs = [6400, 12800, 25600]
-    kw = dict(rule="mass", threshold=0.1, min_points=3, floor=2, method="robust_ats", options={})
+    kw = _rounds(rungs)
     launch_rounds(launch, candidates, rungs, tmp_path, subdir=candidate_subdir, **kw)
     first = read_rounds(tmp_path)["rounds"][0]["decisions"]
     by_key = {d["candidate"]: d for d in first}
@@ -474,7 +479,7 @@ def test_rounds_stop_after_a_rung_whose_tokenizers_differ_on_a_per_token_loss(
             job._value |= {"monitor": monitor, "tokenizer": {"name": name, "sha256": name * 64}}
         return jobs
 
-    kw = dict(rule="mass", threshold=0.1, min_points=3, floor=2, method="robust_ats", options={})
+    kw = _rounds([6400, 12800, 25600])
     with caplog.at_level(logging.INFO, logger="lightning_rectlaw"):
         launch_rounds(
             launch, [["model=a"], ["model=b"]], [6400, 12800, 25600], tmp_path, subdir=candidate_subdir, **kw

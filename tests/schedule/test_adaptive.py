@@ -7,7 +7,7 @@ from lightning_rectlaw import LossTable
 from lightning_rectlaw.cli import main as rectlaw
 from lightning_rectlaw.schedule.evaluate import evaluate
 from lightning_rectlaw.schedule.replay import simulate
-from lightning_rectlaw.schedule.rule import rungs, schedule_round
+from lightning_rectlaw.schedule.rule import RuleSettings, schedule_round
 from lightning_rectlaw.selection import select
 
 SIZES = 200.0 * 2.0 ** np.arange(10)  # 200 .. 102400
@@ -23,15 +23,24 @@ def field_of(n_close=2, n_far=6, seed=0):
 
 
 def test_rungs_double_up_to_the_budget_and_skip_those_too_small_to_judge():
-    assert rungs(SIZES, 51200, count=4) == [6400, 12800, 25600, 51200]
-    assert rungs(SIZES, 51200) == [3200, 6400, 12800, 25600, 51200]  # the default: 5 rungs
-    assert rungs(SIZES[SIZES <= 1600], 1600, min_points=3) == [800, 1600]  # 200 and 400 have < 3 points
-    assert rungs(SIZES, 400, min_points=4) == [400]  # the budget is always run
+    assert RuleSettings(rungs=4).plan(SIZES, 51200, 51200) == [6400, 12800, 25600, 51200]
+    assert RuleSettings().plan(SIZES, 51200, 51200) == [
+        3200,
+        6400,
+        12800,
+        25600,
+        51200,
+    ]  # the default: 5 rungs
+    assert RuleSettings().plan(SIZES[SIZES <= 1600], 1600, 1600, need=3) == [
+        800,
+        1600,
+    ]  # 200 and 400: < 3 points
+    assert RuleSettings(min_points=4).plan(SIZES, 400, 400) == [400]  # the budget is always run
 
 
 def test_clear_losers_stop_with_a_reason_and_contenders_go_on():
     table = field_of()
-    sel, decisions = schedule_round(table, 6400, table.max_size, prob_threshold=0.1)
+    sel, decisions = schedule_round(table, 6400, table.max_size, RuleSettings(prob_threshold=0.1))
     by = {d.name: d for d in decisions}
     assert by["close0"].keep and by["close1"].keep
     assert not any(by[f"far{i}"].keep for i in range(6))
@@ -45,7 +54,9 @@ def test_mass_rule_bounds_what_a_round_stops_where_each_lets_near_misses_add_up(
     rows = [(3.0 * SIZES**-0.3 + 1.0 + o) * rng.uniform(0.998, 1.002, SIZES.size) for o in offsets]
     table = LossTable(tuple(f"c{i}" for i in range(7)), SIZES, np.array(rows), zero_shot=np.array([5.0] * 7))
     run = {
-        rule: schedule_round(table, 6400, table.max_size, prob_threshold=0.1, min_survivors=1, rule=rule)[1]
+        rule: schedule_round(
+            table, 6400, table.max_size, RuleSettings(prob_threshold=0.1, min_survivors=1, rule=rule)
+        )[1]
         for rule in ("mass", "each")
     }
     stopped = {rule: [d for d in ds if not d.keep] for rule, ds in run.items()}
@@ -61,24 +72,29 @@ def test_mass_rule_bounds_what_a_round_stops_where_each_lets_near_misses_add_up(
     assert max(d.prob_best for d in stopped["mass"]) <= kept[0]
     assert f"the {len(stopped['mass'])} stopped this round hold" in stopped["mass"][0].reason
     with pytest.raises(ValueError, match="`rule` must be one of mass, each"):
-        schedule_round(table, 6400, table.max_size, rule="greedy")
+        schedule_round(table, 6400, table.max_size, RuleSettings(rule="greedy"))
 
 
 def test_guards_keep_candidates_on_too_little_evidence():
     table = field_of()
     # too few points at the rung: nobody can be eliminated there
-    _, decisions = schedule_round(table, 400, table.max_size, prob_threshold=0.5, min_points=3)
+    _, decisions = schedule_round(table, 400, table.max_size, RuleSettings(prob_threshold=0.5, min_points=3))
     assert all(d.keep for d in decisions)
     # the floor keeps the most likely ones whatever the threshold
-    _, decisions = schedule_round(table, 6400, table.max_size, prob_threshold=0.99, min_survivors=3)
+    _, decisions = schedule_round(
+        table, 6400, table.max_size, RuleSettings(prob_threshold=0.99, min_survivors=3)
+    )
     assert sum(d.keep for d in decisions) == 3 and "among the top 3" in decisions[0].reason
     # a method without P(best) eliminates nobody
     _, decisions = schedule_round(table, 6400, table.max_size, method="ats")
     assert all(d.keep for d in decisions) and "no P(best)" in decisions[0].reason
     with pytest.raises(ValueError, match="prob_threshold"):
-        schedule_round(table, 6400, table.max_size, prob_threshold=1.5)
-    with pytest.raises(ValueError, match="`min_points` must be at least 2 and `min_survivors` at least 1"):
-        schedule_round(table, 6400, table.max_size, min_survivors=0)
+        schedule_round(table, 6400, table.max_size, RuleSettings(prob_threshold=1.5))
+    with pytest.raises(
+        ValueError,
+        match="`min_points` must be at least 2, `min_survivors` and `rungs` at least 1",
+    ):
+        schedule_round(table, 6400, table.max_size, RuleSettings(min_survivors=0))
     with pytest.raises(ValueError, match="`schedule` should be 'full' or 'adaptive'"):
         evaluate(table, ["robust_ats"], [2], schedule="rounds")
 
@@ -156,3 +172,29 @@ def test_the_cli_scores_the_default_under_the_adaptive_schedule_and_says_who_can
     err = capsys.readouterr().err
     assert err.count("ats gives no P(best): the adaptive schedule stops none of its candidates") == 1
     assert "robust_ats gives no" not in err
+
+
+def test_the_rules_old_spellings_still_work_with_a_warning():
+    table = field_of()
+    new = simulate(table, 51200, settings=RuleSettings(prob_threshold=0.3, rungs=4))
+    with pytest.warns(
+        DeprecationWarning, match=r"simulate: `count` is deprecated, use settings=RuleSettings\(rungs="
+    ):
+        old = simulate(table, 51200, prob_threshold=0.3, count=4)
+    assert old.rungs == new.rungs and old.eliminated_at == new.eliminated_at
+
+
+def test_the_sweepers_old_threshold_and_floor_still_work_with_a_warning():
+    import dataclasses
+
+    from hydra_plugins.rectlaw_sweeper.rectlaw_sweeper import RectlawSweeper
+
+    from lightning_rectlaw.app.sweeper import RectlawSweeperConf
+
+    conf = {k: v for k, v in dataclasses.asdict(RectlawSweeperConf()).items() if k != "_target_"}
+    with pytest.warns(
+        DeprecationWarning, match=r"`threshold` is deprecated, use hydra.sweeper.prob_threshold"
+    ):
+        sweeper = RectlawSweeper(**{**conf, "threshold": 0.05, "floor": 3})
+    assert sweeper.settings == RuleSettings(prob_threshold=0.05, min_survivors=3)
+    assert RectlawSweeper(**conf).settings == RuleSettings()

@@ -11,6 +11,7 @@ from lightning_rectlaw import LossTable, select
 from lightning_rectlaw.core.metrics import relacc
 from lightning_rectlaw.schedule.replay import simulate
 from lightning_rectlaw.schedule.rounds import Rung, run_rounds
+from lightning_rectlaw.schedule.rule import RuleSettings
 
 SIZES = 100 * 2 ** np.arange(11)  # 100 ... 102400
 
@@ -28,7 +29,7 @@ def test_survivors_run_past_the_budget_within_the_allowance_and_never_the_target
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         full = select(table, budget=budget)
-        run = simulate(table, budget, compute_budget=1.0)
+        run = simulate(table, budget, settings=RuleSettings(compute_budget=1.0))
     assert max(run.rungs) > budget and max(run.rungs) <= table.max_size / 2
     assert run.examples <= run.allowance == pytest.approx(full.examples)
     assert run.selection.best == "late"  # the best at the target
@@ -48,13 +49,13 @@ def test_half_the_compute_spends_at_most_half_of_the_full_schedule():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             full = select(table, budget=table.max_size / r)
-            run = simulate(table, table.max_size / r, compute_budget=0.5)
+            run = simulate(table, table.max_size / r, settings=RuleSettings(compute_budget=0.5))
         assert run.examples <= 0.5 * full.examples
 
 
 def test_a_compute_budget_below_the_first_round_is_refused():
     with pytest.raises(ValueError, match="less than the first round's cost"):
-        simulate(_late_bloomer(), 102400 / 8, compute_budget=0.01)
+        simulate(_late_bloomer(), 102400 / 8, settings=RuleSettings(compute_budget=0.01))
 
 
 def test_a_resumed_sweep_keeps_its_allowance_and_refuses_another(tmp_path):
@@ -66,20 +67,24 @@ def test_a_resumed_sweep_keeps_its_allowance_and_refuses_another(tmp_path):
             lambda i, rung, alive: Rung(table.subset(alive), table.max_size),
             table.names,
             [800.0, 1600.0, 3200.0],
-            cost=lambda i, rung, alive: len(alive) * rung,
-            allowance=allowance,
+            RuleSettings(compute_budget=allowance),
+            cost=lambda before, rung, alive: len(alive) * rung,
             budget=1600.0,
             state_file=state,
         )
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        rounds = go(20000.0)
+        rounds = go(20000.0 / (6 * 1600))  # the allowance: 20000 examples
     saved = json.loads(state.read_text())
-    assert saved["allowance"] == 20000.0 and saved["spent"] <= 20000.0 and saved["budget"] == 1600.0
+    assert (
+        saved["allowance"] == pytest.approx(20000.0)
+        and saved["spent"] <= 20000.0
+        and saved["budget"] == 1600.0
+    )
     assert saved["spent"] == sum(r["cost"] for r in saved["rounds"]) and len(rounds) == len(saved["rounds"])
     with pytest.raises(ValueError, match="other candidates, rungs or rule"):
-        go(40000.0)
+        go(40000.0 / (6 * 1600))
 
 
 def test_the_published_tables_pick_better_at_the_papers_compute(benchmark_dir):
@@ -93,7 +98,7 @@ def test_the_published_tables_pick_better_at_the_papers_compute(benchmark_dir):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 sel = select(table, budget=table.max_size / r)
-                run = simulate(table, table.max_size / r, compute_budget=1.0)
+                run = simulate(table, table.max_size / r, settings=RuleSettings(compute_budget=1.0))
             assert run.examples <= sel.examples  # at most the full schedule's compute, at every budget
             full.append(relacc(truth[table.names.index(sel.best)], truth))
             paid.append(relacc(truth[table.names.index(run.selection.best)], truth))
@@ -105,7 +110,7 @@ def test_the_published_tables_pick_better_at_the_papers_compute(benchmark_dir):
 def test_a_rounds_cost_counts_its_new_subsets_from_the_original_weights_times_epochs():
     from lightning_rectlaw.schedule.rule import training_cost
 
-    rungs = [256, 512, 1024]
-    assert training_cost(rungs, 0, 3, 64, 2) == 3 * 2 * (256 + 128 + 64)  # the first round: every subset
-    assert training_cost(rungs, 1, 2, 64, 2) == 2 * 2 * 512  # then only the new, larger one
-    assert training_cost([512], 0, 3, 64, 1) == 3 * (512 + 256 + 128 + 64)  # the full schedule at 512
+    cost = training_cost(64, 2)
+    assert cost(0, 256, "abc") == 3 * 2 * (256 + 128 + 64)  # the first round: every subset
+    assert cost(256, 512, "ab") == 2 * 2 * 512  # then only the new, larger one
+    assert training_cost(64, 1)(0, 512, "abc") == 3 * (512 + 256 + 128 + 64)  # the full schedule at 512

@@ -4,6 +4,7 @@ import pytest
 from lightning_rectlaw.core.law import law_value
 from lightning_rectlaw.core.metrics import pearcorr, relacc
 from lightning_rectlaw.core.table import LossTable
+from lightning_rectlaw.schedule.rule import RuleSettings
 from lightning_rectlaw.selection import METHODS, accept_then_stop, select
 from lightning_rectlaw.selection.ats import ats_stopped
 
@@ -164,7 +165,7 @@ def test_an_adaptive_selection_plot_shows_only_what_each_candidate_ran():
     from lightning_rectlaw.schedule.replay import simulate
 
     table = _table()
-    run = simulate(table, "1/4", prob_threshold=0.3, min_survivors=1)
+    run = simulate(table, "1/4", settings=RuleSettings(prob_threshold=0.3, min_survivors=1))
     assert run.eliminated_at  # someone stopped early
     from matplotlib.collections import PathCollection
 
