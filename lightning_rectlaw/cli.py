@@ -105,6 +105,30 @@ def _parser() -> argparse.ArgumentParser:
     _format(s, ["table", "csv", "json"])
     s.set_defaults(run=_cmd_select)
 
+    _evaluate_parser(sub)
+
+    m = sub.add_parser("methods", help="list the selectors")
+    m.set_defaults(run=_cmd_methods)
+
+    z = sub.add_parser("summarize", help="(re)write the selection summary of a sweep directory")
+    z.add_argument("sweep_dir")
+    z.add_argument(
+        "--table", metavar="CSV", help="also write the candidates' losses as a loss table (paper format)"
+    )
+    z.add_argument("--out", metavar="DIR", help="write the summary here instead of into SWEEP_DIR")
+    z.set_defaults(run=_cmd_summarize)
+
+    sub.add_parser(
+        "sweep",
+        help="the Hydra sweep app: `rectlaw sweep -m model=a,b,c` (one job per candidate, then the "
+        "selection summary); `rectlaw sweep --help` for Hydra's options",
+        add_help=False,
+    )
+    return p
+
+
+def _evaluate_parser(sub) -> None:
+    """``rectlaw evaluate``'s arguments."""
     e = sub.add_parser(
         "evaluate", help="score selectors per budget: the paper's PearCorr and RelAcc, and user-level metrics"
     )
@@ -148,6 +172,13 @@ def _parser() -> argparse.ArgumentParser:
         help="full: every candidate runs its whole schedule; adaptive: successive elimination on "
         "P(best) at rungs doubling up to the budget (Compute counts what it ran)",
     )
+    _adaptive_flags(e)
+    _format(e, ["table", "csv"])
+    e.set_defaults(run=_cmd_evaluate)
+
+
+def _adaptive_flags(e: argparse.ArgumentParser) -> None:
+    """``rectlaw evaluate --schedule adaptive``'s rule settings (default: ``RuleSettings``')."""
     e.add_argument(
         "--threshold",
         type=_probability,
@@ -167,27 +198,6 @@ def _parser() -> argparse.ArgumentParser:
         help="adaptive: mass (stop the least likely while their summed P(best) is below the "
         "threshold) or each (stop every candidate below it); default: the library's",
     )
-    _format(e, ["table", "csv"])
-    e.set_defaults(run=_cmd_evaluate)
-
-    m = sub.add_parser("methods", help="list the selectors")
-    m.set_defaults(run=_cmd_methods)
-
-    z = sub.add_parser("summarize", help="(re)write the selection summary of a sweep directory")
-    z.add_argument("sweep_dir")
-    z.add_argument(
-        "--table", metavar="CSV", help="also write the candidates' losses as a loss table (paper format)"
-    )
-    z.add_argument("--out", metavar="DIR", help="write the summary here instead of into SWEEP_DIR")
-    z.set_defaults(run=_cmd_summarize)
-
-    sub.add_parser(
-        "sweep",
-        help="the Hydra sweep app: `rectlaw sweep -m model=a,b,c` (one job per candidate, then the "
-        "selection summary); `rectlaw sweep --help` for Hydra's options",
-        add_help=False,
-    )
-    return p
 
 
 def _format(p: argparse.ArgumentParser, choices: list[str]) -> None:

@@ -82,16 +82,12 @@ def launch_rounds(
     cost: Cost,
     target: int | None = None,
 ) -> list[Any]:
-    """The rounds, each one launcher batch: ``launch(batch, first_job_index)`` runs a batch of
-    override lists and returns their Hydra ``JobReturn``s; ``subdir(overrides)`` names a
-    candidate's job directory. Returns the launcher's results, round by round. A round whose
-    candidates cannot be ranked together (other metrics, or other tokenizers on a per-token
-    loss) is the last: nobody is judged, and the summary ranks none and names the fix.
-
-    ``plan`` is the rungs (:func:`~lightning_rectlaw.schedule.rule.plan_rungs`), ``budget`` the
-    rung the compute budget multiplies, ``cost`` what a round trains; with no ``target`` the jobs
-    tell it, and no round past half of it runs (a subset of the target's size is the full
-    fine-tuning itself)."""
+    """The rounds of ``plan`` (:func:`~lightning_rectlaw.schedule.rule.plan_rungs`), each one launcher
+    batch: ``launch(batch, first_job_index)`` returns the Hydra ``JobReturn``s of a batch of override
+    lists; ``subdir(overrides)`` names a candidate's job directory. Returns the launcher's results,
+    round by round. A round whose candidates cannot be ranked together is the last: nobody is
+    judged, and the summary names the fix. With no ``target`` the jobs tell it; no round past half
+    of it runs (a subset of the target's size is the full fine-tuning itself)."""
     seen = {"target": target}
 
     def capped(before: float, rung: float, alive: Sequence[str]) -> float:
@@ -99,19 +95,16 @@ def launch_rounds(
 
     keys = [" ".join(c) for c in candidates]
     by_key = dict(zip(keys, candidates))
-    state = read_rounds(sweep_dir)
+    first = sum(len(r["decisions"]) for r in state["rounds"]) if (state := read_rounds(sweep_dir)) else 0
     returns: list[Any] = []
-    job_index = [sum(len(r["decisions"]) for r in state["rounds"]) if state else 0]
 
     def run_rung(i: int, rung: float, alive: list[str]) -> Rung:
         batch = [
             [*by_key[k], f"rectlaw.budget={int(rung)}", f"hydra.sweep.subdir='{subdir(by_key[k])}'"]
             for k in alive
         ]
-        results = launch(batch, job_index[0])
-        job_index[0] += len(batch)
-        returns.append(results)
-        rung_result = _measured_rung(alive, results)
+        returns.append(launch(batch, first + sum(map(len, returns))))
+        rung_result = _measured_rung(alive, returns[-1])
         if rung_result.table is not None:
             seen["target"] = rung_result.target
         return rung_result._replace(target=seen["target"] or 0.0)

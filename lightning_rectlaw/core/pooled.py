@@ -196,32 +196,7 @@ def fit_pooled(
     keep = [np.isfinite(row) & (row > 0) for row in losses]
     rows = [(np.log(sizes[ok]), np.log(row[ok])) for row, ok in zip(losses, keep)]
 
-    # Backtest: err[g, i, h] / dist[i, h] for every candidate with enough points at depth h.
-    per_unit = np.full((betas.size, len(rows), holdouts), np.nan)
-    for i, (x, y) in enumerate(rows):
-        for h in range(1, holdouts + 1):
-            if x.size - h < k:
-                break
-            y0, s = _local_line(x[:-h], y[:-h], k)
-            dist = x[-1] - x[-1 - h]
-            per_unit[:, i, h - 1] = (_continue(y0, s, np.array([dist]), betas)[:, 0] - y[-1]) / dist
-    n_used = int(np.isfinite(per_unit[0]).any(axis=0).sum())
-    if n_used:
-        sq = per_unit**2
-        score = np.nanmean(sq.reshape(betas.size, -1), axis=1)
-        loglik = -0.5 * n_used * np.log(np.maximum(score, 1e-300))
-        weights = np.exp(loglik - loglik.max())
-        weights /= weights.sum()
-        per_cand = np.einsum("g,gih->ih", weights, np.nan_to_num(sq))  # zero where missing
-        counts = np.isfinite(per_unit[0]).sum(axis=1)
-        tau2_pooled = per_cand.sum() / counts.sum()
-        tau2 = (n_used * tau2_pooled + per_cand.sum(axis=1)) / (n_used + counts)
-        tau_pooled = float(np.sqrt(tau2_pooled))
-    else:
-        weights = np.full(betas.size, 1.0 / betas.size)
-        tau2 = np.full(len(rows), np.nan)
-        tau_pooled = float("nan")
-
+    weights, n_used, tau_pooled, tau2 = _backtest(rows, k, holdouts, betas)
     curves = []
     for i, (x, y) in enumerate(rows):
         if x.size < 2:
@@ -231,6 +206,36 @@ def fit_pooled(
         d, loss = sizes[keep[i]], losses[i, keep[i]]
         curves.append(PooledCurve(d, loss, float(d[-1]), y0, s, float(np.sqrt(tau2[i])), betas, weights))
     return PooledFit(betas, weights, n_used, tau_pooled, tuple(curves))
+
+
+def _backtest(
+    rows: list[tuple[np.ndarray, np.ndarray]], k: int, holdouts: int, betas: np.ndarray
+) -> tuple[np.ndarray, int, float, np.ndarray]:
+    """The in-budget backtest over the curves (``rows``: log sizes, log losses): the weight of
+    each exponent, the candidates it used, the pooled error rate and each candidate's own
+    (squared, shrunk to the pooled)."""
+    # err[g, i, h] / dist[i, h] for every candidate with enough points at depth h
+    per_unit = np.full((betas.size, len(rows), holdouts), np.nan)
+    for i, (x, y) in enumerate(rows):
+        for h in range(1, holdouts + 1):
+            if x.size - h < k:
+                break
+            y0, s = _local_line(x[:-h], y[:-h], k)
+            dist = x[-1] - x[-1 - h]
+            per_unit[:, i, h - 1] = (_continue(y0, s, np.array([dist]), betas)[:, 0] - y[-1]) / dist
+    n_used = int(np.isfinite(per_unit[0]).any(axis=0).sum())
+    if not n_used:
+        return np.full(betas.size, 1.0 / betas.size), 0, float("nan"), np.full(len(rows), np.nan)
+    sq = per_unit**2
+    score = np.nanmean(sq.reshape(betas.size, -1), axis=1)
+    loglik = -0.5 * n_used * np.log(np.maximum(score, 1e-300))
+    weights = np.exp(loglik - loglik.max())
+    weights /= weights.sum()
+    per_cand = np.einsum("g,gih->ih", weights, np.nan_to_num(sq))  # zero where missing
+    counts = np.isfinite(per_unit[0]).sum(axis=1)
+    tau2_pooled = per_cand.sum() / counts.sum()
+    tau2 = (n_used * tau2_pooled + per_cand.sum(axis=1)) / (n_used + counts)
+    return weights, n_used, float(np.sqrt(tau2_pooled)), tau2
 
 
 def _local_line(x: np.ndarray, y: np.ndarray, k: int) -> tuple[float, float]:

@@ -103,14 +103,9 @@ def screen_outliers(
     outliers: list[dict[float, str]] = [{} for _ in range(losses.shape[0])]
 
     if zero_shot is not None:
-        for i, z in enumerate(np.asarray(zero_shot, dtype=float).ravel()):
-            if np.isfinite(z) and z > 0:
-                for j in np.flatnonzero(keep[i] & (losses[i] > diverged_factor * z)):
-                    keep[i, j] = False
-                    outliers[i][float(sizes[j])] = (
-                        f"diverged: loss {losses[i, j]:.4g} is over {diverged_factor:g}x the "
-                        f"zero-shot loss {z:.4g}"
-                    )
+        _flag_diverged(
+            sizes, losses, np.asarray(zero_shot, dtype=float).ravel(), diverged_factor, keep, outliers
+        )
 
     resid = [_loo_residuals(logx[m], logy[i, m]) for i, m in enumerate(keep)]
     pooled = np.abs(np.concatenate([r for r in resid if r.size] or [np.empty(0)]))
@@ -161,6 +156,18 @@ def _end_weights(n: int) -> np.ndarray:
     w = np.ones(n)
     w[[0, -1]] = 2.0
     return w
+
+
+def _flag_diverged(sizes, losses, zero_shot, factor: float, keep: np.ndarray, outliers: list[dict]) -> None:
+    """Flag (in ``keep`` and ``outliers``) the runs whose loss is over ``factor`` times their
+    candidate's zero-shot loss."""
+    for i, z in enumerate(zero_shot):
+        if np.isfinite(z) and z > 0:
+            for j in np.flatnonzero(keep[i] & (losses[i] > factor * z)):
+                keep[i, j] = False
+                outliers[i][float(sizes[j])] = (
+                    f"diverged: loss {losses[i, j]:.4g} is over {factor:g}x the zero-shot loss {z:.4g}"
+                )
 
 
 def _loo_residuals(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -245,21 +245,7 @@ class LossTable(RowsView):
                 f"{source}: the first column must hold the candidate names (header "
                 f"'{NAME_COLUMN}'), but its header is {header[0]!r}; add the name column first"
             )
-        size_cols, zero_col, size_col, fam_col = [], None, None, None
-        for j, h in enumerate(header[1:], start=1):
-            if h == "size":
-                size_col = j
-            elif h == "family":
-                fam_col = j
-            elif not _is_number(h):
-                raise TableError(
-                    f"{source}: header column {j + 1} {h!r} is neither a subset "
-                    "size, 'size' nor 'family'; rename or remove it"
-                )
-            elif float(h) == 0:
-                zero_col = j
-            else:
-                size_cols.append((float(h), j))
+        size_cols, zero_col, size_col, fam_col = _columns(header, source)
         if not size_cols:
             raise TableError(f"{source}: the header has no subset-size columns (e.g. 200, 400, ...)")
         size_cols.sort()
@@ -308,6 +294,29 @@ class LossTable(RowsView):
 
 def _size_key(size: float) -> int | float:
     return int(size) if float(size).is_integer() else float(size)
+
+
+def _columns(
+    header: list[str], source: str
+) -> tuple[list[tuple[float, int]], int | None, int | None, int | None]:
+    """The header's columns: (size, index) of each subset size, and the indices of the zero-shot
+    (``0``), parameter-count (``size``) and ``family`` columns where present."""
+    size_cols, zero_col, size_col, fam_col = [], None, None, None
+    for j, h in enumerate(header[1:], start=1):
+        if h == "size":
+            size_col = j
+        elif h == "family":
+            fam_col = j
+        elif not _is_number(h):
+            raise TableError(
+                f"{source}: header column {j + 1} {h!r} is neither a subset "
+                "size, 'size' nor 'family'; rename or remove it"
+            )
+        elif float(h) == 0:
+            zero_col = j
+        else:
+            size_cols.append((float(h), j))
+    return size_cols, zero_col, size_col, fam_col
 
 
 def _delimiter(text: str) -> str:

@@ -28,8 +28,12 @@ from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import lightning as L
+
 from lightning_rectlaw.core.budget import SWEEP_MIN_SIZE
+from lightning_rectlaw.plugin.callback import RectifiedLawCallback
 from lightning_rectlaw.plugin.console import info
+from lightning_rectlaw.plugin.datamodule import NestedSubsetDataModule
 from lightning_rectlaw.schedule.rounds import Rung, run_rounds
 from lightning_rectlaw.schedule.rule import Decision, RuleSettings, plan_rungs, settings_from, training_cost
 from lightning_rectlaw.selection import DEFAULT_METHOD, RectifiedLawResult, Status, incomparable, loss_table
@@ -81,6 +85,14 @@ class AdaptiveSweep:
             lines.append(f"rung {rung}: {len(decisions)} ran; stopped: {'; '.join(out) or 'none'}")
         return lines
 
+    def recorded(self, rounds: list[Any]) -> AdaptiveSweep:
+        """This sweep with the decisions of ``rounds`` (the failed runs are in :attr:`failed`)."""
+        for rnd in rounds:
+            judged = [d for d in rnd.decisions if not d.failed]
+            self.rounds += [judged] if judged else []
+            self.eliminated_at.update({d.name: int(rnd.rung) for d in judged if not d.keep})
+        return self
+
     def __repr__(self) -> str:
         best = f"best={self.ranking[0]!r}, " if self.ranking else ""
         return f"AdaptiveSweep({best}rungs={self.rungs}, eliminated={sorted(self.eliminated_at)})"
@@ -112,22 +124,15 @@ def adaptive_sweep(
             next to the sweep's own (a ``BackboneFinetuning`` shapes every subset run).
         min_size, target_size, seed: as for :class:`NestedSubsetDataModule`; ``min_size`` is the
             app's (:data:`~lightning_rectlaw.core.budget.SWEEP_MIN_SIZE`), not the datamodule's.
-        callback: keyword arguments of :class:`RectifiedLawCallback` (``method``, ``zero_shot``, the
-            method's options...).
-        settings: the rule (:class:`~lightning_rectlaw.schedule.rule.RuleSettings`): its threshold,
-            guards, rungs and ``compute_budget`` (a multiple of the full schedule's compute at
-            ``budget``: the survivors go on to 2x, 4x, ... the budget, never past half the target,
-            while the rounds' training fits in it). Given as keywords (``prob_threshold=0.1``) they
-            still work, with a DeprecationWarning.
+        callback: keyword arguments of :class:`RectifiedLawCallback` (``method``, its options...).
+        settings: the rule (:class:`~lightning_rectlaw.schedule.rule.RuleSettings`), its
+            ``compute_budget`` included; as keywords (``prob_threshold=0.1``) they still work,
+            with a DeprecationWarning.
 
     Raises:
-        ValueError: after a round whose candidates cannot be ranked together: scored on different
-            metrics (``monitor="auto"`` resolved differently), or under different tokenizers on a
-            per-token loss (pass ``callback={"monitor": "val_bpb"}``); their finished subsets
-            stay in ``results_dir``.
+        ValueError: after a round whose candidates cannot be ranked together (other metrics, or
+            other tokenizers on a per-token loss: pass ``callback={"monitor": "val_bpb"}``).
     """
-    from lightning_rectlaw.plugin.datamodule import NestedSubsetDataModule
-
     settings = settings_from(settings, legacy, "adaptive_sweep")
     probe = NestedSubsetDataModule(
         datamodule, budget=budget, min_size=min_size, target_size=target_size, seed=seed
@@ -138,61 +143,46 @@ def adaptive_sweep(
     method_options = {k: v for k, v in options.items() if k in method_entry(method).defaults}
     need = settings.points(method, method_options)
     sweep = AdaptiveSweep(plan_rungs(settings, probe.max_size, min_size, probe.target, need))
-    epochs = int(dict(trainer or {}).get("max_epochs") or 1)
-    fit = dict(results_dir=Path(results_dir), trainer=trainer, callback=options, seed=seed)
-    dm = lambda rung: NestedSubsetDataModule(  # noqa: E731
-        datamodule, budget=int(rung), min_size=min_size, target_size=probe.target, seed=seed
-    )
+    data = {"datamodule": datamodule, "min_size": min_size, "target_size": probe.target, "seed": seed}
     rounds = run_rounds(
         lambda i, rung, alive: _fit_round(
-            sweep, candidates, alive, lambda: dm(rung), float(probe.target), **fit
+            sweep, candidates, alive, {**data, "budget": int(rung)}, trainer, Path(results_dir), options
         ),
         list(candidates),
         sweep.rungs,
         settings,
         method=method,
-        cost=training_cost(min_size, epochs),
+        cost=training_cost(min_size, int(dict(trainer or {}).get("max_epochs") or 1)),
         budget=probe.max_size,
         say=info,
         **method_options,
     )
-    for rnd in rounds:
-        judged = [d for d in rnd.decisions if not d.failed]  # failures are in `failed`
-        if judged:
-            sweep.rounds.append(judged)
-        sweep.eliminated_at.update({d.name: int(rnd.rung) for d in judged if not d.keep})
-    return sweep
+    return sweep.recorded(rounds)
 
 
 def _fit_round(
     sweep: AdaptiveSweep,
     candidates: Mapping[str, Callable[[], Any]],
     alive: list[str],
-    dm: Callable[[], Any],
-    target: float,
-    *,
-    results_dir: Path,
+    data: dict[str, Any],
     trainer: Mapping[str, Any] | None,
+    results_dir: Path,
     callback: dict[str, Any],
-    seed: int,
 ) -> Rung:
-    """Fit every candidate still running, each on a fresh datamodule of the round's (``dm()``),
-    recording each result (or failure) in ``sweep``; what the round measured."""
-    import lightning as L
-
-    from lightning_rectlaw.plugin.callback import RectifiedLawCallback
-
+    """Fit every candidate still running, each on a fresh :class:`NestedSubsetDataModule` of the
+    round's (``data``: its arguments), recording each result (or failure) in ``sweep``; what the
+    round measured."""
     for name in alive:
         law = RectifiedLawCallback(results_dir=results_dir / name, name=name, **callback)
         try:
             # Seeded as the sweep app seeds each job: a candidate built from a config (random
             # init) starts from the same weights every round, so the resume cache reuses its
             # finished subsets instead of retraining them all from other weights.
-            L.seed_everything(seed, workers=True, verbose=False)
+            L.seed_everything(data["seed"], workers=True, verbose=False)
             model = candidates[name]()
             kwargs = dict(trainer or {})
             own = list(kwargs.pop("callbacks", None) or [])
-            L.Trainer(callbacks=[law, *own], **kwargs).fit(model, datamodule=dm())
+            L.Trainer(callbacks=[law, *own], **kwargs).fit(model, datamodule=NestedSubsetDataModule(**data))
             sweep.results[name] = law.result
         except Exception as err:  # noqa: BLE001 - recorded and reported; the others go on
             sweep.failed[name] = f"{type(err).__name__}: {err}"
@@ -204,4 +194,4 @@ def _fit_round(
     records = [{**vars(sweep.results[n]), "name": n, "status": Status.OK} for n in alive if n not in failed]
     if why := incomparable(records):
         raise ValueError(f"adaptive_sweep ranks none of the candidates: {why.problem}\n{why.fix}")
-    return Rung(loss_table(records) if records else None, target, failed)
+    return Rung(loss_table(records) if records else None, float(data["target_size"]), failed)

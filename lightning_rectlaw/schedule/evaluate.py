@@ -44,7 +44,7 @@ from lightning_rectlaw.core.metrics import brier, coverage, pearcorr, pool_choic
 from lightning_rectlaw.core.table import LossTable, TableError
 from lightning_rectlaw.schedule.replay import simulate
 from lightning_rectlaw.schedule.rule import RuleSettings
-from lightning_rectlaw.selection import METHODS, select
+from lightning_rectlaw.selection import METHODS, Selection, select
 
 EVAL_RATIOS: tuple[int, ...] = (8, 16, 32, 64, 128, 256, 512)
 EVAL_METHODS: tuple[str, ...] = tuple(METHODS)  # every registered selector
@@ -111,14 +111,39 @@ def evaluate(
             elimination; ``adaptive`` holds its settings, a
             :class:`~lightning_rectlaw.schedule.rule.RuleSettings` or a dict of its fields).
 
-    Candidates without a loss at ``target`` are left out (with a warning); a candidate a method
-    cannot rank is left out of that method's PearCorr and cannot be chosen.
+    Candidates without a loss at ``target`` are left out (warned); one a method cannot rank is
+    left out of its PearCorr and cannot be chosen.
 
     Raises:
         TableError: ``target`` is not a column of the table, or a budget falls outside it.
         ValueError: an unknown method or metric, a method needing a column the table lacks, or a
             pool size below 2. All before any method is scored.
     """
+    methods = _checked_methods(table, methods, options)
+    metrics = _checked_metrics(metrics, compute, schedule, pool_size, pools)
+    target = table.max_size if target is None else float(target)
+    table = _with_truth(table, target, ratios)
+    truth = table.column(target)
+    draws = _pools(len(truth), pool_size, pools, seed)
+    rule = adaptive if isinstance(adaptive, RuleSettings) else RuleSettings(**(adaptive or {}))
+    rows, ranked = [], False
+    for method in methods:
+        own = {k: v for k, v in options.items() if k in METHODS[method].defaults}  # e.g. max_iter: the fits
+        for r in ratios:
+            sel, picks = _selected(table, method, r, target, rule if schedule == "adaptive" else None, own)
+            ranked = ranked or bool(sel.ranking)
+            values = _metrics(
+                sel, table, truth, sel.scores_for(table.names), draws, target, metrics, method, picks
+            )
+            rows += [EvalRow(method, int(r), m, v) for m, v in values.items()]
+    out = EvalRows(rows)
+    out.ranked = ranked
+    return out
+
+
+def _checked_methods(table: LossTable, methods: Sequence[str] | None, options: dict[str, Any]) -> list[str]:
+    """The methods to score: those asked (default :data:`EVAL_METHODS`, less those needing a
+    column the table lacks), refused when unknown, lacking a column or taking none of ``options``."""
     if unknown := [m for m in methods or () if m not in METHODS]:
         raise ValueError(f"unknown method(s) {unknown}; choose from {sorted(METHODS)}")
     asked = EVAL_METHODS if methods is None else methods
@@ -127,10 +152,16 @@ def evaluate(
         what = ", ".join(f"{m} (column {' and '.join(cols)})" for m, cols in lacking.items())
         if methods is not None:
             raise ValueError(f"{table.source} has no column for {what}; leave those methods out")
-        warnings.warn(f"skipped, {table.source} has no column for: {what}", stacklevel=2)
-    methods = [m for m in asked if m not in lacking]
-    if unused := sorted(k for k in options if not any(k in METHODS[m].defaults for m in methods)):
-        raise ValueError(f"no method of {methods} has the option(s) {unused}")
+        warnings.warn(f"skipped, {table.source} has no column for: {what}", stacklevel=3)
+    chosen = [m for m in asked if m not in lacking]
+    if unused := sorted(k for k in options if not any(k in METHODS[m].defaults for m in chosen)):
+        raise ValueError(f"no method of {chosen} has the option(s) {unused}")
+    return chosen
+
+
+def _checked_metrics(metrics, compute: bool, schedule: str, pool_size: int, pools: int) -> list[str]:
+    """The metrics to compute (``Compute`` added with ``compute``), refused when unknown, as are a
+    schedule other than full or adaptive and pools of fewer than two candidates."""
     metrics = list(DEFAULT_METRICS if metrics is None else metrics)
     if compute and "Compute" not in metrics:
         metrics.append("Compute")
@@ -140,8 +171,13 @@ def evaluate(
         raise ValueError(f"`schedule` should be 'full' or 'adaptive', got {schedule!r}")
     if pool_size < 2 or pools < 1:
         raise ValueError(f"`pool_size` must be at least 2 and `pools` at least 1, got {pool_size}, {pools}")
-    target = table.max_size if target is None else float(target)
-    truth_all = table.column(target)
+    return metrics
+
+
+def _with_truth(table: LossTable, target: float, ratios: Sequence[int]) -> LossTable:
+    """The candidates with a loss at ``target`` (the others left out with a warning), after
+    checking that every budget ``target / ratio`` is within the table."""
+    truth = table.column(target)
     if too_small := [int(r) for r in ratios if target / r < table.sizes[0]]:
         fits = [int(r) for r in ratios if r not in too_small]
         raise TableError(
@@ -149,47 +185,38 @@ def evaluate(
             f"({format_number(table.sizes[0])} examples; target {format_number(target)}): use ratios "
             f"up to {int(target // table.sizes[0])}" + (f", e.g. {','.join(map(str, fits))}" if fits else "")
         )
-    have = np.isfinite(truth_all)
+    have = np.isfinite(truth)
     if not have.any():
         raise TableError(f"no candidate has a loss at the target size {target:g}")
     if not have.all():
         missing = [n for n, h in zip(table.names, have) if not h]
-        warnings.warn(f"left out of the evaluation, no loss at target {target:g}: {missing}", stacklevel=2)
+        warnings.warn(f"left out of the evaluation, no loss at target {target:g}: {missing}", stacklevel=3)
         table = table.subset([n for n, h in zip(table.names, have) if h])
-    truth = table.column(target)
-    draws = _pools(len(truth), pool_size, pools, seed)
-    rule = adaptive if isinstance(adaptive, RuleSettings) else RuleSettings(**(adaptive or {}))
-    rows, ranked = [], False
-    for method in methods:
-        own = {k: v for k, v in options.items() if k in METHODS[method].defaults}  # e.g. max_iter: the fits
-        for r in ratios:
-            if schedule == "adaptive":
-                sel = simulate(
-                    table, target / r, target, settings=rule, method=method, level=0.8, **own
-                ).selection
-                if sel.prob_best is None and r == ratios[0]:
-                    warnings.warn(
-                        f"{method} gives no P(best): the adaptive schedule stops none of its candidates "
-                        "(its Compute counts every in-budget size)",
-                        stacklevel=2,
-                    )
-                order = {c.name: i for i, c in enumerate(sel.candidates)}
-                picks = np.array([order[n] for n in table.names], dtype=float)
-            else:
-                sel = select(table, method, budget=target / r, target=target, level=0.8, **own)
-                picks = None
-            scores = sel.scores_for(table.names)
-            ranked = ranked or bool(sel.ranking)
-            if not sel.ranking:
-                reasons = sorted(set(sel.unrankable.values()))
-                warnings.warn(
-                    f"{method} at 1/{r}: no candidate is rankable ({'; '.join(reasons)})", stacklevel=2
-                )
-            values = _metrics(sel, table, truth, scores, draws, target, metrics, method, picks)
-            rows += [EvalRow(method, int(r), m, v) for m, v in values.items()]
-    out = EvalRows(rows)
-    out.ranked = ranked
-    return out
+    return table
+
+
+def _selected(table, method, ratio, target, rule: RuleSettings | None, options) -> tuple[Selection, Any]:
+    """The selection at budget ``target / ratio``: the full schedule's, or with a ``rule`` the
+    adaptive one's, with each candidate's place in its ranking (the eliminated after the
+    survivors); a warning when it ranks nobody, or when the rule can stop nobody."""
+    if rule is None:
+        sel, picks = select(table, method, budget=target / ratio, target=target, level=0.8, **options), None
+    else:
+        sel = simulate(
+            table, target / ratio, target, settings=rule, method=method, level=0.8, **options
+        ).selection
+        order = {c.name: i for i, c in enumerate(sel.candidates)}
+        picks = np.array([order[n] for n in table.names], dtype=float)
+        if sel.prob_best is None:
+            warnings.warn(
+                f"{method} gives no P(best): the adaptive schedule stops none of its candidates "
+                "(its Compute counts every in-budget size)",
+                stacklevel=3,
+            )
+    if not sel.ranking:
+        reasons = sorted(set(sel.unrankable.values()))
+        warnings.warn(f"{method} at 1/{ratio}: no candidate is rankable ({'; '.join(reasons)})", stacklevel=3)
+    return sel, picks
 
 
 def _missing_columns(table: LossTable, method: str) -> list[str]:

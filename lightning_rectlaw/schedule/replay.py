@@ -14,7 +14,7 @@ import numpy as np
 
 from lightning_rectlaw.core.formatting import format_number
 from lightning_rectlaw.core.table import LossTable
-from lightning_rectlaw.schedule.rounds import Rung, run_rounds
+from lightning_rectlaw.schedule.rounds import Round, Rung, run_rounds
 from lightning_rectlaw.schedule.rule import RENAMED, Decision, RuleSettings, settings_from
 from lightning_rectlaw.selection import DEFAULT_METHOD, CandidateScore, Selection
 
@@ -106,6 +106,13 @@ def simulate(
         if settings.compute_budget is None
         else settings.compute_budget * cost(0, budget_size, table.names)
     )
+    return _replayed(table, rounds, budget_size, allowance)
+
+
+def _replayed(table: LossTable, rounds: list[Round], budget: float, allowance: float | None) -> AdaptiveRun:
+    """The run from its rounds: the final selection ranks the survivors by their last round, then
+    the eliminated, the later eliminated first; each with ``sizes_run``, every size it read."""
+    finite = np.isfinite(table.losses)
     last = {c.name: (rnd.rung, c) for rnd in rounds for c in rnd.selection.candidates}
     eliminated_at = {d.name: rnd.rung for rnd in rounds for d in rnd.decisions if not d.keep}
     gone = sorted(
@@ -121,6 +128,6 @@ def simulate(
 
     final = rounds[-1].selection
     candidates = tuple(ran(c) for c in final.candidates) + tuple(ran(c) for c in gone)
-    selection = replace(final, budget=budget_size, candidates=candidates, table=table)
+    selection = replace(final, budget=budget, candidates=candidates, table=table)
     run = tuple(rnd.rung for rnd in rounds)
     return AdaptiveRun(run, tuple(rnd.decisions for rnd in rounds), selection, eliminated_at, allowance)

@@ -88,91 +88,89 @@ def run_rounds(
     **options: Any,
 ) -> list[Round]:
     """Run the rungs, smallest first: ``run_rung(index, rung, alive)`` measures the candidates
-    still running (keys of ``candidates``) up to ``rung`` examples; then the rule judges them.
-    A candidate that measured nothing stops (its decision says why, with ``failed=True``); the
-    rounds end at the last rung or when nobody is left. ``say`` receives one line per round and
-    per stopped candidate. ``options`` go to the method (``k``, ``level``, ...).
-
-    With ``settings.compute_budget``, the allowance is that multiple of ``cost(0, budget, every
-    candidate)``, the full schedule at the ``budget`` rung, and ``cost`` says what each round will
-    train before it is run: a round runs only while what was spent plus its cost fits, and the
-    round after which the next would not fit is the last (nobody is stopped there: its ranking is
-    the choice). Each round's cost is recorded with it.
+    still running (keys of ``candidates``) up to ``rung`` examples; the rule judges them; who
+    measured nothing stops. ``say`` gets a line per round and per stopped candidate; ``options``
+    go to the method. With a compute budget (:func:`_allowance`) a round runs only while what was
+    spent plus its ``cost`` fits; the round after which the next would not fit is the last.
 
     Raises:
         ValueError: ``state_file`` holds the rounds of another sweep (other candidates, rungs,
-            rule or allowance): continuing it would mix two computations; or the first round
-            alone costs more than the allowance.
+            rule or allowance), or the first round alone costs more than the allowance.
     """
     say = say or (lambda message: None)
     plan = [str(int(r)) if float(r).is_integer() else str(r) for r in rungs]
-    allowance = None
-    if settings.compute_budget is not None:
-        if cost is None or budget is None:
-            raise ValueError("a compute budget needs the rounds' `cost` and the `budget` rung it multiplies")
-        allowance = settings.compute_budget * cost(0.0, float(budget), list(candidates))
+    allowance = _allowance(settings, cost, budget, float(rungs[0]), list(candidates))
     how = {**settings.file_form(method), **({} if allowance is None else {"allowance": allowance})}
     state = _resume(state_file, list(candidates), plan, how)
-    rounds = [
-        Round(float(rnd["size"]), tuple(_decision(d) for d in rnd["decisions"])) for rnd in state["rounds"]
-    ]
-    spent = sum(float(rnd.get("cost", 0.0)) for rnd in state["rounds"])
-    alive = [d.name for d in rounds[-1].decisions if d.keep] if rounds else list(candidates)
+    rounds = [Round(float(r["size"]), tuple(_decision(d) for d in r["decisions"])) for r in state["rounds"]]
+    spent, alive = sum(float(r.get("cost", 0.0)) for r in state["rounds"]), list(candidates)
+    alive = [d.name for d in rounds[-1].decisions if d.keep] if rounds else alive
 
     def priced(i: int, who: list[str]) -> float:
         return 0.0 if cost is None else cost(float(rungs[i - 1]) if i else 0.0, float(rungs[i]), who)
 
     fits = lambda i, who: allowance is None or spent + priced(i, who) <= allowance  # noqa: E731
-    if not rounds and not fits(0, alive):
-        raise ValueError(
-            f"the compute allowance ({allowance:.0f} examples) is less than the first round's cost "
-            f"({priced(0, alive):.0f}): raise the compute budget"
-        )
     for i in range(len(rounds), len(rungs) if alive and not state.get("done") else len(rounds)):
         rung, round_cost = float(rungs[i]), priced(i, alive)
         say(f"round {i + 1}/{len(rungs)}: {len(alive)} candidate(s) on {int(rung)} examples")
-        measured = run_rung(i, rung, alive)
-        spent += round_cost
+        measured, spent = run_rung(i, rung, alive), spent + round_cost
         last = i == len(rungs) - 1
-        selection, judged = _judge(measured, rung, settings, method, last, options)
-        if not last and not fits(i + 1, [d.name for d in judged if d.keep]):
+        rnd = _judge(measured, rung, settings, method, last, options)
+        if not last and not fits(i + 1, [d.name for d in rnd.decisions if d.keep]):
             last = True  # the allowance ends here: this round's ranking is the choice
-            selection, judged = _judge(measured, rung, settings, method, True, options)
-        failed = [Decision(k, code=Reason.RUN_FAILED, detail=why) for k, why in measured.failed.items()]
-        rounds.append(Round(rung, tuple(judged) + tuple(failed), selection))
-        state["rounds"].append(
-            _round_record(plan[i], rung, None if cost is None else round_cost, rounds[-1], measured)
-        )
+            rnd = _judge(measured, rung, settings, method, True, options)
+        rounds.append(rnd)
+        state["rounds"].append(_round_record(plan[i], None if cost is None else round_cost, rnd, measured))
         _save(state_file, state)
-        for d in rounds[-1].decisions:
-            if not d.keep:
-                say(f"round {i + 1}: {measured.names.get(d.name, d.name)} {d.reason}")
-        alive = [d.name for d in rounds[-1].decisions if d.keep]
+        for d in (d for d in rnd.decisions if not d.keep):
+            say(f"round {i + 1}: {measured.names.get(d.name, d.name)} {d.reason}")
+        alive = [d.name for d in rnd.decisions if d.keep]
         if not alive or last:
             break
     state["done"] = True
-    if allowance is not None:
-        state["spent"], state["allowance"], state["budget"] = spent, allowance, budget
-    _save(state_file, state)
+    spending = {"spent": spent, "allowance": allowance, "budget": budget}
+    _save(state_file, {**state, **(spending if allowance is not None else {})})
     return rounds
+
+
+def _allowance(
+    settings: RuleSettings, cost: Cost | None, budget: float | None, first: float, everyone: list[str]
+) -> float | None:
+    """The examples a compute budget allows: that multiple of ``cost(0, budget, everyone)``, the
+    full schedule at the ``budget`` rung; ``None`` without a compute budget. Refused when the
+    ``first`` rung alone costs more."""
+    if settings.compute_budget is None:
+        return None
+    if cost is None or budget is None:
+        raise ValueError("a compute budget needs the rounds' `cost` and the `budget` rung it multiplies")
+    allowance = settings.compute_budget * cost(0.0, float(budget), everyone)
+    if (need := cost(0.0, first, everyone)) > allowance:
+        raise ValueError(
+            f"the compute allowance ({allowance:.0f} examples) is less than the first round's cost "
+            f"({need:.0f}): raise the compute budget"
+        )
+    return allowance
 
 
 def _judge(
     measured: Rung, rung: float, settings: RuleSettings, method: str, last: bool, options: dict[str, Any]
-) -> tuple[Selection | None, list[Decision]]:
-    """The rule on what a rung measured (nothing to judge when nobody measured anything)."""
-    if measured.table is None or not len(measured.table):
-        return None, []
-    return schedule_round(
-        measured.table, rung, measured.target, settings, method=method, last=last, **options
-    )
+) -> Round:
+    """The round: the rule on what the rung measured (nobody to judge when nobody measured
+    anything), then the candidates whose run failed, stopped."""
+    selection, judged = None, []
+    if measured.table is not None and len(measured.table):
+        selection, judged = schedule_round(
+            measured.table, rung, measured.target, settings, method=method, last=last, **options
+        )
+    failed = [Decision(k, code=Reason.RUN_FAILED, detail=why) for k, why in measured.failed.items()]
+    return Round(rung, (*judged, *failed), selection)
 
 
-def _round_record(rung: str, size: float, cost: float | None, rnd: Round, measured: Rung) -> dict[str, Any]:
+def _round_record(rung: str, cost: float | None, rnd: Round, measured: Rung) -> dict[str, Any]:
     """A finished round as the rounds file writes it."""
     return {
         "rung": rung,
-        "size": int(size) if size.is_integer() else size,
+        "size": int(rnd.rung) if rnd.rung.is_integer() else rnd.rung,
         **({} if cost is None else {"cost": cost}),
         "decisions": [_record(d, measured.names.get(d.name, d.name)) for d in rnd.decisions],
     }
