@@ -30,15 +30,15 @@ if TYPE_CHECKING:  # what editors and type checkers see of the lazy names below
     from lightning_rectlaw.hf.model import CausalLMModule, LMModule
     from lightning_rectlaw.hf.pairs import SFTDataModule
     from lightning_rectlaw.hf.text import TextDataModule
+    from lightning_rectlaw.plugin.adaptive import AdaptiveSweep, adaptive_sweep
     from lightning_rectlaw.plugin.callback import RectifiedLawCallback
     from lightning_rectlaw.plugin.datamodule import NestedSubsetDataModule
-    from lightning_rectlaw.plugin.inprocess import AdaptiveSweep, adaptive_sweep
 
 __version__ = "0.1.0"  # the one version source (pyproject.toml reads it)
 
 _LAZY = {
-    "AdaptiveSweep": "lightning_rectlaw.plugin.inprocess",
-    "adaptive_sweep": "lightning_rectlaw.plugin.inprocess",
+    "AdaptiveSweep": "lightning_rectlaw.plugin.adaptive",
+    "adaptive_sweep": "lightning_rectlaw.plugin.adaptive",
     "NestedSubsetDataModule": "lightning_rectlaw.plugin.datamodule",
     "RectifiedLawCallback": "lightning_rectlaw.plugin.callback",
     "CausalLMModule": "lightning_rectlaw.hf.model",

@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from lightning_rectlaw import NestedSubsetDataModule, RectifiedLawCallback, adaptive_sweep
-from lightning_rectlaw.app.sweeper import RectlawSweeperConf
+from lightning_rectlaw.app.adaptive_sweeper import RectlawSweeperConf
 from lightning_rectlaw.core.budget import MIN_SIZE, SWEEP_MIN_SIZE
 from lightning_rectlaw.schedule.rule import RuleSettings
 from lightning_rectlaw.selection import DEFAULT_METHOD

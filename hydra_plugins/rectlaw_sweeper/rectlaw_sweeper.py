@@ -1,5 +1,5 @@
 """``hydra/sweeper=rectlaw``: successive elimination across the sweep's candidates, in rounds of
-jobs through the configured launcher (the logic is in :mod:`lightning_rectlaw.app.sweeper`)."""
+jobs through the configured launcher (the logic is in :mod:`lightning_rectlaw.app.adaptive_sweeper`)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
+from lightning_rectlaw.app.adaptive_sweeper import RectlawSweeperConf, jobs_of, launch_rounds
 from lightning_rectlaw.app.jobdir import candidate_subdir
-from lightning_rectlaw.app.sweeper import RectlawSweeperConf, jobs_of, launch_rounds
 from lightning_rectlaw.core.budget import budget_size, parse_budget
 from lightning_rectlaw.schedule.rule import RuleSettings, plan_rungs, settings_from, training_cost
 from lightning_rectlaw.selection.registry import method_entry

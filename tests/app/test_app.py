@@ -602,7 +602,7 @@ def _end_sweep(sweep_dir, caplog, monkeypatch) -> tuple[int, list[str]]:
     from omegaconf import OmegaConf
 
     from lightning_rectlaw.app import job
-    from lightning_rectlaw.app.callbacks import SelectionSummaryCallback
+    from lightning_rectlaw.app.hooks import SelectionSummaryCallback
 
     monkeypatch.setitem(job._EXIT, "code", 0)
     caplog.clear()

@@ -267,8 +267,8 @@ def _fake_launcher(curves, target, calls, crash_at=None):
 
 
 def test_rounds_eliminate_record_failures_and_resume_after_the_last_finished_round(tmp_path):
+    from lightning_rectlaw.app.adaptive_sweeper import launch_rounds
     from lightning_rectlaw.app.jobdir import candidate_subdir
-    from lightning_rectlaw.app.sweeper import launch_rounds
     from lightning_rectlaw.schedule.rounds import read_rounds
 
     sizes = [200 * 2**i for i in range(9)]
@@ -313,8 +313,8 @@ def test_one_model_at_two_settings_is_two_candidates_and_mixed_targets_are_refus
     """``model=a model.lr=1,2``: two jobs named ``a``, judged apart and reported apart."""
     import numpy as np
 
+    from lightning_rectlaw.app.adaptive_sweeper import launch_rounds
     from lightning_rectlaw.app.jobdir import candidate_subdir
-    from lightning_rectlaw.app.sweeper import launch_rounds
     from lightning_rectlaw.report.summary import _adaptive
     from lightning_rectlaw.schedule.rounds import read_rounds
 
@@ -442,7 +442,7 @@ def test_a_compute_budget_buys_the_survivors_larger_subsets_within_its_allowance
 def test_the_sweeper_builds_its_jobs_as_the_basic_sweeper_and_refuses_intervals():
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from lightning_rectlaw.app.sweeper import jobs_of
+    from lightning_rectlaw.app.adaptive_sweeper import jobs_of
 
     parse = OverridesParser.create().parse_overrides
     assert jobs_of(parse(["model=a,b", "trainer.max_epochs=1", "model.lr=1,2"])) == [
@@ -463,8 +463,8 @@ def test_rounds_stop_after_a_rung_whose_tokenizers_differ_on_a_per_token_loss(
     further round runs (the summary then ranks none and names the fix); per byte they go on."""
     import logging
 
+    from lightning_rectlaw.app.adaptive_sweeper import launch_rounds
     from lightning_rectlaw.app.jobdir import candidate_subdir
-    from lightning_rectlaw.app.sweeper import launch_rounds
     from lightning_rectlaw.schedule.rounds import read_rounds
 
     sizes = [200 * 2**i for i in range(9)]

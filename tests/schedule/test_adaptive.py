@@ -188,8 +188,7 @@ def test_the_sweepers_old_threshold_and_floor_still_work_with_a_warning():
     import dataclasses
 
     from hydra_plugins.rectlaw_sweeper.rectlaw_sweeper import RectlawSweeper
-
-    from lightning_rectlaw.app.sweeper import RectlawSweeperConf
+    from lightning_rectlaw.app.adaptive_sweeper import RectlawSweeperConf
 
     conf = {k: v for k, v in dataclasses.asdict(RectlawSweeperConf()).items() if k != "_target_"}
     with pytest.warns(
