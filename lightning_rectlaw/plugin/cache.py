@@ -2,7 +2,8 @@
 the fingerprint of its computation (:mod:`~lightning_rectlaw.plugin.fingerprint`) and reused only
 when that fingerprint is the same.
 
-Imports no torch: the selection summary reads what an unfinished job had measured through it.
+Imports no torch until a key is computed. What an unfinished job had measured, the selection
+summary reads with :func:`~lightning_rectlaw.selection.record.finished_runs`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from lightning_rectlaw.core.files import atomic_write_text
 from lightning_rectlaw.plugin.console import info
+from lightning_rectlaw.selection.record import RUNS_DIR
 
 
 class RunCache:
@@ -24,7 +26,7 @@ class RunCache:
     def __init__(
         self, directory: Path | None, parts: dict[str, str], train: Mapping[int, str] | None = None
     ) -> None:
-        self.directory = None if directory is None else Path(directory) / "rectlaw_runs"
+        self.directory = None if directory is None else Path(directory) / RUNS_DIR
         self.common = parts
         self.train = dict(train or {})  # size -> hash of its train examples
 
@@ -80,16 +82,3 @@ class RunCache:
         }
         atomic_write_text(self._path(size), json.dumps(record, indent=1))
         shutil.rmtree(self.partial_dir(size), ignore_errors=True)
-
-    @staticmethod
-    def finished(directory: Path) -> dict[int, float]:
-        """Size -> loss of every run finished under ``directory`` (what a killed job had measured),
-        whatever its fingerprint; unreadable files are skipped."""
-        done = {}
-        for f in (Path(directory) / "rectlaw_runs").glob("size_*.json"):
-            try:
-                run = json.loads(f.read_text())
-                done[int(run["size"])] = float(run["loss"])
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-        return done

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from lightning_rectlaw.plugin.cache import RunCache
 from lightning_rectlaw.selection import CANDIDATE_FILE, CandidateRecord, Status
+from lightning_rectlaw.selection.record import finished_runs
 
 
 def collect_results(sweep_dir: str | os.PathLike) -> list[CandidateRecord]:
@@ -135,7 +135,7 @@ def _incomplete(job_dir: Path) -> CandidateRecord:
     config = _hydra_yaml(job_dir, "config") or {}
     choices = (_hydra_yaml(job_dir, "hydra") or {}).get("hydra", {}).get("runtime", {}).get("choices", {})
     name = (config.get("model") or {}).get("model_name_or_path") or choices.get("model") or job_dir.name
-    done = RunCache.finished(job_dir / "rectlaw")
+    done = finished_runs(job_dir / "rectlaw")
     sizes = sorted((s for s in done if s > 0), reverse=True)
     return {
         "name": str(name),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple, TypedDict
 
 import numpy as np
@@ -19,6 +20,21 @@ from lightning_rectlaw.selection.status import Status
 RESULT_FILE = "rectlaw_result.json"
 #: Each sweep job's record, in its job directory; the app writes it also when the job fails.
 CANDIDATE_FILE = "candidate.json"
+#: The resume cache's directory under a callback's ``results_dir``: one ``size_<n>.json`` a run.
+RUNS_DIR = "rectlaw_runs"
+
+
+def finished_runs(results_dir: str | Path) -> dict[int, float]:
+    """Size -> loss of every run finished under a callback's ``results_dir`` (what a killed job
+    had measured), whatever its fingerprint; unreadable files are skipped."""
+    done = {}
+    for f in (Path(results_dir) / RUNS_DIR).glob("size_*.json"):
+        try:
+            run = json.loads(f.read_text())
+            done[int(run["size"])] = float(run["loss"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return done
 #: The loss every tokenizer shares: bits per UTF-8 byte of the target text, which the shipped
 #: Hugging Face modules log beside the per-token ``val_loss``.
 BITS_PER_BYTE = "val_bpb"
