@@ -20,8 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, filter_overrides, setup_globals
-from hydra_plugins.hydra_ray_launcher._launcher_util import launch_job_on_ray, start_ray
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides, run_job, setup_globals
 from hydra_plugins.hydra_ray_launcher.ray_launcher import RayLauncher
 from omegaconf import OmegaConf, open_dict
 
@@ -40,7 +39,12 @@ class RayGpusLauncher(RayLauncher):
         assert self.config is not None and self.hydra_context is not None and self.task_function
         setup_globals()
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-        start_ray(self.ray_cfg.init)
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(**OmegaConf.to_container(self.ray_cfg.init, resolve=True))
+        options = OmegaConf.to_container(self.ray_cfg.remote, resolve=True)
+        remote = ray.remote(**options)(_run_job) if options else ray.remote(_run_job)
         jobs = []
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
             log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
@@ -48,9 +52,7 @@ class RayGpusLauncher(RayLauncher):
             with open_dict(config):
                 config.hydra.job.id = f"job_id_for_{idx}"
                 config.hydra.job.num = idx
-            task = launch_job_on_ray(
-                self.hydra_context, self.ray_cfg.remote, config, self.task_function, Singleton.get_state()
-            )
+            task = remote.remote(self.hydra_context, config, self.task_function, Singleton.get_state())
             jobs.append((overrides, config, task))
         return [self._gather(overrides, config, task) for overrides, config, task in jobs]
 
@@ -70,3 +72,16 @@ class RayGpusLauncher(RayLauncher):
             # completed, as the job itself would have returned its failure: a failed return would
             # stop the sweep (Hydra's sweepers raise it) before the summary ranks the others
             return JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED, _return_value=record)
+
+
+def _run_job(hydra_context, config, task_function, singleton_state) -> JobReturn:
+    """One job in its Ray worker, through Hydra's public ``run_job``, with the driver's state."""
+    setup_globals()
+    Singleton.set_state(singleton_state)
+    return run_job(
+        hydra_context=hydra_context,
+        task_function=task_function,
+        config=config,
+        job_dir_key="hydra.sweep.dir",
+        job_subdir_key="hydra.sweep.subdir",
+    )

@@ -82,21 +82,10 @@ def _ats(table, budget, target, level, *, k: int, delta: float):
         if line is None:
             out.append(CandidateScore(name, score=np.nan, reason=reason))
             continue
-        pred = float(line.predict(target))
         used = tuple(line.sizes.tolist())
         finite = sizes[np.isfinite(row)][::-1]
         run = used + tuple(finite[len(used) : len(used) + 1].tolist())  # the point that stopped it
-        out.append(
-            CandidateScore(
-                name,
-                score=pred,
-                predicted_loss=pred,
-                interval=line.interval(target, level),
-                sizes_used=used,
-                fit=line,
-                sizes_run=run,
-            )
-        )
+        out.append(CandidateScore.predicted(name, line, target, level, sizes_used=used, sizes_run=run))
     return out
 
 
@@ -156,17 +145,11 @@ def _robust_ats(
             continue
         finite = sizes[np.isfinite(row)]
         curve = PredictiveLine(line.predict, float(finite[-1]), float(spread[i]), float(spread_own[i]), bias)
-        pred = float(curve.predict(target)[0])
+        run = tuple(float(x) for x in sizes[np.isfinite(losses[i])])
+        used = tuple(line.sizes.tolist())
         out.append(
-            CandidateScore(
-                name,
-                score=pred,
-                predicted_loss=pred,
-                interval=curve.interval(target, level),
-                sizes_used=tuple(line.sizes.tolist()),
-                fit=curve,
-                sizes_run=tuple(float(x) for x in sizes[np.isfinite(losses[i])]),
-                outliers=left_out,
+            CandidateScore.predicted(
+                name, curve, target, level, sizes_used=used, sizes_run=run, outliers=left_out
             )
         )
     # each rankable candidate's log prediction and the spread of its own error there

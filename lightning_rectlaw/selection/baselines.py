@@ -101,18 +101,7 @@ def _law_scorer(law: str, with_zero_shot: bool) -> Selector:
                 reason = f"the {law} law needs {need} points within the budget, found {count}"
                 out.append(CandidateScore(name, score=np.nan, reason=reason))
                 continue
-            pred = float(f.predict(target))
-            lo, hi = f.interval(target, level)
-            out.append(
-                CandidateScore(
-                    name,
-                    score=pred,
-                    predicted_loss=pred,
-                    interval=(float(lo), float(hi)),
-                    sizes_used=tuple(f.sizes.tolist()),
-                    fit=f,
-                )
-            )
+            out.append(CandidateScore.predicted(name, f, target, level, sizes_used=tuple(f.sizes.tolist())))
         return out
 
     return scorer

@@ -35,6 +35,8 @@ def finished_runs(results_dir: str | Path) -> dict[int, float]:
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return done
+
+
 #: The loss every tokenizer shares: bits per UTF-8 byte of the target text, which the shipped
 #: Hugging Face modules log beside the per-token ``val_loss``.
 BITS_PER_BYTE = "val_bpb"

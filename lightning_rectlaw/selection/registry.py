@@ -85,8 +85,12 @@ class Method:
     schedule: str = "all"
     largest: Callable[[dict[str, Any]], int] | None = field(default=None, repr=False)
     needs: tuple[str, ...] = ()
-    min_points: Callable[[dict[str, Any]], int] = field(default=lambda o: 1, repr=False)
+    min_points: Callable[[dict[str, Any]], int] | None = field(default=None, repr=False)
     zero_shot_point: bool = False
+
+    def __post_init__(self) -> None:
+        if self.min_points is None:  # a method that reads no curve needs no point; the others one
+            object.__setattr__(self, "min_points", lambda o, n=0 if self.needs else 1: n)
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -176,18 +180,13 @@ METHODS: dict[str, Method] = {
         _subtuning, label="SubTuning", description="loss after fine-tuning on the budget-size subset"
     ),
     "zeroshot": Method(
-        _zeroshot,
-        label="ZeroShot",
-        description="loss without fine-tuning",
-        needs=("zero_shot",),
-        min_points=lambda o: 0,
+        _zeroshot, label="ZeroShot", description="loss without fine-tuning", needs=("zero_shot",)
     ),
     "modelsize": Method(
         _modelsize,
         label="ModelSize",
         description="largest model first (score = -log parameter count)",
         needs=("num_params",),
-        min_points=lambda o: 0,
     ),
 }
 

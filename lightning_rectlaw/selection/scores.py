@@ -59,6 +59,13 @@ class CandidateScore:
     sizes_run: tuple[float, ...] | None = None
     outliers: dict[float, str] = field(default_factory=dict)
 
+    @classmethod
+    def predicted(cls, name: str, fit: Curve, target: float, level: float, **fields: Any) -> CandidateScore:
+        """``name`` scored by ``fit``'s prediction at ``target``, with its ``level`` interval."""
+        pred = float(np.ravel(fit.predict(target))[0])
+        lo, hi = fit.interval(target, level)
+        return cls(name, score=pred, predicted_loss=pred, interval=(float(lo), float(hi)), fit=fit, **fields)
+
     @property
     def rankable(self) -> bool:
         return self.reason is None
