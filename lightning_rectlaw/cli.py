@@ -1,16 +1,5 @@
-"""The ``rectlaw`` command line: fit laws, select and evaluate on a recorded loss table.
-
-Usage::
-
-    rectlaw fit TABLE.csv [--law rectified|vanilla] [--free-alpha] [--format table|csv|json]
-    rectlaw select TABLE.csv --budget 1/8 [--target SIZE] [--method NAME] [--format ...]
-    rectlaw evaluate TABLE.csv [--target SIZE] [--methods a,b] [--metrics m,n] [--pool-size N]
-                     [--compute] [--schedule full|adaptive [--rule R] [--threshold P]]
-                     [--format table|csv]
-    rectlaw methods
-    rectlaw summarize SWEEP_DIR [--table LOSSES.csv] [--out DIR]
-    rectlaw sweep -m model=a,b,c [HYDRA OVERRIDES]    (the Hydra sweep app; ``rectlaw sweep --help``)
-"""
+"""The ``rectlaw`` command line: fit laws, select and evaluate on a recorded loss table, list the
+methods, summarize a sweep directory, run the Hydra sweep app (``rectlaw COMMAND --help``)."""
 
 from __future__ import annotations
 
@@ -94,10 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("table")
     s.add_argument("--budget", required=True, help="ratio of the target ('1/8') or a size")
     s.add_argument(
-        "--target",
-        type=float,
-        default=None,
-        help="full fine-tuning set size (default: the table's largest size)",
+        "--target", type=float, help="full fine-tuning set size (default: the table's largest size)"
     )
     s.add_argument("--method", default=DEFAULT_METHOD, choices=sorted(METHODS))
     s.add_argument("--level", type=_level, default=0.95, help="prediction interval coverage, in (0, 1)")
@@ -133,10 +119,9 @@ def _evaluate_parser(sub) -> None:
         "evaluate", help="score selectors per budget: the paper's PearCorr and RelAcc, and user-level metrics"
     )
     e.add_argument("table")
-    e.add_argument("--target", type=float, default=None)
+    e.add_argument("--target", type=float)
     e.add_argument(
         "--methods",
-        default=None,
         help=f"comma-separated (default: those of {','.join(EVAL_METHODS)} the table has the columns "
         f"for; with --schedule adaptive, {DEFAULT_METHOD}: the rule needs a method's P(best))",
     )
@@ -157,7 +142,6 @@ def _evaluate_parser(sub) -> None:
     e.add_argument(
         "--max-iter",
         type=_positive_int,
-        default=None,
         help="Levenberg-Marquardt iterations per start of the law fits (ourfit, vanillafit; default 1000)",
     )
     e.add_argument(
@@ -182,19 +166,16 @@ def _adaptive_flags(e: argparse.ArgumentParser) -> None:
     e.add_argument(
         "--threshold",
         type=_probability,
-        default=None,
         help="adaptive: the P(best) the stopped candidates may hold (default: the library's)",
     )
     e.add_argument(
         "--compute-budget",
         type=_positive_float,
-        default=None,
         help="adaptive: survivors go on past the budget within this multiple of the full schedule's "
         "compute at the budget (1: the paper's compute); default: stop at the budget",
     )
     e.add_argument(
         "--rule",
-        default=None,
         help="adaptive: mass (stop the least likely while their summed P(best) is below the "
         "threshold) or each (stop every candidate below it); default: the library's",
     )
@@ -224,22 +205,11 @@ def _cmd_fit(args) -> int:
         max_iter=args.max_iter,
     )
     rows = []
-    for i, (name, f) in enumerate(zip(table.names, fits)):
+    for name, f, n in zip(table.names, fits, counts):
         if f is None:
-            rows.append(
-                {
-                    "name": name,
-                    "B": None,
-                    "pre_learned_size": None,
-                    "beta": None,
-                    "E": None,
-                    "alpha": None,
-                    "rmse_log": None,
-                    "n_points": int(counts[i]),
-                    "at_bound": None,
-                    "status": f"too few points ({counts[i]} < {need})",
-                }
-            )
+            unfit = dict.fromkeys(("B", "pre_learned_size", "beta", "E", "alpha", "rmse_log"))
+            status = f"too few points ({n} < {need})"
+            rows.append({"name": name, **unfit, "n_points": int(n), "at_bound": None, "status": status})
             continue
         rows.append(
             {
@@ -294,18 +264,8 @@ def _cmd_select(args) -> int:
             f"interval={sel.interval_level:.0%}"
         )
     if args.format == "json":
-        print(
-            json.dumps(
-                {
-                    "method": sel.method,
-                    "budget": sel.budget,
-                    "target": sel.target,
-                    "interval_level": sel.interval_level,
-                    "candidates": rows,
-                },
-                indent=2,
-            )
-        )
+        head = {k: getattr(sel, k) for k in ("method", "budget", "target", "interval_level")}
+        print(json.dumps({**head, "candidates": rows}, indent=2))
     else:
         print_rows(rows, args.format)
     if not sel.ranking:
@@ -387,43 +347,26 @@ def _metric_name(text: str) -> str:
     return by_lower.get(text.strip().lower(), text.strip())
 
 
-def _positive(kind: type, what: str):
-    """An argparse type: a positive, finite ``kind`` (int or float), else a usage error."""
+def _number(kind: type, ok, what: str):
+    """An argparse type: a ``kind`` (int or float) for which ``ok`` holds, else a usage error
+    saying what it must be."""
 
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
-            value = 0
-        if not (0 < value < float("inf")):
+            value = float("nan")  # no `ok` holds for nan
+        if not ok(value):
             raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
         return value
 
     return parse
 
 
-_positive_int = _positive(int, "a positive integer")
-_positive_float = _positive(float, "a positive number like 1 or 0.5")
-
-
-def _fraction(text: str, low_open: bool, what: str) -> float:
-    """A float in (0, 1) (``low_open``) or [0, 1), or a usage error saying what it should be."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    above_low = value > 0 if low_open else value >= 0  # False for nan
-    if not (above_low and value < 1):
-        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
-    return value
-
-
-def _probability(text: str) -> float:
-    return _fraction(text, False, "a probability in [0, 1) like 0.02")
-
-
-def _level(text: str) -> float:
-    return _fraction(text, True, "a coverage in (0, 1) like 0.8 or 0.95")
+_positive_int = _number(int, lambda v: 0 < v < float("inf"), "a positive integer")
+_positive_float = _number(float, lambda v: 0 < v < float("inf"), "a positive number like 1 or 0.5")
+_probability = _number(float, lambda v: 0 <= v < 1, "a probability in [0, 1) like 0.02")
+_level = _number(float, lambda v: 0 < v < 1, "a coverage in (0, 1) like 0.8 or 0.95")
 
 
 def _cmd_methods(args) -> int:

@@ -24,10 +24,7 @@ def candidate_subdir(overrides: Sequence[str], swept: Collection[str] | None = N
     of them when ``swept`` is ``None`` or names none of them), sorted and joined as Hydra's
     ``override_dirname`` joins them, with path separators and quotes made safe for a file name."""
     mine = [o for o in overrides if swept and override_key(o) in swept] or list(overrides)
-    text = ",".join(sorted(mine))
-    for ch in "/\\:":
-        text = text.replace(ch, "_")
-    return text.replace("'", "").replace('"', "")
+    return ",".join(sorted(mine)).translate(str.maketrans("/\\:", "___", "'\""))
 
 
 def _job_dir(*, _root_: DictConfig) -> str:

@@ -7,7 +7,6 @@ Pure python: pandas is imported only by :func:`to_pandas`, and only when called.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import sys
 from collections.abc import Mapping, Sequence
@@ -38,7 +37,7 @@ def html_table(
     cols = list(dict.fromkeys(k for r in rows for k in r))
     head = "".join(f"<th>{escape(str(c))}</th>" for c in cols)
     body = [
-        "<tr>" + "".join(f"<td>{escape(_cell(r.get(c), digits))}</td>" for c in cols) + "</tr>"
+        "<tr>" + "".join(f"<td>{escape(_text(r.get(c), digits, '–'))}</td>" for c in cols) + "</tr>"
         for r in rows[:max_rows]
     ]
     if len(rows) > max_rows:
@@ -63,14 +62,6 @@ class RowsView:
         return html_table(self.rows(), caption=f"{type(self).__name__}: {self._headline()}")
 
 
-def _cell(v: Any, digits: int) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return format_number(v, digits if isinstance(v, float) else None, missing="–")
-    return str(v)
-
-
 def print_rows(rows: list[dict[str, Any]], fmt: str, digits: int = 4) -> None:
     """Print ``rows`` to stdout as JSON, CSV or a terminal table (``fmt``: ``json``, ``csv``,
     ``table``; numbers right-aligned to ``digits`` decimals, missing values as ``-``)."""
@@ -81,12 +72,10 @@ def print_rows(rows: list[dict[str, Any]], fmt: str, digits: int = 4) -> None:
         return
     cols = list(rows[0])
     if fmt == "csv":
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+        w = csv.DictWriter(sys.stdout, fieldnames=cols, lineterminator="\n")
         w.writeheader()
         for r in rows:
             w.writerow({k: "" if v is None else v for k, v in r.items()})
-        sys.stdout.write(buf.getvalue())
         return
     text = [[_text(r.get(c), digits) for c in cols] for r in rows]
     widths = [max(len(c), *(len(t[j]) for t in text)) for j, c in enumerate(cols)]
@@ -100,8 +89,8 @@ def print_rows(rows: list[dict[str, Any]], fmt: str, digits: int = 4) -> None:
         print(fmt_row(t))
 
 
-def _text(v: Any, digits: int) -> str:
-    return format_number(v, digits, missing="-") if _is_num(v) else str(v)
+def _text(v: Any, digits: int, missing: str = "-") -> str:
+    return format_number(v, digits, missing=missing) if _is_num(v) else str(v)
 
 
 def _is_num(v: Any) -> bool:

@@ -41,7 +41,8 @@ def curve_figure(curves: Mapping[str, Any], title: str = "Fine-tuning scaling cu
         sizes, losses = np.asarray(c.get("sizes") or [], float), np.asarray(c.get("losses") or [], float)
         if sizes.size == 0:
             continue
-        left_out = np.array([str(int(s)) in _keys(c.get("outliers")) for s in sizes], dtype=bool)
+        dropped = {str(int(float(k))) for k in (c.get("outliers") or {})}  # JSON made the int keys strings
+        left_out = np.array([str(int(s)) in dropped for s in sizes], dtype=bool)
         ax.scatter(
             sizes[~left_out], losses[~left_out], color=color, marker=marker, s=18, zorder=3, label=name
         )
@@ -111,11 +112,6 @@ def _finish(fig: Any, ax: Any, title: str, fontsize: int, n: int, own: bool) -> 
         ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), ncols=columns, borderaxespad=0)
     if own:
         fig.tight_layout()
-
-
-def _keys(outliers: Any) -> set[str]:
-    """Outlier sizes as strings of integers (JSON turns the dict's int keys into strings)."""
-    return {str(int(float(k))) for k in (outliers or {})}
 
 
 def table_figure(table: Any, title: str | None = None, ax: Any = None):

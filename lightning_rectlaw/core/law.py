@@ -9,8 +9,6 @@ where :math:`D_l` is the *pre-learned data size*; the vanilla law is the same wi
 Both are fitted by minimising a Huber loss on the residuals of :math:`\\log L`, the paper's
 objective, with :math:`\\alpha = 1` by default (the paper's 4-parameter fits).
 
-Pure numpy/scipy: no torch, Lightning or Hydra import here.
-
 Example:
     >>> import numpy as np
     >>> sizes = np.array([0, 200, 400, 800, 1600, 3200, 6400, 12800, 25600])
@@ -30,18 +28,7 @@ from typing import Literal
 import numpy as np
 from scipy.special import stdtrit
 
-from .optimize import (
-    _ALPHA,
-    _B,
-    _BETA,
-    _DL,
-    _E,
-    _LOWER,
-    _UPPER,
-    _model,
-    _multistart,
-    _safe_log,
-)
+from .optimize import _ALPHA, _B, _BETA, _DL, _E, _LOWER, _UPPER, _model, _multistart, _safe_log
 
 Law = Literal["rectified", "vanilla"]
 LAWS: tuple[str, ...] = ("rectified", "vanilla")
@@ -192,7 +179,7 @@ def fit_law(
             sizes, non-finite or non-positive losses.
     """
     s, y = _validate_curve(sizes, losses, law, free_alpha)
-    return _fit_validated(s[None], y[None], law, free_alpha, huber_delta, max_iter, None)[0]
+    return fit_laws(s, y, law, free_alpha=free_alpha, huber_delta=huber_delta, max_iter=max_iter)[0]
 
 
 def fit_laws(
@@ -225,12 +212,6 @@ def fit_laws(
         _validate_curve(
             s[i][mask[i]], y[i][mask[i]], law, free_alpha, name=None if names is None else names[i]
         )
-    return _fit_validated(s, y, law, free_alpha, huber_delta, max_iter, names)
-
-
-def _fit_validated(s, y, law, free_alpha, huber_delta, max_iter, names) -> list[FitResult]:
-    """:func:`fit_laws` on curves already validated."""
-    mask = np.isfinite(y)
     free = np.array([True, law == "rectified", True, True, free_alpha])
     theta, obj, reason, iters = _multistart(s, y, mask, free, huber_delta, max_iter)
     results = [
@@ -245,7 +226,7 @@ def _fit_validated(s, y, law, free_alpha, huber_delta, max_iter, names) -> list[
             "Check those curves for outliers or allow more iterations (`max_iter=` in Python, "
             "`--max-iter` on `rectlaw fit` and `rectlaw evaluate`).",
             FitConvergenceWarning,
-            stacklevel=2,
+            stacklevel=1,
         )
     return results
 
@@ -284,9 +265,6 @@ def fit_rows(
         for i, f in zip(ok, fit_laws(s, y[ok], law, names=row_names, **fit_kw)):
             fits[i] = f
     return fits, counts, need
-
-
-# --- validation -------------------------------------------------------------------------------
 
 
 def _check_law(law: str) -> None:

@@ -1,7 +1,4 @@
-"""The least-squares line in log-log space that AtS fits to a curve's power phase.
-
-Pure numpy/scipy.
-"""
+"""The least-squares line in log-log space that AtS fits to a curve's power phase."""
 
 from __future__ import annotations
 
@@ -44,13 +41,8 @@ class LineFit:
 
 
 def fit_line(sizes: np.ndarray, losses: np.ndarray) -> LineFit:
-    x, y = np.log(sizes), np.log(losses)
+    x, y = np.log(sizes), np.log(losses)  # on the inputs as given: their dtype sets the fit's precision
     slope, intercept = np.polyfit(x, y, 1)
-    resid = y - (intercept + slope * x)
-    return LineFit(
-        float(slope),
-        float(intercept),
-        np.asarray(sizes, dtype=float),
-        np.asarray(losses, dtype=float),
-        float(np.sqrt(np.mean(resid**2))),
-    )
+    rmse = float(np.sqrt(np.mean((y - (intercept + slope * x)) ** 2)))
+    sizes, losses = np.asarray(sizes, dtype=float), np.asarray(losses, dtype=float)
+    return LineFit(float(slope), float(intercept), sizes, losses, rmse)

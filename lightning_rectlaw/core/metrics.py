@@ -1,7 +1,4 @@
-"""Selection quality metrics: the paper's PearCorr and RelAcc, and user-level ones.
-
-Pure numpy: no torch, Lightning or Hydra import here.
-"""
+"""Selection quality metrics: the paper's PearCorr and RelAcc, and user-level ones."""
 
 from __future__ import annotations
 
@@ -18,7 +15,11 @@ def pearcorr(scores: np.ndarray, true_losses: np.ndarray) -> float:
         >>> round(pearcorr(np.array([1.0, 2.0, 3.0]), np.array([2.0, 4.0, 7.0])), 1)
         99.3
     """
-    s, t = _pair(scores, true_losses)
+    s, t = np.asarray(scores, dtype=float), np.asarray(true_losses, dtype=float)
+    if s.shape != t.shape:
+        raise ValueError(f"scores and true losses must have the same length, got {s.size} and {t.size}")
+    keep = np.isfinite(s) & np.isfinite(t)
+    s, t = s[keep], t[keep]
     if s.size < 2 or np.std(s) == 0 or np.std(t) == 0:
         return float("nan")
     return float(100.0 * np.corrcoef(s, t)[0, 1])
@@ -76,11 +77,3 @@ def coverage(low: np.ndarray, high: np.ndarray, true_losses: np.ndarray) -> floa
     if not ok.any():
         return float("nan")
     return float(100 * np.mean((low[ok] <= t[ok]) & (t[ok] <= high[ok])))
-
-
-def _pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.shape != b.shape:
-        raise ValueError(f"scores and true losses must have the same length, got {a.size} and {b.size}")
-    keep = np.isfinite(a) & np.isfinite(b)
-    return a[keep], b[keep]

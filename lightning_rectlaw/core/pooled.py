@@ -31,8 +31,6 @@ The math, for candidate *i* with finite in-budget points :math:`D_1 < \\dots < D
    its median, the interval its quantiles, and the probability that candidate *i* is the best is
    estimated by Monte Carlo with β drawn once per draw for all candidates (it is shared), so a
    common shift of every prediction does not blur the comparison.
-
-Pure numpy/scipy: no torch, Lightning or Hydra import here.
 """
 
 from __future__ import annotations

@@ -28,8 +28,6 @@ common part cancels in a comparison):
     P(i \\text{ best}) = \\int \\phi_i(x) \\prod_{j \\ne i} \\bigl(1 - \\Phi_j(x)\\bigr)\\,dx ,
 
 computed by quadrature on a grid (deterministic, linear in the number of candidates).
-
-Pure numpy/scipy: no torch, Lightning or Hydra import here.
 """
 
 from __future__ import annotations

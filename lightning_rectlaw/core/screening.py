@@ -17,8 +17,6 @@ hide behind, or take with it, the clean neighbours it pulls. A run is
 **diverged** when its loss exceeds the zero-shot loss by more than ``diverged_factor`` (default
 1.5×; real curves in the paper's tables rise at most 1.22× above it in their pre-power phase).
 
-Pure numpy: no torch, Lightning or Hydra import here.
-
 Example:
     >>> import numpy as np
     >>> sizes = 200 * 2.0 ** np.arange(8)

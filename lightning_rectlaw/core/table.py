@@ -16,8 +16,6 @@ Example:
     (('a', 'b'), [200.0, 400.0, 800.0], 400.0)
     >>> table.column(400).tolist()  # a's run at 400 is missing
     [nan, 3.2]
-
-Pure python/numpy: no torch, Lightning or Hydra import here.
 """
 
 from __future__ import annotations
@@ -107,8 +105,6 @@ class LossTable(RowsView):
                     "run's cell empty instead"
                 )
 
-    # --- access --------------------------------------------------------------------------------
-
     def __len__(self) -> int:
         return len(self.names)
 
@@ -163,8 +159,6 @@ class LossTable(RowsView):
             source=self.source,
         )
 
-    # --- for people: rows and figure (RowsView: reprs, DataFrame) -------------------------------
-
     def rows(self) -> list[dict[str, Any]]:
         """One record per candidate: ``name``, the zero-shot loss (``0``) where known, a loss per
         size (``nan`` = missing run), ``size`` (parameters) and ``family`` where known."""
@@ -206,8 +200,6 @@ class LossTable(RowsView):
         from lightning_rectlaw.core.figures import table_figure
 
         return table_figure(self if names is None else self.subset(names), ax=ax)
-
-    # --- CSV -----------------------------------------------------------------------------------
 
     @classmethod
     def read_csv(cls, path: str | os.PathLike) -> LossTable:

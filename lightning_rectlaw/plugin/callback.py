@@ -119,13 +119,9 @@ class RectifiedLawCallback(Callback):
     With the Trainer's ``fast_dev_run``, every subset trains that many batches: the code paths
     are checked, nothing is measured, cached or written, and ``result.status`` says so.
 
-    Console: one progress bar over all subset runs (Rich when the Trainer has a
-    ``RichProgressBar``, tqdm otherwise; a log line per subset instead with
-    ``enable_progress_bar=False`` or ``progress="lines"``) and one line with the prediction;
-    the subset Trainers print no banners or summaries. Logging: through
-    every logger of the Trainer (the curve at ``step=size``, the prediction and fitted
-    parameters, the figure), and each subset run through a logger of the same kind under
-    ``subsets/``.
+    Console: the progress (see ``progress``) and one line with the prediction. Logging: through
+    every logger of the Trainer (the curve at ``step=size``, the prediction and fitted parameters,
+    the figure), and each subset run through a logger of the same kind under ``subsets/``.
 
     Example::
 
@@ -166,10 +162,7 @@ class RectifiedLawCallback(Callback):
         self.method, self.schedule, self.options = method, schedule, dict(options)
         self.monitor, self.zero_shot, self.continue_fit = monitor, zero_shot, continue_fit
         self.results_dir = Path(results_dir) if results_dir is not None else None
-        self.level = level
-        self.checkpoint_every = checkpoint_every
-        self.name = name
-        self.progress = progress
+        self.level, self.checkpoint_every, self.name, self.progress = level, checkpoint_every, name, progress
         self.subset_callbacks = resolve_callback_classes(subset_callbacks)
         self.result: RectifiedLawResult | None = None
         self._restored = False  # the result came from a checkpoint: keep it, do not re-measure

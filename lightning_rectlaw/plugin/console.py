@@ -1,16 +1,7 @@
-"""What the plugin prints: its own log lines once, one progress bar over the subset runs, and
-none of the per-Trainer chatter of the subset Trainers.
-
-- ``log``: the ``lightning_rectlaw`` logger. Under Hydra or ``logging.basicConfig`` its records
-  go to the root logger's handlers only (once); in a plain script, where the root logger has no
-  handler, a fallback handler prints them to stderr.
-- :func:`quiet_lightning`: raises Lightning's loggers to WARNING while the subset Trainers are
-  built and run, so their banners ("GPU available", tips, "`Trainer.fit` stopped") are not
-  printed once per subset. Warnings still show.
-- :class:`SubsetProgress`: one bar over all subset runs of a measurement, in training examples
-  (the unit in which the runs' cost is roughly constant, so its time-left estimate is steady),
-  drawn with the user's kind of progress bar: Rich when the user's Trainer has a
-  ``RichProgressBar``, tqdm otherwise, none when the user disabled the progress bar.
+"""What the plugin prints: its own log lines once (``log``, the ``lightning_rectlaw`` logger: the
+root logger's handlers print its records, or in a plain script a fallback handler on stderr), one
+progress bar over the subset runs (:class:`SubsetProgress`), and none of the per-Trainer chatter
+of the subset Trainers (:func:`quiet_lightning`).
 """
 
 from __future__ import annotations
@@ -56,7 +47,8 @@ _LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "pytorch_lightnin
 
 @contextmanager
 def quiet_lightning() -> Iterator[None]:
-    """Lightning's INFO chatter off (WARNING and above still shown) inside the block."""
+    """Lightning's INFO chatter off inside the block ("GPU available", tips, "`Trainer.fit` stopped"
+    once per subset Trainer); WARNING and above still shown."""
     _ignore_small_subset_advice()
     loggers = [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
     saved = [lg.level for lg in loggers]
@@ -93,7 +85,8 @@ def bar_style(trainer: Any) -> str | None:
 
 
 class SubsetProgress:
-    """One progress bar over the subset runs of a measurement, in training examples.
+    """One progress bar over the subset runs of a measurement, in training examples (the unit in
+    which the runs' cost is roughly constant, so its time-left estimate is steady).
 
     Without a bar (``style=None``) each run is one log line instead, with the time left.
     ``start(label, work)`` begins a run of ``work`` examples (subset size × epochs);

@@ -81,11 +81,8 @@ class NestedSubsetDataModule(L.LightningDataModule):
                 "datamodule must provide a train set to subsample"
             )
         check_budget(budget, min_size)
-        self.datamodule = datamodule
-        self.budget = budget
-        self.min_size = int(min_size)
-        self.target_size = target_size
-        self.seed = int(seed)
+        self.datamodule, self.budget, self.target_size = datamodule, budget, target_size
+        self.min_size, self.seed = int(min_size), int(seed)
         self._active_size: int | None = None
         self._train_loader: DataLoader | None = None
         self._set_up: set[str] = set()  # stages the wrapped datamodule is set up for

@@ -31,19 +31,12 @@ import numpy as np
 import torch
 
 #: The user's Trainer settings a subset run inherits, and that the fingerprint hashes.
-TRAINER_SETTINGS: tuple[str, ...] = (
-    "precision",
-    "max_epochs",
-    "min_epochs",
-    "max_steps",
-    "min_steps",
-    "gradient_clip_val",
-    "gradient_clip_algorithm",
-    "accumulate_grad_batches",
-    "limit_train_batches",
-    "limit_val_batches",
-    "check_val_every_n_epoch",
-    "log_every_n_steps",
+TRAINER_SETTINGS: tuple[str, ...] = tuple(
+    (
+        "precision max_epochs min_epochs max_steps min_steps gradient_clip_val gradient_clip_algorithm "
+        "accumulate_grad_batches limit_train_batches limit_val_batches check_val_every_n_epoch "
+        "log_every_n_steps"
+    ).split()
 )
 
 

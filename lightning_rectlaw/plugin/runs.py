@@ -34,35 +34,22 @@ from lightning_rectlaw.selection.ats import ats_stopped
 AUTO_MONITORS = (BITS_PER_BYTE, "val_loss")
 
 
-def _lightning_callbacks(*names: str) -> tuple[type[Callback], ...]:
-    """Lightning's callback classes of these names that this Lightning version has."""
-    return tuple(getattr(lcb, name) for name in names if hasattr(lcb, name))
+def _lightning_callbacks(names: str) -> tuple[type[Callback], ...]:
+    """Lightning's callback classes of these (space-separated) names that this Lightning version has."""
+    return tuple(getattr(lcb, name) for name in names.split() if hasattr(lcb, name))
 
 
 #: Lightning callbacks that change how the model trains (a fine-tuning schedule that freezes and
-#: unfreezes a backbone, early stopping, weight averaging, a schedule of gradient accumulation):
-#: each subset run gets a fresh copy of those on the user's Trainer, so it trains as their fit does.
+#: unfreezes a backbone, early stopping, weight averaging (``WeightAveraging``: Lightning >= 2.5),
+#: a schedule of gradient accumulation): each subset run gets a fresh copy of those on the user's
+#: Trainer, so it trains as their fit does.
 SHAPES_TRAINING = _lightning_callbacks(
-    "BaseFinetuning",
-    "EarlyStopping",
-    "GradientAccumulationScheduler",
-    "StochasticWeightAveraging",
-    "WeightAveraging",  # Lightning >= 2.5
+    "BaseFinetuning EarlyStopping GradientAccumulationScheduler StochasticWeightAveraging WeightAveraging"
 )
-
 #: Lightning callbacks that watch, save or tune around training: the subset runs go without them.
 _OBSERVES = _lightning_callbacks(
-    "BasePredictionWriter",
-    "BatchSizeFinder",
-    "Checkpoint",
-    "DeviceStatsMonitor",
-    "LearningRateFinder",
-    "LearningRateMonitor",
-    "ModelSummary",
-    "ProgressBar",
-    "SpikeDetection",
-    "ThroughputMonitor",
-    "Timer",
+    "BasePredictionWriter BatchSizeFinder Checkpoint DeviceStatsMonitor LearningRateFinder "
+    "LearningRateMonitor ModelSummary ProgressBar SpikeDetection ThroughputMonitor Timer"
 )
 
 

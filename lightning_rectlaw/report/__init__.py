@@ -2,8 +2,8 @@
 (markdown, CSV, JSON, figure, TensorBoard), its one-line verdict and the lines naming the
 candidates it could not rank.
 
-Imports the schedule, selection and core layers, and the plugin's resume cache to read what an
-unfinished job measured; no Lightning or Hydra at import.
+Imports the schedule, selection and core layers only (what an unfinished job measured is read with
+``selection.record.finished_runs``); no Lightning or Hydra at import.
 """
 
 from lightning_rectlaw.report.collect import collect_results

@@ -1,12 +1,9 @@
 """Selection summary of a sweep: rank every candidate's result file and explain the choice.
 
-Reads every ``candidate.json`` below a sweep directory (one per Hydra job) and writes, atomically:
-``selection_summary.md``, ``.csv``, ``.json`` and ``selection_summary.png`` (all candidates'
-points and fitted curves on one log-log plot), and logs the table and figure to TensorBoard under
-``<sweep>/tb_summary``. Every job the sweep started is listed: failed candidates with their
-error, jobs that never finished (killed, or still running) as ``incomplete`` with what they had
-measured; the rest are ranked. Two jobs with the same candidate name are told apart by the
-overrides in which they differ.
+Reads every job's record (:func:`~lightning_rectlaw.report.collect.collect_results`: failed and
+unfinished jobs included) and writes, atomically: ``selection_summary.md``, ``.csv``, ``.json``
+and ``.png`` (all candidates' points and fitted curves on one log-log plot), and logs the table
+and figure to TensorBoard under ``<sweep>/tb_summary``; the finished candidates are ranked.
 """
 
 from __future__ import annotations
@@ -25,6 +22,7 @@ from lightning_rectlaw.core.files import atomic_write_bytes, atomic_write_text
 from lightning_rectlaw.core.formatting import format_number
 from lightning_rectlaw.report.collect import collect_results
 from lightning_rectlaw.report.markdown import _fmt, markdown
+from lightning_rectlaw.report.tbevents import write_image_and_text
 from lightning_rectlaw.schedule.rounds import read_rounds
 from lightning_rectlaw.selection import (
     CandidateRecord,
@@ -42,26 +40,10 @@ class NothingRankedError(ValueError):
     """The summary was written, but no candidate of the sweep could be ranked."""
 
 
-COLUMNS = [
-    "rank",
-    "candidate",
-    "predicted_loss",
-    "interval_low",
-    "interval_high",
-    "prob_best",
-    "monitor",
-    "tokenizer",
-    "pre_learned_size",
-    "beta",
-    "losses_measured",
-    "subsets_run",
-    "examples_processed",
-    "seconds",
-    "device",
-    "visible_devices",
-    "left_out",
-    "status",
-]
+COLUMNS = (
+    "rank candidate predicted_loss interval_low interval_high prob_best monitor tokenizer pre_learned_size "
+    "beta losses_measured subsets_run examples_processed seconds device visible_devices left_out status"
+).split()
 
 
 def _joint(records: list[CandidateRecord]) -> dict[str, CandidateRecord]:
@@ -84,14 +66,8 @@ def _joint(records: list[CandidateRecord]) -> dict[str, CandidateRecord]:
         return {}
     table = loss_table(ok)
     target, level = float(ok[0]["target_size"]), float(ok[0].get("interval_level", 0.95))
-    sel = select(
-        table,
-        ok[0]["method"],
-        budget=table.max_size,
-        target=target,
-        level=level,
-        **(ok[0].get("options") or {}),
-    )
+    method, options = ok[0]["method"], ok[0].get("options") or {}
+    sel = select(table, method, budget=table.max_size, target=target, level=level, **options)
     joint = {}
     for c in sel.candidates:
         outliers = {str(int(size)): why for size, why in c.outliers.items()}
@@ -260,17 +236,13 @@ def write_summary(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike | Non
     png = io.BytesIO()
     fig.savefig(png, format="png", dpi=120)
     size = (round(fig.get_figwidth() * 120), round(fig.get_figheight() * 120))
+    summary = {"sweep_dir": str(root), "candidates": rows, "results": records}
     try:
         atomic_write_text(paths[0], text)
         atomic_write_text(paths[1], buf.getvalue())
-        atomic_write_text(
-            paths[2],
-            json.dumps(
-                {"sweep_dir": str(root), "candidates": rows, "results": records}, indent=2, default=str
-            ),
-        )
+        atomic_write_text(paths[2], json.dumps(summary, indent=2, default=str))
         atomic_write_bytes(paths[3], png.getvalue())
-        _log_tensorboard(out, png.getvalue(), size, text)
+        write_image_and_text(out / "tb_summary", "rectlaw/selection", png.getvalue(), size, text)
     except OSError as err:
         raise OSError(
             f"cannot write the selection summary into {str(out)!r} ({err.strerror or err}); "
@@ -380,10 +352,3 @@ def _one_line(text: str, limit: int = 400) -> str:
     second), cut at ``limit`` characters."""
     line = " ".join(part.strip() for part in str(text).splitlines() if part.strip()) or "no reason recorded"
     return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-def _log_tensorboard(root: Path, png: bytes, size: tuple[int, int], text: str) -> None:
-    from lightning_rectlaw.report.tbevents import write_image_and_text
-
-    # root: where the summary is written; the figure as image "rectlaw/selection", the table as text
-    write_image_and_text(root / "tb_summary", "rectlaw/selection", png, size, text)

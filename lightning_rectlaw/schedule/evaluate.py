@@ -26,8 +26,6 @@ candidate's prediction from its last rung; pools pick by the sweep's final order
 Pools are scored with the scores the method gave on the whole table, so a method whose
 predictions share information across candidates (``pooled``, ``robust_ats``'s calibration) sees
 the whole table's in-budget data, as it would with that many candidates.
-
-Pure numpy/scipy: no torch, Lightning or Hydra import here.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
 """The adaptive schedule replayed offline on a recorded loss table: each rung reads only the
-cells the schedule would have run, so ``Compute`` counts what a real sweep would have trained.
-
-Pure numpy/scipy: no framework import here.
-"""
+cells the schedule would have run, so ``Compute`` counts what a real sweep would have trained."""
 
 from __future__ import annotations
 
@@ -101,11 +98,8 @@ def simulate(
         level=level,
         **options,
     )
-    allowance = (
-        None
-        if settings.compute_budget is None
-        else settings.compute_budget * cost(0, budget_size, table.names)
-    )
+    multiple = settings.compute_budget
+    allowance = None if multiple is None else multiple * cost(0, budget_size, table.names)
     return _replayed(table, rounds, budget_size, allowance)
 
 

@@ -13,8 +13,6 @@ Every adaptive sweep runs on :func:`run_rounds`; they differ only in how a rung 
 After each rung the rule (:func:`~lightning_rectlaw.schedule.rule.schedule_round`) decides who
 continues. With a ``state_file`` every finished round is written there atomically, and a re-run
 with the same candidates, rungs and rule continues after the last finished round.
-
-Pure python/numpy: no framework import here.
 """
 
 from __future__ import annotations

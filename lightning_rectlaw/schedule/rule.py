@@ -11,20 +11,13 @@ Multi-fidelity elimination (ASHA, Hyperband) compares candidates at equal fideli
 fine-tuning curves badly; here each candidate is compared on its *extrapolated* loss at the
 target size, with the uncertainty of that extrapolation.
 
-(Named apart from ``robust_ats``'s own ``threshold`` and ``floor``, its outlier screening's.)
-
-Guards against eliminating on too little evidence:
-
-- ``min_points``: a candidate with fewer measured points in the rung is never eliminated there
-  (the rungs below the first one where every candidate can have that many are skipped);
-- ``min_survivors``: at least this many candidates (the most likely to be best) survive every rung;
-- a candidate the selector cannot rank at a rung (e.g. too few clean points) is kept.
+Guards against eliminating on too little evidence (:class:`RuleSettings`): ``min_points`` (the
+rungs below the first one where every candidate can have that many points are skipped),
+``min_survivors``, and a candidate the selector cannot rank at a rung (e.g. too few clean points) is kept.
 
 :func:`schedule_round` is the rule as a pure function of the losses measured so far; it says
 why each candidate continues or stops; :meth:`RuleSettings.plan` lays out the rungs of a budget. The
 rounds themselves run on :mod:`~lightning_rectlaw.schedule.rounds`.
-
-Pure numpy/scipy: no torch, Lightning or Hydra import here.
 """
 
 from __future__ import annotations
@@ -185,15 +178,9 @@ class Reason(str, Enum):
     @property
     def verdict(self) -> str:
         """What the reason's words start with: ``kept: ``, ``eliminated: `` or nothing."""
-        return _VERDICTS.get(self, "")
-
-
-_VERDICTS = {
-    **dict.fromkeys(
-        (Reason.NOT_RANKABLE, Reason.TOO_FEW_POINTS, Reason.AMONG_TOP, Reason.ABOVE_THRESHOLD), "kept: "
-    ),
-    Reason.BELOW_THRESHOLD: "eliminated: ",
-}
+        if self is Reason.BELOW_THRESHOLD:
+            return "eliminated: "
+        return "" if self in (Reason.LAST_RUNG, Reason.NO_PROB_BEST, Reason.RUN_FAILED) else "kept: "
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,5 @@
 """Accept then Stop (AtS), exactly as the paper's code runs it, and ``robust_ats``: AtS on
-screened points, with intervals and P(best) calibrated by in-budget backtests.
-
-Pure numpy/scipy.
-"""
+screened points, with intervals and P(best) calibrated by in-budget backtests."""
 
 from __future__ import annotations
 

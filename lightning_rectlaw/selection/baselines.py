@@ -1,8 +1,5 @@
 """The baselines and the other selectors: pooled, SubTuning, ZeroShot, ModelSize, and the law
-fits OurFit (rectified) and VanillaFit.
-
-Pure numpy/scipy.
-"""
+fits OurFit (rectified) and VanillaFit."""
 
 from __future__ import annotations
 
@@ -81,16 +78,7 @@ def _modelsize(table, budget, target, level):
 def _law_scorer(law: str, with_zero_shot: bool) -> Selector:
     """A selector that fits ``law`` to each candidate's in-budget points (OurFit, VanillaFit)."""
 
-    def scorer(
-        table,
-        budget,
-        target,
-        level,
-        *,
-        free_alpha: bool,
-        huber_delta: float,
-        max_iter: int,
-    ):
+    def scorer(table, budget, target, level, *, free_alpha: bool, huber_delta: float, max_iter: int):
         sizes, losses = _in_budget(table, budget)
         fit_kw = {"free_alpha": free_alpha, "huber_delta": huber_delta, "max_iter": max_iter}
         zero = table.zero_shot if with_zero_shot else None

@@ -2,8 +2,6 @@
 
 The step the Lightning callback runs after its subset runs, as a pure function: testable without
 a Trainer, and the one place that decides what a single-candidate result says.
-
-Pure numpy/scipy: no torch, Lightning or Hydra import here.
 """
 
 from __future__ import annotations

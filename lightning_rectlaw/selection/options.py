@@ -4,8 +4,6 @@ A method's registry entry (:class:`~lightning_rectlaw.selection.registry.Method`
 options it takes; every entry point reads them from there: ``select``, the callback, the app's
 ``rectlaw`` schema, ``rectlaw select``'s flags, ``rectlaw methods`` and ``evaluate``. An option
 shared by several methods (``k``) is one declaration, so it has one default everywhere.
-
-Pure python/numpy.
 """
 
 from __future__ import annotations

@@ -5,8 +5,6 @@ within the data budget (subset sizes ``<= budget``, plus the zero-shot column wh
 and returns a :class:`Selection`: the ranking, each candidate's score (lower is better; the
 predicted target loss where the method predicts one), its interval where it has one, and the
 points each prediction used.
-
-Pure numpy/scipy: no torch, Lightning or Hydra import here.
 """
 
 from __future__ import annotations
@@ -20,6 +18,7 @@ import numpy as np
 
 from lightning_rectlaw.core.law import num_params
 from lightning_rectlaw.core.table import LossTable
+from lightning_rectlaw.selection import options as opt
 from lightning_rectlaw.selection.ats import _ats, _robust_ats
 from lightning_rectlaw.selection.baselines import (
     Selector,
@@ -30,23 +29,7 @@ from lightning_rectlaw.selection.baselines import (
     _vanillafit,
     _zeroshot,
 )
-from lightning_rectlaw.selection.options import (
-    CENTRE,
-    DELTA,
-    FLOOR,
-    FREE_ALPHA,
-    HOLDOUTS,
-    HUBER_DELTA,
-    MAX_ITER,
-    OWN_SCHEME,
-    PROB_SEED,
-    SCHEME,
-    TAU_ALL,
-    TAU_OWN,
-    THRESHOLD,
-    K,
-    Option,
-)
+from lightning_rectlaw.selection.options import Option
 from lightning_rectlaw.selection.scores import Selection
 
 DEFAULT_METHOD = "robust_ats"
@@ -131,8 +114,8 @@ def all_options() -> dict[str, Option]:
 
 
 _LAW_OPTIONS = lambda law: lambda o: num_params(law, o["free_alpha"])  # noqa: E731
-_FIT = (FREE_ALPHA, HUBER_DELTA, MAX_ITER)
-_SPREAD = (SCHEME, CENTRE, TAU_ALL, OWN_SCHEME, TAU_OWN)
+_FIT = (opt.FREE_ALPHA, opt.HUBER_DELTA, opt.MAX_ITER)
+_SPREAD = (opt.SCHEME, opt.CENTRE, opt.TAU_ALL, opt.OWN_SCHEME, opt.TAU_OWN)
 
 METHODS: dict[str, Method] = {
     "robust_ats": Method(
@@ -140,14 +123,14 @@ METHODS: dict[str, Method] = {
         label="RobustAtS",
         description="AtS on screened points (diverged and off-curve runs left out), with intervals and "
         "P(best) calibrated by in-budget backtests",
-        options=(K, DELTA, HOLDOUTS, THRESHOLD, FLOOR, *_SPREAD),
+        options=(opt.K, opt.DELTA, opt.HOLDOUTS, opt.THRESHOLD, opt.FLOOR, *_SPREAD),
         min_points=lambda o: o["k"],
     ),
     "ats": Method(
         _ats,
         label="AtS",
         description="Accept then Stop: log-log line on the power-phase points, extrapolated",
-        options=(K, DELTA),
+        options=(opt.K, opt.DELTA),
         schedule="ats",
         min_points=lambda o: o["k"],
     ),
@@ -156,7 +139,7 @@ METHODS: dict[str, Method] = {
         label="Pooled",
         description="local rectified-law extrapolation, exponent shared across candidates by "
         "in-budget backtest",
-        options=(K, HOLDOUTS, PROB_SEED),
+        options=(opt.K, opt.HOLDOUTS, opt.PROB_SEED),
         schedule="pooled",
         largest=lambda o: o["k"] + o["holdouts"],
         min_points=lambda o: 2,

@@ -130,8 +130,6 @@ class Selection(RowsView):
         by_name = {c.name: c.score for c in self.candidates}
         return np.array([by_name[n] for n in names], dtype=float)
 
-    # --- for people: rows and figure (RowsView: reprs, DataFrame) -------------------------------
-
     def rows(self) -> list[dict[str, Any]]:
         """One record per candidate in rank order (unrankable last): what ``rectlaw select``
         prints. ``prob_best`` and ``left_out`` appear where the method has them."""

@@ -1,7 +1,4 @@
-"""`Status`: what became of a candidate, the one place its words are written.
-
-Pure python: no numpy, no framework.
-"""
+"""`Status`: what became of a candidate, the one place its words are written."""
 
 from __future__ import annotations
 
