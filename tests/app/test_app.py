@@ -193,23 +193,6 @@ def test_ddp_trainer_preset_runs_one_candidate_on_two_processes(tmp_path):
     assert list((tmp_path / "sweep").glob("*/train_ddp_process_1.log"))  # rank 1 ran in the job dir
 
 
-def test_summary_errors_name_the_files(tmp_path):
-    with pytest.raises(ValueError, match="no candidate.json found"):
-        collect_results(tmp_path)
-    (tmp_path / "job").mkdir()
-    (tmp_path / "job" / "candidate.json").write_text("{not json")
-    with pytest.raises(
-        ValueError, match=r"(?s)corrupt result file.*job/candidate.json: Expecting property name"
-    ):
-        write_summary(tmp_path)
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        collect_results(tmp_path / "nope")
-    from lightning_rectlaw.selection import loss_table
-
-    with pytest.raises(ValueError, match="no finished candidate with measured losses"):
-        loss_table([{"name": "a", "status": "failed"}])
-
-
 @pytest.mark.slow
 def test_summary_from_result_files_via_cli(tmp_path):
     for name, loss in (("a", 2.0), ("b", 1.5)):
@@ -245,101 +228,6 @@ def test_summary_from_result_files_via_cli(tmp_path):
     losses = LossTable.read_csv(table)  # the sweep as a loss table in the paper's format
     assert losses.names == ("a", "b") and list(losses.sizes) == [100, 200, 400]
     assert losses.column(400).tolist() == pytest.approx([2.2, 1.7])
-
-
-def test_candidates_predicted_at_different_target_sizes_are_not_ranked_together(tmp_path, capsys):
-    """A sweep over two datasets: the losses predicted for each are not comparable."""
-    from lightning_rectlaw.cli import main
-
-    for name, loss, target in (("a", 2.0, 800), ("b", 1.5, 800), ("c", 0.5, 3200)):
-        (tmp_path / name).mkdir()
-        record = {"name": name, "status": "ok", "predicted_loss": loss, "target_size": target}
-        record.update(sizes=[400, 200, 100], losses=[loss + 0.2, loss + 0.4, loss + 0.7])
-        (tmp_path / name / "candidate.json").write_text(json.dumps(record))
-    assert main(["summarize", str(tmp_path)]) != 0
-    assert "predicted at different target sizes (800: ['a', 'b']; 3200: ['c'])" in capsys.readouterr().err
-    rows = list(csv.DictReader((tmp_path / "selection_summary.csv").open()))
-    assert {r["candidate"] for r in rows} == {"a", "b", "c"} and not any(r["rank"] for r in rows)
-    md = (tmp_path / "selection_summary.md").read_text()
-    assert "**No candidate is chosen**" in md and "Fine-tune" not in md
-
-
-def test_candidates_scored_on_different_validation_data_are_flagged(tmp_path):
-    """Same target size, other validation batches (another tokenizer or dataset): ranked, flagged."""
-    from lightning_rectlaw.report.summary import write_summary
-
-    for name, loss, data in (("a", 2.0, "h1"), ("b", 1.5, "h1"), ("c", 0.5, "h2")):
-        (tmp_path / name).mkdir()
-        record = {"name": name, "status": "ok", "predicted_loss": loss, "target_size": 800}
-        record.update(
-            sizes=[400, 200, 100], losses=[loss + 0.2, loss + 0.4, loss + 0.7], validation_data=data
-        )
-        (tmp_path / name / "candidate.json").write_text(json.dumps(record))
-    write_summary(tmp_path)
-    md = (tmp_path / "selection_summary.md").read_text()
-    assert "**Scored on different validation data** (`a`, `b`; `c`)" in md and "Fine-tune `c`" in md
-    for name in "abc":  # one dataset, one tokenizer: no flag
-        record = json.loads((tmp_path / name / "candidate.json").read_text())
-        (tmp_path / name / "candidate.json").write_text(json.dumps({**record, "validation_data": "h1"}))
-    write_summary(tmp_path)
-    assert "different validation data" not in (tmp_path / "selection_summary.md").read_text()
-
-
-def _job_records(root, method, sizes, scales, options=None, bad=None):
-    """One candidate.json per (name, scale): the curve ``scale * 3 / (5 + D^0.3)``, as a job
-    would write it; ``bad`` = (name, index) multiplies that one loss by 1.3."""
-    for name, scale in scales:
-        d = root / name
-        d.mkdir(parents=True)
-        losses = [scale * 3.0 / (5 + s**0.3) for s in sizes]
-        if bad is not None and bad[0] == name:
-            losses[bad[1]] *= 1.3
-        record = {
-            "name": name,
-            "status": "ok",
-            "method": method,
-            "options": options or {},
-            "predicted_loss": 9.9,  # per-job predictions, replaced by the joint ones
-            "interval": None,
-            "interval_level": 0.8,
-            "sizes": sizes,
-            "losses": losses,
-            "target_size": 102400,
-        }
-        (d / "candidate.json").write_text(json.dumps(record))
-
-
-def test_summary_reranks_pooled_candidates_jointly(tmp_path):
-    """Each job saw only its own curve; the summary backtests the shared exponent on all of them."""
-    _job_records(tmp_path, "pooled", [6400, 3200, 1600, 800, 400, 200], (("a", 1.0), ("b", 0.8), ("c", 1.2)))
-    write_summary(tmp_path)
-    rows = list(csv.DictReader((tmp_path / "selection_summary.csv").open()))
-    assert [r["candidate"] for r in rows] == ["b", "a", "c"]
-    assert all(float(r["predicted_loss"]) < 9 for r in rows)
-    assert all(
-        float(r["interval_low"]) < float(r["predicted_loss"]) < float(r["interval_high"]) for r in rows
-    )
-    assert sum(float(r["prob_best"]) for r in rows) == pytest.approx(1.0)
-    assert "Probability that `b` is the best candidate" in (tmp_path / "selection_summary.md").read_text()
-
-
-def test_summary_reranks_robust_ats_jointly_and_lists_runs_left_out(tmp_path):
-    sizes = [6400, 3200, 1600, 800, 400, 200, 100]
-    options = {"k": 3, "delta": 5.0, "holdouts": 3}
-    scales = (("a", 1.0), ("b", 0.9), ("c", 1.1))
-    _job_records(tmp_path, "robust_ats", sizes, scales, options, bad=("c", 2))  # c's run at 1600
-    with pytest.warns(UserWarning, match="left out of the ranking as bad runs: c: 1600"):
-        write_summary(tmp_path)
-    rows = {r["candidate"]: r for r in csv.DictReader((tmp_path / "selection_summary.csv").open())}
-    assert [n for n, r in sorted(rows.items(), key=lambda kv: int(kv[1]["rank"]))] == ["b", "a", "c"]
-    assert sum(float(r["prob_best"]) for r in rows.values()) == pytest.approx(1.0)
-    assert "1600: off the curve" in rows["c"]["left_out"] and rows["a"]["left_out"] == ""
-    md = (tmp_path / "selection_summary.md").read_text()
-    assert "**Runs left out as bad**" in md and "- `c`, 1600 examples: off the curve" in md
-    # the plotted curve is the method's: each prediction is the last point of its curve
-    results = json.loads((tmp_path / "selection_summary.json").read_text())["results"]
-    for r in results:
-        assert r["prediction_curve"]["losses"][-1] == pytest.approx(r["predicted_loss"])
 
 
 @pytest.mark.slow
@@ -399,75 +287,6 @@ def test_jobs_side_by_side_in_one_terminal_log_lines_instead_of_bars():
         build_callback(_compose(["rectlaw.progress=bars"]), "unused")
 
 
-def _hydra_job(job_dir, overrides, model_name=None, choice="tiny_gpt2"):
-    """The .hydra/ files Hydra writes when a job starts."""
-    (job_dir / ".hydra").mkdir(parents=True)
-    (job_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
-    model = {"model_name_or_path": model_name} if model_name else {"_target_": "x"}
-    (job_dir / ".hydra" / "config.yaml").write_text(json.dumps({"model": model}))
-    (job_dir / ".hydra" / "hydra.yaml").write_text(
-        json.dumps({"hydra": {"runtime": {"choices": {"model": choice}}}})
-    )
-
-
-def test_a_killed_job_is_listed_as_incomplete_with_what_it_measured(tmp_path):
-    _job_records(tmp_path, "robust_ats", [6400, 3200, 1600, 800, 400, 200], (("a", 1.0),), {"k": 3})
-    _hydra_job(tmp_path / "a", ["model=a"])
-    killed = tmp_path / "b"
-    _hydra_job(killed, ["model=tiny_llama"], choice="tiny_llama")
-    runs = killed / "rectlaw" / "rectlaw_runs"
-    runs.mkdir(parents=True)
-    for size, loss in ((6400, 1.9), (3200, 2.1)):
-        (runs / f"size_{size}.json").write_text(json.dumps({"key": "k", "size": size, "loss": loss}))
-    write_summary(tmp_path)
-    rows = {r["candidate"]: r for r in csv.DictReader((tmp_path / "selection_summary.csv").open())}
-    assert set(rows) == {"a", "tiny_llama"}
-    assert rows["tiny_llama"]["rank"] == "" and rows["tiny_llama"]["status"].startswith("incomplete:")
-    assert "2 subset(s) measured" in rows["tiny_llama"]["status"]
-    assert rows["tiny_llama"]["losses_measured"] == "6400:1.9, 3200:2.1"
-    assert "incomplete" in (tmp_path / "selection_summary.md").read_text()
-
-
-def test_same_candidate_name_with_different_settings_gets_two_names(tmp_path):
-    sizes = [6400, 3200, 1600, 800, 400, 200]
-    for job, lr in (("j1", "1e-3"), ("j2", "1e-4")):
-        _job_records(tmp_path / job, "robust_ats", sizes, (("gpt2", 1.0 if job == "j1" else 1.1),), {"k": 3})
-        _hydra_job(tmp_path / job / "gpt2", ["model=hf", "model.model_name_or_path=gpt2", f"model.lr={lr}"])
-    write_summary(tmp_path)
-    names = {r["candidate"] for r in csv.DictReader((tmp_path / "selection_summary.csv").open())}
-    assert names == {"gpt2 [model.lr=1e-3]", "gpt2 [model.lr=1e-4]"}
-
-
-def test_a_sweep_with_nothing_ranked_still_writes_the_summary_and_fails(tmp_path, capsys):
-    for name in ("a", "b"):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "candidate.json").write_text(
-            json.dumps({"name": name, "status": "failed", "error": "boom"})
-        )
-    from lightning_rectlaw.cli import main as rectlaw
-    from lightning_rectlaw.report.summary import NothingRankedError
-
-    with pytest.raises(NothingRankedError, match=r"no candidate of .* could be ranked \(a: failed: boom"):
-        write_summary(tmp_path)
-    assert (tmp_path / "selection_summary.md").exists()
-    assert rectlaw(["summarize", str(tmp_path)]) == 2
-    assert "could be ranked" in capsys.readouterr().err
-
-
-def test_summarize_out_writes_elsewhere_and_an_unwritable_directory_names_the_fix(tmp_path, capsys):
-    _job_records(tmp_path / "sweep", "robust_ats", [6400, 3200, 1600, 800], (("a", 1.0), ("b", 1.1)))
-    from lightning_rectlaw.cli import main as rectlaw
-
-    blocker = tmp_path / "a-file"
-    blocker.write_text("")
-    assert rectlaw(["summarize", str(tmp_path / "sweep"), "--out", str(blocker / "sub")]) == 2
-    err = capsys.readouterr().err
-    assert "cannot write the selection summary into" in err and "--out DIR" in err
-    assert rectlaw(["summarize", str(tmp_path / "sweep"), "--out", str(tmp_path / "elsewhere")]) == 0
-    assert (tmp_path / "elsewhere" / "selection_summary.md").exists()
-    assert not (tmp_path / "sweep" / "selection_summary.md").exists()
-
-
 def test_a_missing_model_path_says_the_path_does_not_exist():
     from lightning_rectlaw.hf.model import CausalLMModule
 
@@ -499,10 +318,9 @@ def test_a_single_failed_run_and_a_sweep_with_nothing_ranked_exit_non_zero(tmp_p
 
 
 @pytest.mark.slow
-def test_summarize_ends_with_the_choice_and_imports_no_torch(tmp_path):
-    _job_records(
-        tmp_path / "sweep", "robust_ats", [6400, 3200, 1600, 800, 400, 200], (("a", 1.0), ("b", 1.1))
-    )
+def test_summarize_ends_with_the_choice_and_imports_no_torch(tmp_path, write_job):
+    for name, scale in (("a", 1.0), ("b", 1.1)):
+        write_job(tmp_path / "sweep" / name, name, scale, method="robust_ats", options={})
     code = (
         "import sys; from lightning_rectlaw.cli import main; rc = main(['summarize', sys.argv[1]]); "
         "assert 'torch' not in sys.modules, 'summarize imported torch'; sys.exit(rc)"
@@ -614,14 +432,12 @@ def _end_sweep(sweep_dir, caplog, monkeypatch) -> tuple[int, list[str]]:
 
 
 def test_a_sweep_with_a_failed_candidate_ranks_the_others_names_it_and_exits_non_zero(
-    tmp_path, caplog, monkeypatch, capsys
+    tmp_path, caplog, monkeypatch, capsys, write_job
 ):
     from lightning_rectlaw.cli import main as rectlaw
 
-    sizes = [6400, 3200, 1600, 800, 400, 200]
-    _job_records(
-        tmp_path, "robust_ats", sizes, (("a", 1.0), ("b", 1.1)), {"k": 3, "delta": 5.0, "holdouts": 3}
-    )
+    for name, scale in (("a", 1.0), ("b", 1.1)):
+        write_job(tmp_path / name, name, scale, method="robust_ats")
     (tmp_path / "broken").mkdir()
     error = "FileNotFoundError: model path '/m' does not exist\n  (a second line)"
     (tmp_path / "broken" / "candidate.json").write_text(
@@ -645,11 +461,14 @@ def test_a_sweep_with_a_failed_candidate_ranks_the_others_names_it_and_exits_non
 
 
 def test_a_sweep_of_other_tokenizers_on_a_per_token_loss_ranks_none_and_ends_naming_val_bpb(
-    tmp_path, caplog, monkeypatch, capsys
+    tmp_path, caplog, monkeypatch, capsys, write_job
 ):
     from lightning_rectlaw.cli import main as rectlaw
 
-    _job_records(tmp_path, "robust_ats", [6400, 3200, 1600, 800], (("a", 1.0), ("b", 1.1)))
+    for name, scale in (("a", 1.0), ("b", 1.1)):
+        write_job(
+            tmp_path / name, name, scale, sizes=[6400, 3200, 1600, 800], method="robust_ats", options={}
+        )
     for name, sha in (("a", "1" * 64), ("b", "2" * 64)):
         record = json.loads((tmp_path / name / "candidate.json").read_text())
         record.update(monitor="val_loss", tokenizer={"name": f"bpe-{name}", "sha256": sha})
