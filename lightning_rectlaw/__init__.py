@@ -2,8 +2,7 @@
 
 The law fitting and selectors (``law``, ``selection``, ``table``, ``metrics``, ``evaluate``) are
 pure numpy/scipy. The Lightning plugin (``NestedSubsetDataModule``, ``RectifiedLawCallback``) is
-imported lazily, so ``import lightning_rectlaw`` stays light for offline use.
-"""
+imported lazily, so ``import lightning_rectlaw`` stays light for offline use."""
 
 from __future__ import annotations
 

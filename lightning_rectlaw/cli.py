@@ -114,7 +114,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _evaluate_parser(sub) -> None:
-    """``rectlaw evaluate``'s arguments."""
     e = sub.add_parser(
         "evaluate", help="score selectors per budget: the paper's PearCorr and RelAcc, and user-level metrics"
     )

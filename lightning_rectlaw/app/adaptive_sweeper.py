@@ -1,19 +1,14 @@
 """The adaptive sweep as a Hydra sweeper (``hydra/sweeper=rectlaw``): rounds of jobs through the
-configured launcher, eliminating candidates between rounds.
+configured launcher (basic, joblib, submitit/Slurm), eliminating candidates between rounds
+(:func:`~lightning_rectlaw.schedule.rounds.run_rounds`).
 
-Round 1 launches every candidate of the sweep (the product of the swept overrides, as Hydra's
-basic sweeper builds it) on the first rung, ``rectlaw.budget=<rung>``, through whatever launcher
-is configured (basic, joblib, submitit/Slurm). Their results are read, the rule of
-:func:`lightning_rectlaw.schedule.rule.schedule_round` decides who continues, and the survivors are
-launched on the next rung, up to the budget. A candidate keeps its job directory across rounds,
-so its resume cache makes each round run only the new subset sizes. After every round the
-decisions are written to ``<sweep dir>/rectlaw_rounds.json``; a killed sweep re-run with the same
-sweep directory continues after the last finished round. The selection summary reads that file
-and reports each candidate's last round, where it was eliminated and why, and the compute spent
-against the full schedule.
+Round 1 launches every candidate of the sweep (the product of the swept overrides, as Hydra's basic sweeper
+builds it) on the first rung, ``rectlaw.budget=<rung>``; the survivors of each round go on to the next rung,
+up to the budget. A candidate keeps its job directory across rounds, so its resume cache makes each round run
+only the new subset sizes. With the rounds file (``<sweep dir>/rectlaw_rounds.json``) a killed sweep re-run
+in the same sweep directory continues after the last finished round; the selection summary reports from it.
 
-This module holds the plugin's logic; ``hydra_plugins/rectlaw_sweeper`` registers it with Hydra.
-"""
+This module holds the plugin's logic; ``hydra_plugins/rectlaw_sweeper`` registers it with Hydra."""
 
 from __future__ import annotations
 
@@ -87,7 +82,7 @@ def launch_rounds(
     lists; ``subdir(overrides)`` names a candidate's job directory. Returns the launcher's results,
     round by round. A round whose candidates cannot be ranked together is the last: nobody is
     judged, and the summary names the fix. With no ``target`` the jobs tell it; no round past half
-    of it runs (a subset of the target's size is the full fine-tuning itself)."""
+    of it runs (as in :meth:`~lightning_rectlaw.schedule.rule.RuleSettings.plan`)."""
     seen = {"target": target}
 
     def capped(before: float, rung: float, alive: Sequence[str]) -> float:

@@ -3,8 +3,7 @@
 With it a wrong type fails when Hydra composes the config and names the key
 (``rectlaw.k=abc``: "Value 'abc' ... could not be converted to Integer, full_key: rectlaw.k"),
 before anything is instantiated. Valid values are checked by the objects themselves when the app
-builds them (``RectifiedLawCallback``, ``NestedSubsetDataModule``), before any training.
-"""
+builds them (``RectifiedLawCallback``, ``NestedSubsetDataModule``), before any training."""
 
 from __future__ import annotations
 
@@ -48,8 +47,7 @@ def rectlaw_schema() -> type:
     ``rectlaw methods``) with the registry's defaults; a job gives the callback its method's.
 
     Raises:
-        ValueError: an option named as one of the app's own keys (``seed``): rename the option.
-    """
+        ValueError: an option named as one of the app's own keys (``seed``): rename the option."""
     options = all_options()
     if clash := {f.name for f in fields(_Settings)} & set(options):
         raise ValueError(

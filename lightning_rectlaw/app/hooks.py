@@ -16,22 +16,17 @@ log = logging.getLogger(__name__)
 
 
 class SelectionSummaryCallback(Callback):
-    """On ``on_multirun_end``, rank every candidate of the sweep directory (``rectlaw summarize``).
-
-    When no candidate could be ranked (all failed; or not comparable: other target sizes, other
-    metrics, other tokenizers on a per-token loss) the summary is still written, the error
-    logged with its fix last, and the process marked to exit non-zero (``examples/train.py`` and
-    ``rectlaw sweep`` exit with it). When some failed, the others are ranked, and the console
-    names each one that failed and says that P(best) is among the ranked only; the process exits
-    non-zero too.
-    """
+    """On ``on_multirun_end``, rank every candidate of the sweep directory (``rectlaw summarize``). When no
+    candidate could be ranked (``NothingRankedError``) the summary is still written, the error logged with its
+    fix last, and the process marked to exit non-zero (``examples/train.py`` and ``rectlaw sweep`` exit with
+    it); when some failed, the others are ranked, the console prints ``failures`` and the process exits
+    non-zero too."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """Check the ``rectlaw`` values once, before any job is launched (a bad value would fail
-        every job alike); values swept on the command line are checked by each job.
-
-        Hydra turns a callback's exception into a warning and goes on, so a bad value ends the
-        process here (``SystemExit``, exit status 1), with the error on stderr."""
+        """Check the ``rectlaw`` values once, before any job is launched (a bad value would fail every job
+        alike); values swept on the command line are checked by each job. Hydra turns a callback's exception
+        into a warning and goes on, so a bad value ends the process here (``SystemExit``, exit status 1), with
+        the error on stderr."""
         try:
             check_rectlaw(config)
         except ValueError as err:

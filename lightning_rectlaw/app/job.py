@@ -2,8 +2,7 @@
 
 Every job writes ``candidate.json`` in its output directory, also when it fails (with the error),
 so that the selection summary can rank the others: Hydra's basic launcher would otherwise stop
-reporting at the first failed job and skip the end-of-sweep callbacks.
-"""
+reporting at the first failed job and skip the end-of-sweep callbacks."""
 
 from __future__ import annotations
 
@@ -67,8 +66,7 @@ def check_rectlaw(cfg: Any) -> None:
     named by the key the user wrote (``rectlaw.method``), once, before any job is launched.
 
     Raises:
-        ValueError: the first bad value, its key and the fix.
-    """
+        ValueError: the first bad value, its key and the fix."""
     r = cfg.rectlaw
     checks = {
         "rectlaw.budget / rectlaw.min_size": lambda: check_budget(r.datamodule.budget, r.datamodule.min_size),
@@ -108,8 +106,8 @@ def write_record(job_dir: str | Path, record: CandidateRecord) -> None:
 
 def run_candidate(cfg: Any, output_dir: str | Path, name: str, **callback: Any) -> CandidateRecord:
     """Run the plugin for one candidate and write ``candidate.json``, also when a value is bad or
-    the job fails; never raises for the job. The callback is built first (a bad value fails
-    before any model is loaded); ``callback`` replaces options of its node (``progress``)."""
+    the job fails; never raises for the job. The callback is built first (:func:`build_callback`);
+    ``callback`` replaces options of its node (``progress``)."""
     from hydra.utils import instantiate
 
     out = Path(output_dir)

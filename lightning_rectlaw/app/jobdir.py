@@ -5,8 +5,7 @@ they share (``rectlaw.budget=1024``): a re-run of the sweep with other shared se
 the same directories, and the resume cache decides what to reuse. The plain sweep names its job
 directories through the ``rectlaw_job_dir`` resolver (``hydra.sweep.subdir`` in the shipped
 config); the adaptive sweeper calls :func:`candidate_subdir` itself. Both read which keys are swept
-from the sweep's ``multirun.yaml``, which Hydra's sweepers write before launching.
-"""
+from the sweep's ``multirun.yaml``, which Hydra's sweepers write before launching."""
 
 from __future__ import annotations
 

@@ -6,8 +6,7 @@
     python examples/train.py -m ...                   # the same app, from a checkout
 
 The configs ship inside the package (``lightning_rectlaw/app/conf``); ``--config-dir DIR`` (or
-``hydra.searchpath``) adds yours, e.g. ``DIR/model/my_a.yaml``.
-"""
+``hydra.searchpath``) adds yours, e.g. ``DIR/model/my_a.yaml``."""
 
 from __future__ import annotations
 

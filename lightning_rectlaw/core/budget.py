@@ -1,12 +1,10 @@
 """What a data budget means, in one place.
 
-A budget is the largest fine-tuning subset a selector may look at. It is given either as a
-**fraction of the target size** (``"1/8"``, ``0.125``: any value up to 1) or as a **number of
-examples** (``204800``: any value above 1). The target size is the full fine-tuning set the
-prediction is for: the table's largest size offline, and for the plugin
-``NestedSubsetDataModule(target_size=...)``, which defaults to the train set's length. This is
-the paper's convention: ratio r means a budget of target / r.
-"""
+A budget is the largest fine-tuning subset a selector may look at. It is given either as a **fraction of the
+target size** (``"1/8"``, ``0.125``: any value up to 1) or as a **number of examples** (``204800``: any value
+above 1). The target size is the full fine-tuning set the prediction is for: the table's largest size offline,
+and for the plugin ``NestedSubsetDataModule(target_size=...)``, which defaults to the train set's length. This
+is the paper's convention: ratio r means a budget of target / r."""
 
 from __future__ import annotations
 
@@ -29,8 +27,7 @@ def parse_budget(budget: float | str) -> float:
     """``"1/8"`` → 0.125, ``"0.125"`` → 0.125, ``"204800"`` → 204800.0; positive or an error.
 
     Raises:
-        ValueError (a ``TableError``): not a ratio or a number, or not positive.
-    """
+        ValueError (a ``TableError``): not a ratio or a number, or not positive."""
     text = str(budget).strip()
     try:
         if "/" in text:

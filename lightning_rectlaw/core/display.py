@@ -1,8 +1,7 @@
 """Rows of records for people: terminal tables, CSV and JSON (the command line's), short HTML
 tables for notebooks and DataFrames (pandas optional).
 
-Pure python: pandas is imported only by :func:`to_pandas`, and only when called.
-"""
+Pure python: pandas is imported only by :func:`to_pandas`, and only when called."""
 
 from __future__ import annotations
 
@@ -20,8 +19,7 @@ def to_pandas(rows: Sequence[Mapping[str, Any]], index: str | None = None):
     """``rows`` as a ``pandas.DataFrame`` (one row per record, columns in first-seen order).
 
     Raises:
-        ImportError: pandas is not installed (the message says how to install it).
-    """
+        ImportError: pandas is not installed (the message says how to install it)."""
     try:
         import pandas as pd
     except ImportError:

@@ -15,9 +15,8 @@ _MARKERS = ("o", "s", "^", "D", "v", "P", "h", "<", ">", "p")
 
 
 def candidate_styles(n: int) -> list[tuple[str, str]]:
-    """A ``(colour, marker)`` per candidate, no two alike for up to 100 candidates: Matplotlib's
-    colour cycle, and once it has been used up (10 colours by default) the next marker with it,
-    so that a sweep of many candidates has no two that look the same."""
+    """A ``(colour, marker)`` per candidate, no two alike for up to 100 candidates: Matplotlib's colour
+    cycle, and once it has been used up (10 colours by default) the next marker with it."""
     import matplotlib
 
     colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -25,15 +24,12 @@ def candidate_styles(n: int) -> list[tuple[str, str]]:
 
 
 def curve_figure(curves: Mapping[str, Any], title: str = "Fine-tuning scaling curves", ax: Any = None):
-    """One log-log axes: each candidate's points, the predicting method's curve (solid) ending in
-    the prediction at the target size (star, with its interval), runs left out as outliers
-    (crosses) and, for reference, the rectified law fitted to the points (dotted) when the
-    method's curve is another one.
-
-    ``curves`` maps a name to a ``RectifiedLawResult`` or a dict with the same fields. Drawn into
-    ``ax`` when given (figures compose), else on a bare Matplotlib ``Figure``: the caller's pyplot
-    backend and state are left alone. Returns the figure.
-    """
+    """One log-log axes: each candidate's points, the predicting method's curve (solid) ending in the
+    prediction at the target size (star, with its interval), runs left out as outliers (crosses) and, for
+    reference, the rectified law fitted to the points (dotted) when the method's curve is another one.
+    ``curves`` maps a name to a ``RectifiedLawResult`` or a dict with the same fields. Drawn into ``ax`` when
+    given (figures compose), else on a bare Matplotlib ``Figure``: the caller's pyplot backend and state are
+    left alone. Returns the figure."""
     fig, ax, own = _axes(ax)
     any_reference = False
     for (name, c), (color, marker) in zip(curves.items(), candidate_styles(len(curves))):

@@ -86,8 +86,7 @@ class FitResult:
         message: why the optimiser stopped.
         iterations: Levenberg–Marquardt iterations of the best start.
         at_bound: parameters pinned at a bound of the search (e.g. ``E`` at its floor of 1e-8:
-            the curve shows no floor). They are held fixed, not estimated, in :meth:`interval`.
-    """
+            the curve shows no floor). They are held fixed, not estimated, in :meth:`interval`."""
 
     law: str
     _: KW_ONLY
@@ -122,16 +121,13 @@ class FitResult:
     def interval(
         self, sizes: np.ndarray | Sequence[float] | float, level: float = 0.95
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Prediction interval for the loss of a new fine-tuning run at ``sizes``.
-
-        Computed by linearisation (the delta method, i.e. a Laplace approximation around the
-        optimum): in log space the prediction variance is
-        :math:`g^\\top \\Sigma g + \\hat\\sigma^2`, where :math:`g` is the gradient of
+        """Prediction interval for the loss of a new fine-tuning run at ``sizes``. Computed by linearisation
+        (the delta method, i.e. a Laplace approximation around the optimum): in log space the prediction
+        variance is :math:`g^\\top \\Sigma g + \\hat\\sigma^2`, where :math:`g` is the gradient of
         :math:`\\log L(D)` in the free parameters, :math:`\\Sigma = \\hat\\sigma^2 (J^\\top J)^+` the
-        parameter covariance and :math:`\\hat\\sigma^2` the residual variance with ``n - p``
-        degrees of freedom; the bounds are Student-t quantiles exponentiated back to loss.
-        With no residual degrees of freedom the interval is unbounded: ``(0, inf)``.
-        """
+        parameter covariance and :math:`\\hat\\sigma^2` the residual variance with ``n - p`` degrees of
+        freedom; the bounds are Student-t quantiles exponentiated back to loss. With no residual degrees of
+        freedom the interval is unbounded: ``(0, inf)``."""
         if not 0 < level < 1:
             raise ValueError(f"`level` must be in (0, 1), got {level!r}")
         d = np.atleast_1d(np.asarray(sizes, dtype=float))
@@ -164,7 +160,7 @@ def fit_law(
         sizes: subset sizes, distinct and non-negative. ``0`` (the zero-shot point) is allowed for
             the rectified law only: the vanilla law is infinite there.
         losses: test losses at those sizes, finite and positive.
-        law: ``"rectified"`` (default) or ``"vanilla"``.
+        law: ``"rectified"`` or ``"vanilla"``.
         free_alpha: fit the exponent α too instead of fixing it at 1.
         huber_delta: Huber threshold on log-loss residuals (default 0.1: quadratic for ordinary
             run-to-run noise, linear for a broken run; the paper's 1e-3 makes the fit nearly L1).
@@ -176,8 +172,7 @@ def fit_law(
 
     Raises:
         ValueError: mismatched lengths, too few points, negative, duplicate or (vanilla) zero
-            sizes, non-finite or non-positive losses.
-    """
+            sizes, non-finite or non-positive losses."""
     s, y = _validate_curve(sizes, losses, law, free_alpha)
     return fit_laws(s, y, law, free_alpha=free_alpha, huber_delta=huber_delta, max_iter=max_iter)[0]
 
@@ -202,8 +197,7 @@ def fit_laws(
 
     Returns:
         One :class:`FitResult` per curve, in order. A curve that does not converge is flagged and
-        one :class:`FitConvergenceWarning` names all such curves.
-    """
+        one :class:`FitConvergenceWarning` names all such curves."""
     _check_law(law)
     y = np.atleast_2d(np.asarray(losses, dtype=float))
     s = np.broadcast_to(np.asarray(sizes, dtype=float), y.shape)
@@ -244,14 +238,12 @@ def fit_rows(
 
     Args:
         sizes: ``(n_points,)`` sizes shared by the rows.
-        losses: ``(n_curves, n_points)``; ``NaN`` marks a missing point.
-        law, names, fit_kw: as in :func:`fit_laws`.
+        losses, law, names, fit_kw: as in :func:`fit_laws`.
         zero_shot: one loss per row, prepended as size 0 (``NaN``: none), or ``None``.
 
     Returns:
         The fits (``None`` for a row with fewer finite points than the law has parameters), each
-        row's count of finite points and the count the law needs.
-    """
+        row's count of finite points and the count the law needs."""
     y = np.atleast_2d(np.asarray(losses, dtype=float))
     s = np.asarray(sizes, dtype=float)
     if zero_shot is not None:
@@ -308,7 +300,6 @@ def _result(law, s, y, mask, theta, free, obj, reason, iters) -> FitResult:
     logd, pos = _safe_log(s_fit)[None], (s_fit > 0)[None]
     pred, jac = _model(theta[None], logd, pos)
     r = pred[0] - np.log(y_fit)
-    # A parameter pinned at its bound is not estimated: it is held fixed in the interval.
     pinned = free & (
         np.isclose(theta, _LOWER, rtol=0, atol=1e-6) | np.isclose(theta, _UPPER, rtol=0, atol=1e-6)
     )

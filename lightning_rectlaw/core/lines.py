@@ -23,10 +23,8 @@ class LineFit:
         return np.exp(self.intercept + self.slope * np.log(np.asarray(sizes, dtype=float)))
 
     def interval(self, size: float, level: float = 0.95) -> tuple[float, float]:
-        """Student-t prediction interval of ordinary least squares, in log space, exponentiated.
-
-        Unbounded ``(0, inf)`` with only two points (no residual degrees of freedom).
-        """
+        """Student-t prediction interval of ordinary least squares, in log space, exponentiated;
+        unbounded ``(0, inf)`` with only two points (no residual degrees of freedom)."""
         x, y = np.log(self.sizes), np.log(self.losses)
         n = x.size
         centre = float(np.log(self.predict(size)))

@@ -44,11 +44,8 @@ def relacc(chosen_loss: float, true_losses: np.ndarray) -> float:
 
 
 def pool_choices(scores: np.ndarray, pools: np.ndarray) -> np.ndarray:
-    """Each pool's choice: the candidate with the lowest score (pools × members, indices).
-
-    An unrankable candidate (``nan`` score) is never chosen; a pool with no rankable member
-    gets its first member, which for random pools is a random guess.
-    """
+    """Each pool's choice: the candidate with the lowest score (pools × members, indices). An unrankable
+    candidate (``nan`` score) is never chosen; a pool with none rankable gets its first, a random guess."""
     s = np.where(np.isfinite(scores), scores, np.inf)[pools]
     return pools[np.arange(len(pools)), np.argmin(s, axis=1)]
 
@@ -56,9 +53,8 @@ def pool_choices(scores: np.ndarray, pools: np.ndarray) -> np.ndarray:
 def brier(prob_best: np.ndarray, true_losses: np.ndarray) -> float:
     """Brier score of the probabilities of being best: :math:`\\sum_i (p_i - o_i)^2`.
 
-    :math:`o_i` is 1 for the candidate with the lowest true loss, 0 for the others. 0 is a
-    certain right answer, 2 a certain wrong one, and the uniform guess over n candidates scores
-    :math:`1 - 1/n`.
+    :math:`o_i` is 1 for the candidate with the lowest true loss, 0 for the others. 0 is a certain right
+    answer, 2 a certain wrong one, and the uniform guess over n candidates scores :math:`1 - 1/n`.
 
     Example:
         >>> round(brier(np.array([0.5, 0.25, 0.25]), np.array([1.0, 2.0, 3.0])), 3)

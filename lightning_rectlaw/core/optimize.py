@@ -1,8 +1,7 @@
 """The optimiser behind the law fits: batched Levenberg-Marquardt on a Huber objective in log
 space, from a grid of starts, with box bounds on the raw parameters.
 
-Pure numpy. The names are private to :mod:`~lightning_rectlaw.core.law`, their one caller.
-"""
+Pure numpy. The names are private to :mod:`~lightning_rectlaw.core.law`, their one caller."""
 
 from __future__ import annotations
 
@@ -45,14 +44,11 @@ def _huber(r: np.ndarray, delta: float) -> np.ndarray:
 
 
 def _levenberg_marquardt(theta, logd, pos, y, w, free, delta, max_iter, ftol=1e-9):
-    """Batched Levenberg–Marquardt on the Huber objective (IRLS weights).
-
-    Only still-running problems are computed each iteration. A problem stops when an accepted
-    step improves its objective by less than ``ftol`` (relative), when no step of any damping
-    improves it (it sits at a minimum), or when its objective is zero (an exact fit). Returns
-    theta, objective, the stop reason per problem (an index of :data:`_REASONS`; 0: it ran out
-    of iterations) and the iterations each used.
-    """
+    """Batched Levenberg–Marquardt on the Huber objective (IRLS weights). Only still-running problems are
+    computed each iteration. A problem stops when an accepted step improves its objective by less than
+    ``ftol`` (relative), when no step of any damping improves it (it sits at a minimum), or when its objective
+    is zero (an exact fit). Returns theta, objective, the stop reason per problem (an index of
+    :data:`_REASONS`; 0: it ran out of iterations) and the iterations each used."""
     theta = theta.copy()
     eye = np.eye(int(free.sum()))
     lam = np.full(theta.shape[0], 1e-3)
@@ -88,12 +84,10 @@ def _levenberg_marquardt(theta, logd, pos, y, w, free, delta, max_iter, ftol=1e-
 
 
 def _grid_starts(s, y, mask, free, n_keep: int = 4) -> np.ndarray:
-    """Starting points: a (beta, D_l) grid with B, E from weighted linear least squares.
-
-    For fixed beta and D_l the law is linear in (B, E); weighting by 1/L makes the linear residual
-    approximate the log residual, so each grid cell gets a near-optimal (B, E) in closed form. The
-    ``n_keep`` best cells per curve seed the Levenberg–Marquardt polish.
-    """
+    """Starting points: a (beta, D_l) grid with B, E from weighted linear least squares. For fixed beta and
+    D_l the law is linear in (B, E); weighting by 1/L makes the linear residual approximate the log residual,
+    so each grid cell gets a near-optimal (B, E) in closed form. The ``n_keep`` best cells per curve seed the
+    Levenberg–Marquardt polish."""
     betas = np.linspace(0.05, 1.6, 16)
     pos = s > 0
     smax = np.nanmax(np.where(mask & pos, s, np.nan), axis=1)

@@ -15,14 +15,13 @@ The math, for candidate *i* with finite in-budget points :math:`D_1 < \\dots < D
    :math:`u = D^\\beta / (D_l + D^\\beta)` the share of the power phase reached, and the curve goes on
    as :math:`\\log L(D) = y_0 - \\log(1 - u + u\\,(D/D_n)^\\beta)`. Given β, :math:`u = -s/\\beta`
    (β is raised to :math:`-s` for a curve already steeper than β: a pure power law).
-3. **Shared β by backtesting** (in-budget data only). For each β on a log grid :math:`\\{\\beta_g\\}`
-   and each hold-out depth :math:`h = 1..H`, every candidate predicts its largest point
-   :math:`D_n` from the state computed without its :math:`h` largest points; the error
-   :math:`e_{ghi}` is divided by the log distance extrapolated, :math:`\\Delta_{hi}`. With
-   :math:`S_g` the mean of :math:`(e/\\Delta)^2`, the weights are a Gaussian profile likelihood
-   :math:`w_g \\propto S_g^{-H'/2}`, where :math:`H'` is the number of hold-out depths used — the
-   effective sample size, not :math:`N H`, because the candidates' errors share the misfit of one
-   β and are not independent evidence about it.
+3. **Shared β by backtesting** (in-budget data only). For each β on a log grid :math:`\\{\\beta_g\\}` and each
+   hold-out depth :math:`h = 1..H`, every candidate predicts its largest point :math:`D_n` from the state
+   computed without its :math:`h` largest points; the error :math:`e_{ghi}` is divided by the log distance
+   extrapolated, :math:`\\Delta_{hi}`. With :math:`S_g` the mean of :math:`(e/\\Delta)^2`, the weights are a
+   Gaussian profile likelihood :math:`w_g \\propto S_g^{-H'/2}`, where :math:`H'` is the number of hold-out
+   depths used — the effective sample size, not :math:`N H`, because the candidates' errors share the misfit
+   of one β and are not independent evidence about it.
 4. **Error scale.** Per unit of log distance, :math:`\\tau_i^2 = (H' \\bar\\tau^2 + n_i t_i^2) /
    (H' + n_i)`: the candidate's own mean :math:`w`-weighted squared backtest error :math:`t_i^2`
    over its :math:`n_i` hold-outs, shrunk toward the table's :math:`\\bar\\tau^2`.
@@ -30,8 +29,7 @@ The math, for candidate *i* with finite in-budget points :math:`D_1 < \\dots < D
    :math:`\\sum_g w_g\\,\\mathcal N(\\mu_{gi}(D), (\\tau_i \\log(D/D_n))^2)`. The point prediction is
    its median, the interval its quantiles, and the probability that candidate *i* is the best is
    estimated by Monte Carlo with β drawn once per draw for all candidates (it is shared), so a
-   common shift of every prediction does not blur the comparison.
-"""
+   common shift of every prediction does not blur the comparison."""
 
 from __future__ import annotations
 
@@ -54,8 +52,7 @@ class PooledCurve:
         anchor_size: :math:`D_n`, the largest point, where the extrapolation starts.
         anchor_log_loss, slope: the local line's fitted log loss at ``anchor_size`` and slope.
         tau: predictive standard deviation of log loss per unit of log distance (``nan`` when no
-            backtest was possible; then there is no interval).
-    """
+            backtest was possible; then there is no interval)."""
 
     sizes: np.ndarray = field(repr=False)
     losses: np.ndarray = field(repr=False)
@@ -98,8 +95,7 @@ class PooledFit:
         holdouts: hold-out depths :math:`H'` that entered the backtest (0: none was possible and
             the weights are uniform).
         tau_pooled: the table's error scale :math:`\\bar\\tau` (``nan`` without a backtest).
-        curves: one :class:`PooledCurve` per input row (``None`` for a row with under 2 points).
-    """
+        curves: one :class:`PooledCurve` per input row (``None`` for a row with under 2 points)."""
 
     betas: np.ndarray = field(repr=False)
     weights: np.ndarray = field(repr=False)
@@ -129,12 +125,8 @@ class PooledFit:
         return idx, np.concatenate(mus, axis=1), np.concatenate(sds)
 
     def prob_best(self, target: float, draws: int = 20_000, seed: int = 0) -> np.ndarray:
-        """Probability that each row has the lowest loss at ``target`` (``nan`` for unfitted rows).
-
-        Monte Carlo with a fixed ``seed``: each draw picks one β for all candidates, then each
-        candidate's log loss from its normal component. ``nan`` for all rows when the error scale
-        is unknown (no backtest was possible).
-        """
+        """Probability that each row has the lowest loss at ``target`` (``nan`` for unfitted rows), by
+        Monte Carlo with a fixed ``seed`` (module docstring, step 5); all ``nan`` without a backtest."""
         out = np.full(len(self.curves), np.nan)
         idx, mu, sd = self._stacked(target)
         if not idx or not np.isfinite(self.tau_pooled):
@@ -163,8 +155,8 @@ def fit_pooled(
     Args:
         sizes: ascending positive subset sizes, shared by all rows.
         losses: candidates × sizes test losses; ``nan`` marks a missing point.
-        k: points in each local line (default 3, AtS's ``k``).
-        holdouts: deepest hold-out used in the backtest (default 3).
+        k: points in each local line (AtS's ``k``).
+        holdouts: deepest hold-out used in the backtest.
         betas: the grid of shared exponents.
 
     Raises:
@@ -209,9 +201,8 @@ def fit_pooled(
 def _backtest(
     rows: list[tuple[np.ndarray, np.ndarray]], k: int, holdouts: int, betas: np.ndarray
 ) -> tuple[np.ndarray, int, float, np.ndarray]:
-    """The in-budget backtest over the curves (``rows``: log sizes, log losses): the weight of
-    each exponent, the candidates it used, the pooled error rate and each candidate's own
-    (squared, shrunk to the pooled)."""
+    """The in-budget backtest over the curves (``rows``: log sizes, log losses): the weight of each exponent,
+    the candidates it used, the pooled error rate and each candidate's own (squared, shrunk to the pooled)."""
     # err[g, i, h] / dist[i, h] for every candidate with enough points at depth h
     per_unit = np.full((betas.size, len(rows), holdouts), np.nan)
     for i, (x, y) in enumerate(rows):

@@ -1,11 +1,10 @@
 """Honest uncertainty for an extrapolating selector, measured by backtests inside the budget.
 
-A selector that extrapolates each candidate's curve (AtS) gives a point prediction and nothing to
-say how far to trust it. This module measures that on the table at hand, without reading a loss
-beyond the budget: each candidate's curve is cut short by :math:`h = 1..H` doublings, the
-extrapolator predicts the largest in-budget point from what is left, and the error :math:`e_{ih}`
-in log loss is divided by the log distance extrapolated, :math:`\\delta_{ih}`, to give an error
-rate :math:`r_{ih} = e_{ih} / \\delta_{ih}`.
+A selector that extrapolates each candidate's curve (AtS) gives a point prediction and nothing to say how far
+to trust it. This module measures that on the table at hand, without reading a loss beyond the budget: each
+candidate's curve is cut short by :math:`h = 1..H` doublings, the extrapolator predicts the largest in-budget
+point from what is left, and the error :math:`e_{ih}` in log loss is divided by the log distance extrapolated,
+:math:`\\delta_{ih}`, to give an error rate :math:`r_{ih} = e_{ih} / \\delta_{ih}`.
 
 Errors of different candidates are not independent: when every curve bends the same way, every
 extrapolation is off the same way, which moves all predictions together and does not change
@@ -16,19 +15,17 @@ which candidate is best. So the rates are split into a part common to the table,
     \\bar\\tau^2_{\\text{own}} = \\frac{\\sum_{ih} d_{ih}^2}{\\sum_h (N_h - 1)}, \\qquad
     \\bar\\tau^2_{\\text{all}} = \\operatorname{mean}_{ih} r_{ih}^2 .
 
-A candidate's rates are shrunk toward the table's with the weight of :math:`\\kappa = H`
-observations: :math:`\\tau_i^2 = (\\kappa \\bar\\tau^2 + \\sum_h x_{ih}^2) / (\\kappa + n_i)`. At the
-target, :math:`\\Delta_i` log units beyond the candidate's largest point, the predictive
-distribution of its log loss is normal around the point prediction with standard deviation
-:math:`\\tau_{\\text{all},i}\\,\\Delta_i` (the interval), and the probability that it is the best
-treats the candidates' own errors, :math:`\\tau_{\\text{own},i}\\,\\Delta_i`, as independent (the
-common part cancels in a comparison):
+A candidate's rates are shrunk toward the table's with the weight of :math:`\\kappa = H` observations:
+:math:`\\tau_i^2 = (\\kappa \\bar\\tau^2 + \\sum_h x_{ih}^2) / (\\kappa + n_i)`. At the target,
+:math:`\\Delta_i` log units beyond the candidate's largest point, the predictive distribution of its log loss
+is normal around the point prediction with standard deviation :math:`\\tau_{\\text{all},i}\\,\\Delta_i` (the
+interval), and the probability that it is the best treats the candidates' own errors,
+:math:`\\tau_{\\text{own},i}\\,\\Delta_i`, as independent (the common part cancels in a comparison):
 
 .. math::
     P(i \\text{ best}) = \\int \\phi_i(x) \\prod_{j \\ne i} \\bigl(1 - \\Phi_j(x)\\bigr)\\,dx ,
 
-computed by quadrature on a grid (deterministic, linear in the number of candidates).
-"""
+computed by quadrature on a grid (deterministic, linear in the number of candidates)."""
 
 from __future__ import annotations
 
@@ -56,8 +53,7 @@ class Calibration:
         tau_own: per candidate, the rate of its own error, the common shift removed.
         bias: the table's mean error rate (positive: the extrapolator predicts too high).
         tau_centred: per candidate, the rate of its total error around ``bias``.
-        observations: backtests that entered (0: no interval and no P(best) can be given).
-    """
+        observations: backtests that entered (0: no interval and no P(best) can be given)."""
 
     tau_all: np.ndarray = field(repr=False)
     tau_own: np.ndarray = field(repr=False)
@@ -68,13 +64,9 @@ class Calibration:
 
 @dataclass(frozen=True)
 class PredictiveLine:
-    """A point extrapolation with the calibrated spread around it (one candidate).
-
-    ``predict`` is the point prediction (the median); ``interval`` and ``quantile`` widen with
-    the log distance beyond ``anchor_size``, the largest point the prediction used, at ``tau``
-    per unit (its total error rate); ``tau_own`` is the rate of its own error, the part that
-    enters P(best); ``bias`` is a correction common to the table (0: none).
-    """
+    """A point extrapolation with the calibrated spread around it (one candidate): the spread grows with
+    the log distance beyond ``anchor_size``, the largest point the prediction used, at ``tau`` per unit
+    (its total error rate); ``tau_own`` is the rate of its own error, the part that enters P(best)."""
 
     curve: Callable[[np.ndarray], np.ndarray] = field(repr=False)
     anchor_size: float
@@ -84,7 +76,7 @@ class PredictiveLine:
 
     def predict(self, sizes) -> np.ndarray:
         """Predicted test loss at ``sizes`` (the predictive median): the extrapolator's curve,
-        corrected beyond ``anchor_size`` by the backtests' mean error rate ``bias``."""
+        corrected beyond ``anchor_size`` by the backtests' mean error rate ``bias`` (0: none)."""
         d = np.atleast_1d(np.asarray(sizes, dtype=float))
         dist = np.maximum(np.log(d / self.anchor_size), 0.0)
         return np.asarray(self.curve(d), dtype=float) * np.exp(-self.bias * dist)
@@ -122,11 +114,9 @@ def inflate(tau, theta: float, scheme: str) -> np.ndarray:
 def backtest_rates(
     sizes: np.ndarray, losses: np.ndarray, extrapolate: Extrapolator, holdouts: int = 3
 ) -> np.ndarray:
-    """Error rates ``r[i, h-1]`` of predicting each row's largest point from the row cut by ``h``.
-
-    ``nan`` where a row has too few points for the extrapolator at that depth. Only the points
-    given are read: pass the in-budget points.
-    """
+    """Error rates ``r[i, h-1]`` of predicting each row's largest point from the row cut by ``h``. ``nan``
+    where a row has too few points for the extrapolator at that depth. Only the points given are read: pass
+    the in-budget points."""
     sizes = np.asarray(sizes, dtype=float)
     losses = np.atleast_2d(np.asarray(losses, dtype=float))
     rates = np.full((losses.shape[0], holdouts), np.nan)
@@ -175,8 +165,7 @@ def calibrate(rates: np.ndarray) -> Calibration:
 def prob_best(means: np.ndarray, sds: np.ndarray, grid: int = 4001) -> np.ndarray:
     """Probability that each independent normal ``N(means[i], sds[i]^2)`` is the smallest.
 
-    ``nan`` entries are out of the race (probability ``nan``). A zero standard deviation is a
-    certain value. Deterministic quadrature, cost linear in the number of candidates.
+    ``nan`` entries are out of the race (probability ``nan``). A zero standard deviation is a certain value.
 
     Example:
         >>> prob_best(np.array([0.0, 0.0]), np.array([1.0, 1.0])).round(3).tolist()

@@ -8,14 +8,13 @@ leave-one-out residual of :math:`\\log L`, a point is an **outlier** when
     |r_j| > \\max(c\\,\\hat\\sigma,\\ f) \\cdot w_j
 
 where :math:`\\hat\\sigma = q_{25}(|r|) / 0.3186` is the robust noise scale of all points screened
-together (a whole table, or one curve), :math:`c` the ``threshold`` (default
-8), :math:`f` the ``floor`` (default 0.1, a 10% deviation) and :math:`w_j = 2` for the two end
-points, which are checked by extrapolation and may legitimately bend (a curve entering its power
-phase right at the budget), 1 elsewhere. Of the points beyond the bound, the one whose removal
-leaves the smoothest rest goes first and the curve is checked again, so one bad run does not
-hide behind, or take with it, the clean neighbours it pulls. A run is
-**diverged** when its loss exceeds the zero-shot loss by more than ``diverged_factor`` (default
-1.5×; real curves in the paper's tables rise at most 1.22× above it in their pre-power phase).
+together (a whole table, or one curve), :math:`c` the ``threshold`` (default 8), :math:`f` the ``floor``
+(default 0.1, a 10% deviation) and :math:`w_j = 2` for the two end points, which are checked by extrapolation
+and may legitimately bend (a curve entering its power phase right at the budget), 1 elsewhere. Of the points
+beyond the bound, the one whose removal leaves the smoothest rest goes first and the curve is checked again,
+so one bad run does not hide behind, or take with it, the clean neighbours it pulls. A run is **diverged**
+when its loss exceeds the zero-shot loss by more than ``diverged_factor`` (default 1.5×; real curves in the
+paper's tables rise at most 1.22× above it in their pre-power phase).
 
 Example:
     >>> import numpy as np
@@ -46,8 +45,7 @@ class Screen:
     Attributes:
         keep: candidates × sizes, ``True`` for a finite point that was not flagged.
         outliers: per candidate, flagged size → why (missing runs are not listed).
-        scale: the robust noise scale :math:`\\hat\\sigma` of log loss the check used.
-    """
+        scale: the robust noise scale :math:`\\hat\\sigma` of log loss the check used."""
 
     keep: np.ndarray = field(repr=False)
     outliers: tuple[dict[float, str], ...]
@@ -84,8 +82,7 @@ def screen_outliers(
         max_outliers: at most this many off-curve points per candidate are removed.
 
     Raises:
-        ValueError: shapes that disagree, or non-positive options.
-    """
+        ValueError: shapes that disagree, or non-positive options."""
     sizes = np.asarray(sizes, dtype=float)
     losses = np.atleast_2d(np.asarray(losses, dtype=float))
     if losses.shape[1] != sizes.size:
@@ -125,13 +122,9 @@ def screen_outliers(
 
 
 def _worst_point(x: np.ndarray, y: np.ndarray, bound: float) -> tuple[int, float] | None:
-    """The point to remove, with its residual, or ``None`` when the curve is within ``bound``.
-
-    A bad run also throws off the check of its clean neighbours (a run 30% high at the budget
-    makes the point below it look low), so the suspects are the points beyond the bound and
-    their neighbours, and the one removed is the suspect whose removal leaves the smoothest rest
-    (the smallest largest weighted residual; ties go to the larger residual of its own).
-    """
+    """The point to remove, with its residual, or ``None`` when the curve is within ``bound``. The suspects
+    are the points beyond the bound and their neighbours (a run 30% high at the budget makes the point below
+    it look low); the one removed leaves the smallest largest weighted residual (ties: the larger own one)."""
     r = _loo_residuals(x, y)
     if r.size == 0:
         return None
@@ -169,10 +162,8 @@ def _flag_diverged(sizes, losses, zero_shot, factor: float, keep: np.ndarray, ou
 
 
 def _loo_residuals(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Residual of each point from the line through its (up to 2 + 2) neighbours, itself left out.
-
-    Empty for a curve of fewer than 4 points: too few to tell a bad point from a bend.
-    """
+    """Residual of each point from the line through its (up to 2 + 2) neighbours, itself left out;
+    empty for a curve of fewer than 4 points: too few to tell a bad point from a bend."""
     n = x.size
     if n < 4:
         return np.empty(0)

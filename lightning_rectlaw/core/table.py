@@ -51,8 +51,7 @@ class LossTable(RowsView):
         losses: ``(n_candidates, n_sizes)`` test losses; ``NaN`` marks a missing run.
         zero_shot: ``(n_candidates,)`` loss without fine-tuning (``NaN`` where unknown), or ``None``.
         num_params: ``(n_candidates,)`` parameter counts (``NaN`` where unknown), or ``None``.
-        families: model family per candidate, or ``None``.
-    """
+        families: model family per candidate, or ``None``."""
 
     names: tuple[str, ...]
     sizes: np.ndarray
@@ -123,11 +122,9 @@ class LossTable(RowsView):
         return self.losses[:, idx[0]]
 
     def resolve_budget(self, budget: float | str, target: float | None = None) -> float:
-        """Turn a budget into a size (:func:`~lightning_rectlaw.core.budget.budget_size`).
-
-        A ratio is taken relative to ``target`` (default: the largest size). The budget must lie
-        between the smallest and the largest subset size of the table.
-        """
+        """Turn a budget into a size (:func:`~lightning_rectlaw.core.budget.budget_size`). A ratio is taken
+        relative to ``target`` (default: the largest size). The budget must lie between the smallest and the
+        largest subset size of the table."""
         target = self.max_size if target is None else float(target)
         size = budget_size(budget, target)
         if size > self.max_size * (1 + 1e-9):
@@ -177,10 +174,8 @@ class LossTable(RowsView):
 
     @classmethod
     def from_pandas(cls, frame, source: str = "<DataFrame>") -> LossTable:
-        """A table from a ``pandas.DataFrame`` in the layout of :meth:`to_pandas` (and of the CSV):
-        one row per candidate, named by the index or by a ``name``/``config name`` column; a
-        column per subset size (``0``: the zero-shot loss; ``NaN``: a missing run), ``size`` and
-        ``family`` optional. Checked as a CSV file is (the same errors)."""
+        """A table from a ``pandas.DataFrame`` laid out as :meth:`to_pandas` and the CSV (module docstring),
+        named by its index or a ``name``/``config name`` column; checked as a CSV file is."""
         if named := [c for c in (NAME_COLUMN, "name") if c in frame.columns]:
             frame = frame.set_index(named[0])
         text = frame.to_csv(index=True, index_label=NAME_COLUMN, na_rep="")

@@ -13,12 +13,10 @@ For notebooks and scripts that build their models in Python::
     )
     sweep.best, sweep.describe(), sweep.results["gpt2"].plot()
 
-Each round fits every candidate still running with :class:`RectifiedLawCallback` on the round's
-budget (``results_dir/<name>`` keeps its finished subsets, so the next round trains only the new
-sizes and a re-run after an interruption resumes), then applies
-:func:`lightning_rectlaw.schedule.rule.schedule_round`. A candidate whose fit raises is reported as
-failed and the others go on.
-"""
+Each round fits every candidate still running with :class:`RectifiedLawCallback` on the round's budget
+(``results_dir/<name>`` keeps its finished subsets, so the next round trains only the new sizes and a re-run
+after an interruption resumes), then applies :func:`lightning_rectlaw.schedule.rule.schedule_round`. A
+candidate whose fit raises is reported as failed and the others go on."""
 
 from __future__ import annotations
 
@@ -49,8 +47,7 @@ class AdaptiveSweep:
         rounds: per rung, the decision for every candidate that ran it.
         results: each candidate's callback result from the last rung it ran.
         failed: candidate -> the error of a fit that raised.
-        eliminated_at: candidate -> the rung after which it stopped.
-    """
+        eliminated_at: candidate -> the rung after which it stopped."""
 
     rungs: list[int]
     _: KW_ONLY
@@ -122,17 +119,14 @@ def adaptive_sweep(
         results_dir: where each candidate's finished subsets are kept (``<dir>/<name>``).
         trainer: keyword arguments of each round's ``lightning.Trainer``; its ``callbacks`` go
             next to the sweep's own (a ``BackboneFinetuning`` shapes every subset run).
-        min_size, target_size, seed: as for :class:`NestedSubsetDataModule`; ``min_size`` is the
-            app's (:data:`~lightning_rectlaw.core.budget.SWEEP_MIN_SIZE`), not the datamodule's.
+        min_size, target_size, seed: as for :class:`NestedSubsetDataModule` (``min_size``: the app's default).
         callback: keyword arguments of :class:`RectifiedLawCallback` (``method``, its options...).
-        settings: the rule (:class:`~lightning_rectlaw.schedule.rule.RuleSettings`), its
-            ``compute_budget`` included; as keywords (``prob_threshold=0.1``) they still work,
-            with a DeprecationWarning.
+        settings: the rule (:class:`~lightning_rectlaw.schedule.rule.RuleSettings`), its ``compute_budget``
+            included; as keywords (``prob_threshold=0.1``) they still work, with a DeprecationWarning.
 
     Raises:
         ValueError: after a round whose candidates cannot be ranked together (other metrics, or
-            other tokenizers on a per-token loss: pass ``callback={"monitor": "val_bpb"}``).
-    """
+            other tokenizers on a per-token loss: pass ``callback={"monitor": "val_bpb"}``)."""
     settings = settings_from(settings, legacy, "adaptive_sweep")
     probe = NestedSubsetDataModule(
         datamodule, budget=budget, min_size=min_size, target_size=target_size, seed=seed
@@ -169,15 +163,12 @@ def _fit_round(
     results_dir: Path,
     callback: dict[str, Any],
 ) -> Rung:
-    """Fit every candidate still running, each on a fresh :class:`NestedSubsetDataModule` of the
-    round's (``data``: its arguments), recording each result (or failure) in ``sweep``; what the
-    round measured."""
+    """Fit every candidate still running, each on a fresh :class:`NestedSubsetDataModule` of the round's
+    (``data``: its arguments), recording each result (or failure) in ``sweep``; what the round measured."""
     for name in alive:
         law = RectifiedLawCallback(results_dir=results_dir / name, name=name, **callback)
         try:
-            # Seeded as the sweep app seeds each job: a candidate built from a config (random
-            # init) starts from the same weights every round, so the resume cache reuses its
-            # finished subsets instead of retraining them all from other weights.
+            # the same initial weights every round, so the resume cache reuses the finished subsets
             L.seed_everything(data["seed"], workers=True, verbose=False)
             model = candidates[name]()
             kwargs = dict(trainer or {})

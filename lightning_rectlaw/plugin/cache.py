@@ -2,9 +2,8 @@
 the fingerprint of its computation (:mod:`~lightning_rectlaw.plugin.fingerprint`) and reused only
 when that fingerprint is the same.
 
-Imports no torch until a key is computed. What an unfinished job had measured, the selection
-summary reads with :func:`~lightning_rectlaw.selection.record.finished_runs`.
-"""
+What an unfinished job had measured, the selection summary reads with
+:func:`~lightning_rectlaw.selection.record.finished_runs`."""
 
 from __future__ import annotations
 

@@ -1,24 +1,18 @@
 """`RectifiedLawCallback`: measure a candidate's fine-tuning scaling curve inside the user's Trainer.
 
-Mechanism (chosen deliberately over the in-loop road of Lightning's tuner callbacks, which
-snapshot and restore private loop state and have a history of bugs there): in
-``on_fit_start`` the callback snapshots the module's weights and buffers and runs every subset
-with a **fresh ``Trainer``** built from the user's Trainer settings (epochs/steps, precision,
-clipping, accumulation, accelerator, validation limits), then restores the snapshot. A fresh
-Trainer gives each subset a fresh optimizer, scheduler, loop state and dataloaders. Each subset
-run gets a fresh copy of the user's callbacks that shape training (a fine-tuning schedule, early
-stopping, weight averaging: ``runs.SHAPES_TRAINING`` and ``subset_callbacks``); the others are
-not passed (so ModelCheckpoint never saves a subset model) and keep working in the user's fit.
-After the runs the user's Trainer stops (``trainer.should_stop``) unless ``continue_fit=True``,
-in which case it fine-tunes on the full train set from the original weights as it would have
-without the callback.
+Mechanism (chosen deliberately over the in-loop road of Lightning's tuner callbacks, which snapshot and
+restore private loop state and have a history of bugs there): in ``on_fit_start`` the callback snapshots the
+module's weights and buffers and runs every subset with a **fresh ``Trainer``** built from the user's Trainer
+settings (epochs/steps, precision, clipping, accumulation, accelerator, validation limits), then restores the
+snapshot. A fresh Trainer gives each subset a fresh optimizer, scheduler, loop state and dataloaders; of the
+user's callbacks, each run gets fresh copies of those that shape training only (``runs.SHAPES_TRAINING``,
+``subset_callbacks``), so ModelCheckpoint never saves a subset model.
 
-Single-device and DDP training are supported. Under DDP the subset runs happen in ``setup``
-(before the module is wrapped in ``DistributedDataParallel``) with DDP subset Trainers that reuse
-the process group; rank 0's losses are broadcast so every rank follows the same schedule, and
-only rank 0 writes files. Log the monitored metric with ``sync_dist=True`` (or a torchmetrics
-metric) so it is the loss over the whole validation set.
-"""
+Single-device and DDP training are supported. Under DDP the subset runs happen in ``setup`` (before the module
+is wrapped in ``DistributedDataParallel``) with DDP subset Trainers that reuse the process group; rank 0's
+losses and cache decisions are broadcast so every rank follows the same schedule, and only rank 0 writes
+files. Log the monitored metric with ``sync_dist=True`` (or a torchmetrics metric) so it is the loss over the
+whole validation set."""
 
 from __future__ import annotations
 
@@ -75,53 +69,45 @@ class RectifiedLawCallback(Callback):
             with calibrated intervals; any of ``rectlaw methods``). With one candidate per
             Trainer the calibration uses this candidate's own backtests; ``rectlaw summarize``
             re-ranks a sweep's candidates jointly and gives each its probability of being best.
-        schedule: the subsets run, largest first. ``"auto"`` (default): every size for
-            ``robust_ats`` (screening and backtests read them all), the ``k + holdouts`` largest
-            for ``pooled`` (``"pooled"``), AtS's stop rule for ``ats``, every size otherwise;
-            ``"ats"``: stop when AtS detects the phase transition; ``"all"``: every size down
-            to ``min_size``.
-        monitor: the metric the module logs during validation whose value is the test loss.
-            ``"auto"`` (default): ``"val_bpb"`` (bits per byte of the target text, which the
-            shipped Hugging Face modules log and which compares candidates whose tokenizers
-            differ) where the module logs it, else ``"val_loss"``; resolved on one validation
-            batch of the untrained model before any training, and recorded as resolved in
-            ``result.monitor``. Any other name is used as given.
-        zero_shot: also measure the loss before fine-tuning (default ``False``; needed by the
-            ``ourfit`` method and shown in the plots).
+        schedule: the subsets run, largest first. ``"auto"``: every size for ``robust_ats``
+            (screening and backtests read them all), the ``k + holdouts`` largest for ``pooled``
+            (``"pooled"``), AtS's stop rule for ``ats``, every size otherwise; ``"ats"``: stop when AtS
+            detects the phase transition; ``"all"``: every size down to ``min_size``.
+        monitor: the metric the module logs during validation whose value is the test loss. ``"auto"``:
+            ``"val_bpb"`` (bits per byte of the target text, which the shipped Hugging Face modules log and
+            which compares candidates whose tokenizers differ) where the module logs it, else ``"val_loss"``;
+            resolved on one validation batch of the untrained model before any training, and recorded as
+            resolved in ``result.monitor``. Any other name is used as given.
+        zero_shot: also measure the loss before fine-tuning (needed by the ``ourfit`` method and
+            shown in the plots).
         continue_fit: after the subset runs, go on with the user's fit on the full train set from
-            the original weights (default ``False``: stop the Trainer).
+            the original weights, as without the callback; else the Trainer stops (``should_stop``).
         results_dir: directory for per-subset results; with it set, a re-run skips subsets that
             already finished with the same model, data, seed and settings, and the result JSON is
             written there. Default ``None``: no resume; the result goes to the logger's directory
             (or the Trainer's ``default_root_dir``).
-        level: coverage of the prediction interval (default 0.95).
-        checkpoint_every: with ``results_dir``, a subset run saves a Lightning checkpoint at
-            least this often (seconds of training, default 600), so a killed job or a Slurm
-            requeue resumes that subset where it was; ``None`` disables it. The checkpoint is
-            kept only until the subset finishes, under a name that includes the fingerprint.
-        name: the candidate's name in the progress bar and the log lines (default: none).
-        progress: ``"auto"`` (default): one bar over all subset runs, of the Trainer's kind;
-            ``"lines"``: no live bar, one log line per subset (named, with the time left), for
-            jobs running side by side in one terminal, whose bars would overwrite each other
-            (the sweep app sets it under the joblib launcher).
-        subset_callbacks: classes (or import paths) of your own Trainer callbacks that change how
-            the model trains; each subset run gets a fresh copy of those on the Trainer, as it
-            does of Lightning's (``BackboneFinetuning`` and other ``BaseFinetuning``,
-            ``EarlyStopping``, ``StochasticWeightAveraging``, ``GradientAccumulationScheduler``,
-            weight averaging). Other callbacks (checkpoints, loggers, monitors) are not given to
-            the subset runs; a warning names those that are not Lightning's. Default: none.
-        **options: the method's options, by name (``rectlaw methods`` lists each method's, with
-            its default): e.g. ``k`` and ``delta``, the points AtS starts from and its stop
-            threshold (3 and 5, as in the paper), ``holdouts``, the backtest depth of
-            ``robust_ats`` and ``pooled``, and ``robust_ats``'s screening ``threshold`` and
-            ``floor``. An option the method does not take is refused.
+        level: coverage of the prediction interval.
+        checkpoint_every: with ``results_dir``, a subset run saves a Lightning checkpoint at least this often
+            (seconds of training), so a killed job or a Slurm requeue resumes that subset where it was;
+            ``None`` disables it. The checkpoint is kept only until the subset finishes, under a name that
+            includes the fingerprint.
+        name: the candidate's name in the progress bar and the log lines.
+        progress: ``"auto"``: one bar over all subset runs, of the Trainer's kind; ``"lines"``: no live bar,
+            one log line per subset (named, with the time left), for jobs running side by side in one
+            terminal, whose bars would overwrite each other (the sweep app sets it under the joblib launcher).
+        subset_callbacks: classes (or import paths) of your own Trainer callbacks that change how the model
+            trains; each subset run gets a fresh copy of those on the Trainer, as it does of Lightning's
+            (``BaseFinetuning``, ``EarlyStopping``, weight averaging...:
+            :data:`~lightning_rectlaw.plugin.runs.SHAPES_TRAINING`). Other callbacks (checkpoints, loggers,
+            monitors) are not given to the subset runs; a warning names those that are not Lightning's.
+        **options: the method's options, by name (``rectlaw methods`` lists them), e.g. AtS's ``k`` and
+            ``delta`` (3 and 5, as in the paper); an option the method does not take is refused.
 
     With the Trainer's ``fast_dev_run``, every subset trains that many batches: the code paths
     are checked, nothing is measured, cached or written, and ``result.status`` says so.
 
-    Console: the progress (see ``progress``) and one line with the prediction. Logging: through
-    every logger of the Trainer (the curve at ``step=size``, the prediction and fitted parameters,
-    the figure), and each subset run through a logger of the same kind under ``subsets/``.
+    Console: the progress and one line with the prediction. Logging: through every logger of the
+    Trainer, and each subset run's under ``subsets/`` (:mod:`~lightning_rectlaw.plugin.loggers`).
 
     Example::
 
@@ -131,13 +117,11 @@ class RectifiedLawCallback(Callback):
         law.result.predicted_loss
 
     Raises:
-        ValueError: bad options; the metric ``monitor`` never logged; a multi-device strategy
-            other than DDP with externally created processes (FSDP, DeepSpeed, ``ddp_spawn``);
-            too few subsets for the method; a Trainer that trains nothing (``max_epochs=0``,
-            ``max_steps=0``, ``limit_train_batches=0``) or never validates
-            (``limit_val_batches=0``); all before any training.
-        TypeError: the Trainer's datamodule is not a :class:`NestedSubsetDataModule`.
-    """
+        ValueError: bad options; the metric ``monitor`` never logged; a multi-device strategy other than DDP
+            with externally created processes (FSDP, DeepSpeed, ``ddp_spawn``); too few subsets for the
+            method; a Trainer that trains nothing (``max_epochs=0``, ``max_steps=0``,
+            ``limit_train_batches=0``) or never validates (``limit_val_batches=0``); all before any training.
+        TypeError: the Trainer's datamodule is not a :class:`NestedSubsetDataModule`."""
 
     def __init__(
         self,
@@ -189,8 +173,7 @@ class RectifiedLawCallback(Callback):
                 category=UserWarning,
             )
             return
-        # Under DDP the subset runs happen here: the process group exists but the module is not
-        # wrapped in DistributedDataParallel yet, so the subset Trainers can wrap it themselves.
+        # DDP: measured here, before the module is wrapped (the subset Trainers wrap it themselves)
         if trainer.world_size > 1:
             self._measure(trainer, pl_module)
 
@@ -222,8 +205,6 @@ class RectifiedLawCallback(Callback):
         check_strategy(trainer)
         check_trains_and_validates(trainer)
         check_enough_subsets(dm, self.method, self.options, self.zero_shot)
-        # fast_dev_run: every subset trains fast_dev_run batches, which checks the code paths
-        # but measures nothing: no cache, no checkpoints, no result file, no prediction.
         smoke = int(trainer.fast_dev_run)
         if smoke:
             rank_zero_warn(

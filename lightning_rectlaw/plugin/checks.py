@@ -1,6 +1,4 @@
-"""What the callback checks before any training: that the budget's subsets can feed the method,
-that the Trainer trains and validates, that no cap stops the larger subsets short of one pass,
-and that the strategy is one the subset runs can join."""
+"""What the callback checks before any training (the subsets, the Trainer's limits, the strategy)."""
 
 from __future__ import annotations
 
@@ -27,9 +25,8 @@ def check_enough_subsets(dm: NestedSubsetDataModule, method: str, options: dict,
 
 
 def check_trains_and_validates(trainer: L.Trainer) -> None:
-    """Before any training: the subset runs inherit the Trainer's limits, so a Trainer that trains
-    nothing would score the untrained model at every size, and one that never validates has no
-    loss to score."""
+    """Before any training: the subset runs inherit the Trainer's limits, so a Trainer that trains nothing
+    would score the untrained model at every size, and one that never validates has no loss to score."""
     off = [name for name in ("max_epochs", "max_steps", "limit_train_batches") if getattr(trainer, name) == 0]
     if off:
         raise ValueError(

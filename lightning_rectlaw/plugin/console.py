@@ -1,8 +1,6 @@
-"""What the plugin prints: its own log lines once (``log``, the ``lightning_rectlaw`` logger: the
-root logger's handlers print its records, or in a plain script a fallback handler on stderr), one
-progress bar over the subset runs (:class:`SubsetProgress`), and none of the per-Trainer chatter
-of the subset Trainers (:func:`quiet_lightning`).
-"""
+"""What the plugin prints: its own log lines once (:func:`info`, through the ``lightning_rectlaw`` logger),
+one progress bar over the subset runs (:class:`SubsetProgress`), and none of the per-Trainer chatter of the
+subset Trainers (:func:`quiet_lightning`)."""
 
 from __future__ import annotations
 
@@ -18,7 +16,7 @@ log = logging.getLogger("lightning_rectlaw")
 
 
 class _Fallback(logging.StreamHandler):
-    """Prints a record only when the root logger has no handler of its own to print it."""
+    """Prints a record only when the root logger has no handler of its own to print it (a plain script)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         if not logging.getLogger().handlers:
@@ -85,15 +83,12 @@ def bar_style(trainer: Any) -> str | None:
 
 
 class SubsetProgress:
-    """One progress bar over the subset runs of a measurement, in training examples (the unit in
-    which the runs' cost is roughly constant, so its time-left estimate is steady).
-
-    Without a bar (``style=None``) each run is one log line instead, with the time left.
-    ``start(label, work)`` begins a run of ``work`` examples (subset size × epochs);
-    ``fraction(f)`` moves within it; ``finish()`` completes it. :meth:`callback` gives the
-    Lightning callback that reports a subset Trainer's progress (optimizer steps done out of
-    ``estimated_stepping_batches``).
-    """
+    """One progress bar over the subset runs of a measurement, in training examples (the unit in which the
+    runs' cost is roughly constant, so its time-left estimate is steady). Without a bar (``style=None``) each
+    run is one log line instead, with the time left. ``start(label, work)`` begins a run of ``work`` examples
+    (subset size × epochs); ``fraction(f)`` moves within it; ``finish()`` completes it. :meth:`callback` gives
+    the Lightning callback that reports a subset Trainer's progress (optimizer steps done out of
+    ``estimated_stepping_batches``)."""
 
     def __init__(self, style: str | None, name: str | None = None) -> None:
         self.style, self.name = style, name

@@ -25,26 +25,24 @@ class NestedSubsetDataModule(L.LightningDataModule):
     subset is scored on the same held-out set. Outside the callback's subset runs the wrapper
     serves the full train set, so the user's normal fit still works.
 
-    The wrapper is faithful to the wrapped datamodule: it is set up once per fit (not again for
-    each subset run, so a random split drawn in ``setup`` stays put), its ``setup`` sees the Trainer, its
-    batch-transfer hooks (``on_before_batch_transfer``, ``transfer_batch_to_device``,
-    ``on_after_batch_transfer``) run on every batch, its attributes read through the wrapper
-    (``trainer.datamodule.num_classes``), its state goes into checkpoints, and a subset
-    loader keeps the train loader's settings (batch size, collate function, workers and their
-    init function, pinning, prefetching, persistence, ``drop_last``); a batch sampler with a
-    ``for_subset(indices, seed=)`` method (``SFTDataModule``'s length grouping) serves the subset
-    itself; any other custom sampler or batch sampler is replaced by seeded shuffling of the
-    subset, in batches of the same size.
+    The wrapper is faithful to the wrapped datamodule: it is set up once per fit (not again for each subset
+    run, so a random split drawn in ``setup`` stays put), its ``setup`` sees the Trainer, its batch-transfer
+    hooks (``on_before_batch_transfer``, ``transfer_batch_to_device``, ``on_after_batch_transfer``) run on
+    every batch, its attributes read through the wrapper (``trainer.datamodule.num_classes``), its state goes
+    into checkpoints, and a subset loader keeps the train loader's settings (batch size, collate function,
+    workers and their init function, pinning, prefetching, persistence, ``drop_last``); a batch sampler with a
+    ``for_subset(indices, seed=)`` method (``SFTDataModule``'s length grouping) serves the subset itself; any
+    other custom sampler or batch sampler is replaced by seeded shuffling of the subset, in batches of the
+    same size.
 
     Args:
         datamodule: the user's ``LightningDataModule`` (must provide ``train_dataloader`` over a
             map-style dataset, batching single examples, and ``val_dataloader``).
         budget: largest subset: a fraction of the target size (``0.125``, ``"1/8"``) or an
             absolute number of examples (``> 1``); see :mod:`lightning_rectlaw.core.budget`.
-            Default ``"1/8"``.
         min_size: smallest subset size (default :data:`MIN_SIZE`, 16).
         target_size: the full fine-tuning set size to predict for (default: the train set length).
-        seed: seed of the permutation (default 0).
+        seed: seed of the permutation.
 
     Example::
 
@@ -56,8 +54,7 @@ class NestedSubsetDataModule(L.LightningDataModule):
         ValueError: budget above the data or below ``min_size``, a train set too small for two
             subsets, or no validation loader; TypeError: not a ``LightningDataModule``, one without
             a train set, an iterable (not indexable) train dataset, or a train loader that serves
-            whole batches (``batch_size=None``). All before any training.
-    """
+            whole batches (``batch_size=None``). All before any training."""
 
     def __init__(
         self,
@@ -89,8 +86,7 @@ class NestedSubsetDataModule(L.LightningDataModule):
         self._measuring = False  # inside the callback's subset runs (see `measuring`)
 
     def __getattr__(self, name: str):
-        """Attributes the wrapper lacks are the wrapped datamodule's: a module that reads
-        ``self.trainer.datamodule.num_classes`` (or ``.tokenizer``) works unchanged."""
+        """Attributes the wrapper lacks are the wrapped datamodule's (``.num_classes``, ``.tokenizer``)."""
         inner = self.__dict__.get("datamodule")
         if inner is None or name.startswith("__"):
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
@@ -103,8 +99,7 @@ class NestedSubsetDataModule(L.LightningDataModule):
 
     def setup(self, stage: str) -> None:
         self.datamodule.trainer = self.trainer  # a wrapped setup (or loader) may read self.trainer
-        # once per stage and fit, not again for each subset run; the fit's setup has set up the
-        # validation data too, so a validation inside the fit (the monitor's check) sets up nothing
+        # once per stage and fit; the fit's setup covers validation, so the monitor's check sets up nothing
         if stage not in self._set_up and not (stage == "validate" and "fit" in self._set_up):
             self.datamodule.setup(stage)
             self._set_up.add(stage)
@@ -145,10 +140,9 @@ class NestedSubsetDataModule(L.LightningDataModule):
 
     @contextmanager
     def measuring(self) -> Iterator[None]:
-        """The subset runs of one measurement: their Trainers' ``setup`` and ``teardown`` do not
-        reach the wrapped datamodule, which is set up once, as for the user's one fit. (A setup
-        that re-draws a random train/validation split would otherwise score each subset on
-        another validation set, overlapping the train examples already drawn.)"""
+        """The subset runs of one measurement: their Trainers' ``setup`` and ``teardown`` do not reach the
+        wrapped datamodule (a re-drawn random split would score each subset on another validation set,
+        overlapping the train examples already drawn)."""
         self._measuring = True
         try:
             yield
@@ -250,7 +244,6 @@ class NestedSubsetDataModule(L.LightningDataModule):
         indices = self.indices(self._active_size).tolist()
         data = Subset(base.dataset, indices)
         workers = base.num_workers > 0
-        # a batch sampler that knows how to serve a subset (length grouping) keeps its grouping
         grouped = getattr(base.batch_sampler, "for_subset", None)
         batching = (
             {"batch_sampler": grouped(indices, seed=self.seed)}

@@ -1,19 +1,13 @@
 """The fingerprint that decides when a cached subset run is reusable.
 
 A cached loss is reused only when everything that determines it is the same: the model class and
-hyperparameters; the code (every source file that defines a class in the module's tree of
-submodules or in the datamodule's, or the train loader's collate function, with the versions of
-torch, Lightning and the packages those files come from); the initial weights and buffers (their
-bytes) and which parameters are frozen; the settings of the user's callbacks that the subset
-runs share (a fine-tuning schedule, early stopping); the subset's own train examples (so a
-larger budget reuses the smaller subsets) and the validation batches (their contents); the
-wrapped datamodule's plain settings; the seed; the Trainer settings in :data:`TRAINER_SETTINGS`
-(the same list builds the subset Trainers); and the placement (accelerator kind and number of
-processes: under DDP the effective batch grows with it). Each part is hashed separately, so a
-re-run can say which one changed. The code part follows the hashed files' imports into the
-user's project (helper modules, an editable install: source files outside ``site-packages``);
-installed packages count by their version.
-"""
+hyperparameters; the code (:func:`_code`: source files, the project files they import, package versions); the
+initial weights and buffers (their bytes) and which parameters are frozen; the settings of the user's
+callbacks that the subset runs share (a fine-tuning schedule, early stopping); the subset's own train examples
+(so a larger budget reuses the smaller subsets) and the validation batches (their contents); the wrapped
+datamodule's plain settings; the seed; the Trainer settings in :data:`TRAINER_SETTINGS` (the same list builds
+the subset Trainers); and the placement (accelerator kind and number of processes: under DDP the effective
+batch grows with it). Each part is hashed separately, so a re-run can say which one changed."""
 
 from __future__ import annotations
 
@@ -151,8 +145,7 @@ def _is_framework(module_name: str) -> bool:
 def _project_imports(module_name: str) -> list[str]:
     """The modules of the user's project that ``module_name`` uses: modules, functions and classes
     in its namespace that come from a source file outside the installed packages (a helper
-    module next to the training script, an editable install). Installed packages are stood for
-    by their versions, and are not followed."""
+    module next to the training script, an editable install); installed packages are not followed."""
     module = sys.modules.get(module_name)
     out = set()
     for value in vars(module).values() if module is not None else ():

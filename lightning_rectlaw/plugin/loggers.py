@@ -6,8 +6,7 @@
 - :func:`log_result`: the measured curve (``log_metrics({...}, step=size)``), the prediction and
   fitted parameters (hyperparameters merged with the model's, and metrics), and the figure: as
   an image where the logger takes images (TensorBoard, W&B, MLflow artifacts), and as a PNG file
-  beside the result file otherwise.
-"""
+  beside the result file otherwise."""
 
 from __future__ import annotations
 

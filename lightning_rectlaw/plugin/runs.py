@@ -29,8 +29,7 @@ from lightning_rectlaw.plugin.loggers import subset_loggers
 from lightning_rectlaw.selection import BITS_PER_BYTE, METHODS, RectifiedLawResult
 from lightning_rectlaw.selection.ats import ats_stopped
 
-#: What ``monitor="auto"`` resolves to: the first of these the module logs in validation (bits
-#: per byte, comparable across tokenizers, where the module logs it; else the per-token loss).
+#: What ``monitor="auto"`` resolves to: the first of these the module logs in validation.
 AUTO_MONITORS = (BITS_PER_BYTE, "val_loss")
 
 
@@ -102,12 +101,8 @@ class ModuleState:
 
 @dataclass(eq=False)
 class SubsetRuns:
-    """The subset runs of one measurement: each from the module's original weights, in a fresh
-    Trainer built from the user's, reused from ``cache`` when provably the same computation.
-
-    Under DDP every rank trains, and rank 0's losses and cache decisions are broadcast so all
-    ranks follow the same schedule; only rank 0 writes.
-    """
+    """The subset runs of one measurement: each from the module's original weights, in a fresh Trainer
+    built from the user's, reused from ``cache`` when provably the same computation."""
 
     trainer: L.Trainer
     pl_module: L.LightningModule
@@ -221,10 +216,9 @@ class SubsetRuns:
         return float(values[name])
 
     def _cached_or_run(self, size: int, result: RectifiedLawResult, run) -> tuple[float, float]:
-        """Reuse the finished run of ``size`` when its fingerprint matches, else run it seeded
-        from ``(seed, size)``; its original wall time is added to ``result.seconds`` either way.
-        ``run`` returns, and this returns, the loss and the share of the planned training the
-        run did (below 1 when early stopping ended it)."""
+        """Reuse the finished run of ``size`` when its fingerprint matches, else run it seeded from
+        ``(seed, size)``; its original wall time is added to ``result.seconds`` either way. ``run`` returns,
+        as this does, the loss and the share of planned training done (:meth:`_fit_subset`)."""
         trainer = self.trainer
         saved = self.cache.get(size) if trainer.is_global_zero else None
         if trainer.world_size > 1:
@@ -297,11 +291,8 @@ def training_callbacks(
     trainer: L.Trainer, extra: Sequence[type[Callback]] = (), ignore: Sequence[type[Callback]] = ()
 ) -> list[Callback]:
     """Fresh copies of the Trainer's callbacks that shape training (:data:`SHAPES_TRAINING`, and
-    the classes in ``extra``), taken before any training, for the subset runs to copy again.
-
-    Warns once about the other callbacks, not Lightning's observers nor ``ignore``: the subset
-    runs train without them, which is a different computation if they change how the model trains.
-    """
+    the classes in ``extra``), taken before any training, for the subset runs to copy again. Warns once
+    about the others, not Lightning's observers nor ``ignore``: the subset runs train without them."""
     shared, left_out = [], []
     for cb in trainer.callbacks:
         if isinstance(cb, (*SHAPES_TRAINING, *extra)):
@@ -357,10 +348,9 @@ def subset_trainer(
     checkpoint_every: float | None = None,
     callbacks: list[Callback] | None = None,
 ) -> L.Trainer:
-    """A fresh Trainer for one subset run: the user's settings (``fingerprint.TRAINER_SETTINGS``), the
-    very devices it chose, loggers of the user's kinds under ``subsets/<name>``, no user
-    callbacks, no progress bar of its own (``callbacks`` may report to the measurement's) and
-    no model summary."""
+    """A fresh Trainer for one subset run: the user's settings (``fingerprint.TRAINER_SETTINGS``), the very
+    devices it chose, loggers of the user's kinds under ``subsets/<name>``, no user callbacks, no progress bar
+    of its own (``callbacks`` may report to the measurement's) and no model summary."""
     callbacks = list(callbacks or [])
     if checkpoints is not None:  # resumable mid-subset; removed once the subset is cached
         callbacks.append(
@@ -402,10 +392,9 @@ def epochs(trainer: L.Trainer, size: int, dm: NestedSubsetDataModule) -> int:
 
 
 def seed_run(seed: int, size: int) -> None:
-    """Seed Python, numpy and torch (all devices) for the run of ``size`` from ``(seed, size)``.
-
-    Not ``L.seed_everything``: it also sets ``PL_GLOBAL_SEED``, which outlives the measurement
-    and would change the seed of the user's own fit's ``DistributedSampler``."""
+    """Seed Python, numpy and torch (all devices) for the run of ``size`` from ``(seed, size)``; not
+    ``L.seed_everything``, whose ``PL_GLOBAL_SEED`` outlives the measurement and would change the seed
+    of the user's own fit's ``DistributedSampler``."""
     value = (int(seed) * 1_000_003 + int(size)) % 2**32
     random.seed(value)
     np.random.seed(value)

@@ -1,8 +1,6 @@
-"""The records of a sweep directory: one per job the sweep started, read from its
-``candidate.json``, or for a job that never wrote one, from what its resume cache had finished.
+"""The records of a sweep directory (:func:`collect_results`) and the keys its sweep varies.
 
-No framework at import (PyYAML, which Hydra brings, only to read a job's ``.hydra`` files).
-"""
+No framework at import (PyYAML, which Hydra brings, only to read a job's ``.hydra`` files)."""
 
 from __future__ import annotations
 
@@ -25,8 +23,7 @@ def collect_results(sweep_dir: str | os.PathLike) -> list[CandidateRecord]:
 
     Raises:
         FileNotFoundError: the directory does not exist.
-        ValueError: no job and no result file was found, or some are corrupt (the message lists
-            them and why).
+        ValueError: no job and no result file was found, or some are corrupt (the message lists them and why).
     """
     root = Path(sweep_dir)
     if not root.is_dir():

@@ -3,8 +3,7 @@
 Reads every job's record (:func:`~lightning_rectlaw.report.collect.collect_results`: failed and
 unfinished jobs included) and writes, atomically: ``selection_summary.md``, ``.csv``, ``.json``
 and ``.png`` (all candidates' points and fitted curves on one log-log plot), and logs the table
-and figure to TensorBoard under ``<sweep>/tb_summary``; the finished candidates are ranked.
-"""
+and figure to TensorBoard under ``<sweep>/tb_summary``; the finished candidates are ranked."""
 
 from __future__ import annotations
 
@@ -47,14 +46,11 @@ COLUMNS = (
 
 
 def _joint(records: list[CandidateRecord]) -> dict[str, CandidateRecord]:
-    """Re-rank the finished candidates together, with the method and options their jobs ran.
-
-    Each job saw only its own curve; here the sweep's curves form one loss table, so screening,
-    calibration and P(best) (``robust_ats``, ``pooled``) see every candidate. Returns, per name,
-    the new ``predicted_loss``, ``interval``, ``prob_best``, ``outliers`` and
-    ``prediction_curve`` (a candidate the joint ranking cannot rank gets its reason as status).
-    Empty when the jobs disagree on the method, its options or the target size.
-    """
+    """Re-rank the finished candidates together, with the method and options their jobs ran. Each job saw only
+    its own curve; here the sweep's curves form one loss table, so screening, calibration and P(best)
+    (``robust_ats``, ``pooled``) see every candidate. Returns, per name, the new ``predicted_loss``,
+    ``interval``, ``prob_best``, ``outliers`` and ``prediction_curve`` (a candidate the joint ranking cannot
+    rank gets its reason as status). Empty when the jobs disagree on the method, options or target size."""
     ok = [r for r in records if r["status"] == Status.OK and len(r.get("sizes") or []) >= 2]
     if not ok or len({r["name"] for r in ok}) != len(ok):
         return {}
@@ -120,10 +116,9 @@ def _candidate_key(record: CandidateRecord) -> str:
 
 
 def _full_schedule(records: list[CandidateRecord], last_round: int, budget: float | None = None) -> float:
-    """Training examples every candidate would have run to the budget: the subsets a candidate
-    that ran the last round ran (up to ``budget``, when the sweep went past it), times each
-    candidate's own examples per subset example (its epochs; the median of the others' for a
-    candidate that ran nothing)."""
+    """Training examples every candidate would have run to the budget: the subsets a candidate that ran the
+    last round ran (up to ``budget``, when the sweep went past it), times each candidate's own examples per
+    subset example (its epochs; the median of the others' for a candidate that ran nothing)."""
     ran = {r["name"]: sum(map(float, r.get("sizes") or ())) for r in records}
     if budget:
         schedule = max((sum(s for s in r.get("sizes") or () if s <= budget) for r in records), default=0.0)
@@ -139,7 +134,6 @@ def _full_schedule(records: list[CandidateRecord], last_round: int, budget: floa
 
 
 def _predicted(record: CandidateRecord) -> bool:
-    """Whether the record has a prediction to rank."""
     return record["status"] == Status.OK and record.get("predicted_loss") is not None
 
 
@@ -199,12 +193,10 @@ def write_summary(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike | Non
     """Write the summary files of ``sweep_dir`` into ``out_dir`` (default: the sweep directory).
 
     Raises:
-        NothingRankedError: after writing them, when no candidate could be ranked, or the
-            candidates are not comparable: predicted at different target sizes, scored on
-            different metrics, or under different tokenizers on a per-token loss (the last line
-            of the message is the fix).
-        OSError: the output directory cannot be written (the message names it and the fix).
-    """
+        NothingRankedError: after writing them, when no candidate could be ranked, or the candidates are not
+            comparable: predicted at different target sizes, scored on different metrics, or under different
+            tokenizers on a per-token loss (the last line of the message is the fix).
+        OSError: the output directory cannot be written (the message names it and the fix)."""
     root = Path(sweep_dir)
     out = root if out_dir is None else Path(out_dir)
     records = collect_results(root)
@@ -329,10 +321,9 @@ def verdict(summary_path: str | os.PathLike) -> str:
 
 
 def failures(summary_path: str | os.PathLike) -> list[str]:
-    """The lines a sweep ends with when some of its candidates were not ranked (failed, killed,
-    or left without a prediction), from a written summary that ranks the others: one per such
-    candidate (its name and why, on one line), then what that means for P(best) and the fix.
-    Empty when every candidate is ranked."""
+    """The lines a sweep ends with when some of its candidates were not ranked (failed, killed, or left
+    without a prediction), from a written summary that ranks the others: one per such candidate (its name and
+    why, on one line), then what that means for P(best) and the fix. Empty when every candidate is ranked."""
     data = json.loads(Path(summary_path).with_suffix(".json").read_text())
     rows = data["candidates"]
     left = [r for r in rows if r.get("rank") is None]

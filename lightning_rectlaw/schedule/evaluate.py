@@ -5,28 +5,25 @@ candidates and cares whether the tool picks the best of *those*, and how much lo
 costs; and whether its probabilities and intervals can be believed. Metrics (``value`` column):
 
 * ``PearCorr``, ``RelAcc``: the paper's, in percent (see :mod:`lightning_rectlaw.core.metrics`).
-* ``HitRate``: over random pools of ``pool_size`` candidates (default 5; 2,000 pools with a fixed
-  seed, the same pools for every method), the percentage in which the method's first choice has
-  the pool's lowest true target loss.
+* ``HitRate``: over random pools of ``pool_size`` candidates (the same pools for every method), the percentage
+  in which the method's first choice has the pool's lowest true target loss.
 * ``Regret``: over the same pools, the mean excess true loss of the choice over the pool's best,
   in percent of the best's loss.
-* ``Brier``: of P(best) over all candidates, :math:`\\sum_i (p_i - [i \\text{ is best}])^2` (0 is
-  perfect; a uniform guess over n candidates scores :math:`1 - 1/n`); methods that report P(best).
+* ``Brier``: of P(best) over all candidates (:func:`~lightning_rectlaw.core.metrics.brier`); methods
+  that report P(best).
 * ``Coverage80``: percentage of candidates whose true target loss lies inside the method's 80%
   interval; methods that report intervals.
 * ``Compute``: examples fine-tuned by the runs the method needs, in percent of fine-tuning every
   candidate once on the full target set.
 
-``schedule="adaptive"`` replays the successive-elimination sweep of
-:mod:`lightning_rectlaw.schedule.rule` instead of running every candidate's whole schedule: each
-method ranks, at each rung, only the candidates still running, on the cells up to that rung; the
-choice is the best survivor, and ``Compute`` counts what the replay read. PearCorr uses each
+``schedule="adaptive"`` replays the successive-elimination sweep
+(:func:`~lightning_rectlaw.schedule.replay.simulate`) instead of running every candidate's whole
+schedule: the choice is the best survivor, and ``Compute`` counts what the replay read. PearCorr uses each
 candidate's prediction from its last rung; pools pick by the sweep's final order.
 
 Pools are scored with the scores the method gave on the whole table, so a method whose
 predictions share information across candidates (``pooled``, ``robust_ats``'s calibration) sees
-the whole table's in-budget data, as it would with that many candidates.
-"""
+the whole table's in-budget data, as it would with that many candidates."""
 
 from __future__ import annotations
 
@@ -102,8 +99,7 @@ def evaluate(
             :data:`EVAL_METHODS`, less those needing a column the table lacks (with a warning).
         target: the full size (default: the table's largest).
         compute: add ``Compute`` (kept for ``metrics=None`` callers).
-        metrics: any of :data:`METRICS` (default ``PearCorr`` and ``RelAcc``). ``Brier`` and
-            ``Coverage80`` are skipped for methods without P(best) or intervals.
+        metrics: any of :data:`METRICS` (default ``PearCorr`` and ``RelAcc``).
         pool_size, pools, seed: the random pools of ``HitRate`` and ``Regret``.
         schedule: ``"full"`` (every candidate's whole schedule) or ``"adaptive"`` (successive
             elimination; ``adaptive`` holds its settings, a
@@ -115,8 +111,7 @@ def evaluate(
     Raises:
         TableError: ``target`` is not a column of the table, or a budget falls outside it.
         ValueError: an unknown method or metric, a method needing a column the table lacks, or a
-            pool size below 2. All before any method is scored.
-    """
+            pool size below 2. All before any method is scored."""
     methods = _checked_methods(table, methods, options)
     metrics = _checked_metrics(metrics, compute, schedule, pool_size, pools)
     target = table.max_size if target is None else float(target)
@@ -140,8 +135,8 @@ def evaluate(
 
 
 def _checked_methods(table: LossTable, methods: Sequence[str] | None, options: dict[str, Any]) -> list[str]:
-    """The methods to score: those asked (default :data:`EVAL_METHODS`, less those needing a
-    column the table lacks), refused when unknown, lacking a column or taking none of ``options``."""
+    """The methods to score (see :func:`evaluate`), refused when unknown, lacking a column or taking
+    none of ``options``."""
     if unknown := [m for m in methods or () if m not in METHODS]:
         raise ValueError(f"unknown method(s) {unknown}; choose from {sorted(METHODS)}")
     asked = EVAL_METHODS if methods is None else methods

@@ -30,8 +30,7 @@ class AdaptiveRun:
             eliminated ones, the later eliminated first. Each candidate's ``sizes_run`` is what
             it ran, so ``selection.examples`` is the sweep's compute.
         eliminated_at: candidate -> the rung after which it stopped.
-        allowance: with a compute budget, the examples it allowed (``examples`` is what was spent).
-    """
+        allowance: with a compute budget, the examples it allowed (``examples`` is what was spent)."""
 
     rungs: tuple[float, ...]
     rounds: tuple[tuple[Decision, ...], ...]
@@ -64,16 +63,12 @@ def simulate(
     level: float = 0.95,
     **options,
 ) -> AdaptiveRun:
-    """Replay the adaptive schedule on ``table``: at each rung only the candidates still running
-    are ranked, each on the cells up to that rung; nothing beyond a candidate's last rung is read.
-
-    With ``settings.compute_budget`` (a multiple of what the full schedule spends at ``budget``:
-    1 is the paper's compute), the survivors go on past the budget, to 2x, 4x, ... the budget up
-    to half the target, while what was spent plus the next round's cost fits in that allowance;
-    the last round run makes the choice. Each subset costs its size (one pass from the original
-    weights). ``options`` go to the method; the settings as keywords (``prob_threshold=``,
-    ``count=``) still work, with a DeprecationWarning.
-    """
+    """Replay the adaptive schedule on ``table``: at each rung only the candidates still running are ranked,
+    each on the cells up to that rung; nothing beyond a candidate's last rung is read. With
+    ``settings.compute_budget`` (:class:`~lightning_rectlaw.schedule.rule.RuleSettings`) the survivors go on
+    past the budget up to half the target; the last round run makes the choice. Each subset costs its size
+    (one pass from the original weights). ``options`` go to the method; the settings as keywords
+    (``prob_threshold=``, ``count=``) still work, with a DeprecationWarning."""
     legacy = {k: options.pop(k) for k in list(options) if k in _SETTINGS}
     settings = settings_from(settings, legacy, "simulate")
     target = table.max_size if target is None else float(target)
@@ -104,8 +99,7 @@ def simulate(
 
 
 def _replayed(table: LossTable, rounds: list[Round], budget: float, allowance: float | None) -> AdaptiveRun:
-    """The run from its rounds: the final selection ranks the survivors by their last round, then
-    the eliminated, the later eliminated first; each with ``sizes_run``, every size it read."""
+    """The run from its rounds (its ``selection`` as :class:`AdaptiveRun` describes it)."""
     finite = np.isfinite(table.losses)
     last = {c.name: (rnd.rung, c) for rnd in rounds for c in rnd.selection.candidates}
     eliminated_at = {d.name: rnd.rung for rnd in rounds for d in rnd.decisions if not d.keep}

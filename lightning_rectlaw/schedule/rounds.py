@@ -1,19 +1,13 @@
 """The one rounds driver of the adaptive schedule: run a rung, judge, continue.
 
-Every adaptive sweep runs on :func:`run_rounds`; they differ only in how a rung is run, the
-``run_rung`` function they pass:
-
-- the offline replay (:func:`~lightning_rectlaw.schedule.replay.simulate`) looks the cells up in
-  a loss table;
-- the Hydra sweeper (``hydra/sweeper=rectlaw``) launches one batch of jobs through the
-  configured launcher;
-- the in-process sweep (:func:`lightning_rectlaw.adaptive_sweep`) fits each candidate with a
-  Lightning Trainer.
+Every adaptive sweep runs on :func:`run_rounds`; they differ only in the ``run_rung`` they pass: the offline
+replay (:func:`~lightning_rectlaw.schedule.replay.simulate`) looks the cells up in a loss table, the Hydra
+sweeper (``hydra/sweeper=rectlaw``) launches one batch of jobs through the configured launcher, the in-process
+sweep (:func:`lightning_rectlaw.adaptive_sweep`) fits each candidate with a Lightning Trainer.
 
 After each rung the rule (:func:`~lightning_rectlaw.schedule.rule.schedule_round`) decides who
 continues. With a ``state_file`` every finished round is written there atomically, and a re-run
-with the same candidates, rungs and rule continues after the last finished round.
-"""
+with the same candidates, rungs and rule continues after the last finished round."""
 
 from __future__ import annotations
 
@@ -47,8 +41,7 @@ class Rung(NamedTuple):
             (``None`` when none did).
         target: the size every candidate's loss is predicted at.
         failed: candidate key -> why it measured nothing; it stops here.
-        names: candidate key -> the name people read, where it differs from the key.
-    """
+        names: candidate key -> the name people read, where it differs from the key."""
 
     table: LossTable | None
     target: float
@@ -93,8 +86,7 @@ def run_rounds(
 
     Raises:
         ValueError: ``state_file`` holds the rounds of another sweep (other candidates, rungs,
-            rule or allowance), or the first round alone costs more than the allowance.
-    """
+            rule or allowance), or the first round alone costs more than the allowance."""
     say = say or (lambda message: None)
     plan = [str(int(r)) if float(r).is_integer() else str(r) for r in rungs]
     allowance = _allowance(settings, cost, budget, float(rungs[0]), list(candidates))
@@ -211,9 +203,8 @@ def _record(d: Decision, name: str) -> dict[str, Any]:
 
 
 def _decision(d: dict[str, Any]) -> Decision:
-    """A decision read back from the rounds file (``candidate`` is its key). A file written
-    before decisions had a ``code`` gives one from ``keep`` and ``failed``, and its ``reason``
-    as the ``detail``."""
+    """A decision read back from the rounds file (``candidate`` is its key). A file written before decisions
+    had a ``code`` gives one from ``keep`` and ``failed``, and its ``reason`` as the ``detail``."""
     if "code" in d:
         code, detail = Reason(d["code"]), d["detail"]
     else:  # only `keep` and `failed` matter to a resumed sweep

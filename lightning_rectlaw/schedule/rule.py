@@ -1,24 +1,19 @@
 """Successive elimination across candidates: spend compute only on contenders.
 
-Candidates are fine-tuned on nested subsets up to a *rung* (a budget), all of them on the first
-rung; after each rung the default selector ranks the ones still running, on what they have run,
-each with its calibrated probability of being the best (P(best)), and the least likely stop there
-while the P(best) they hold together stays below ``prob_threshold`` (``rule="mass"``, the default:
-this bounds the chance that a round stops the best; ``rule="each"`` stops every candidate below
-the threshold on its own; the settings are one :class:`RuleSettings`). The survivors go on to the
-next rung (twice the size), up to the budget, where the last ranking is the choice.
-Multi-fidelity elimination (ASHA, Hyperband) compares candidates at equal fidelity, which ranks
-fine-tuning curves badly; here each candidate is compared on its *extrapolated* loss at the
-target size, with the uncertainty of that extrapolation.
+Candidates are fine-tuned on nested subsets up to a *rung* (a budget), all of them on the first rung; after
+each rung the default selector ranks the ones still running, on what they have run, each with its calibrated
+probability of being the best (P(best)), and the least likely stop there by the rule (:data:`RULES`; the
+settings are one :class:`RuleSettings`). The survivors go on to the next rung (twice the size), up to the
+budget, where the last ranking is the choice. Multi-fidelity elimination (ASHA, Hyperband) compares candidates
+at equal fidelity, which ranks fine-tuning curves badly; here each candidate is compared on its *extrapolated*
+loss at the target size, with the uncertainty of that extrapolation.
 
-Guards against eliminating on too little evidence (:class:`RuleSettings`): ``min_points`` (the
-rungs below the first one where every candidate can have that many points are skipped),
-``min_survivors``, and a candidate the selector cannot rank at a rung (e.g. too few clean points) is kept.
+Guards against eliminating on too little evidence: ``min_points`` and ``min_survivors``
+(:class:`RuleSettings`), and a candidate the selector cannot rank at a rung is kept.
 
 :func:`schedule_round` is the rule as a pure function of the losses measured so far; it says
 why each candidate continues or stops; :meth:`RuleSettings.plan` lays out the rungs of a budget. The
-rounds themselves run on :mod:`~lightning_rectlaw.schedule.rounds`.
-"""
+rounds themselves run on :mod:`~lightning_rectlaw.schedule.rounds`."""
 
 from __future__ import annotations
 
@@ -60,8 +55,7 @@ class RuleSettings:
         rungs: rungs per sweep: budget/16, budget/8, budget/4, budget/2, budget for 5.
         compute_budget: a multiple of the full schedule's compute at the budget (1: the paper's):
             the survivors go on to 2x, 4x, ... the budget while the rounds' training fits in it;
-            ``None``: stop at the budget.
-    """
+            ``None``: stop at the budget."""
 
     rule: str = "mass"
     prob_threshold: float = 0.2
@@ -139,8 +133,7 @@ def settings_from(
     keywords of ``where``, each with a DeprecationWarning naming the new spelling (``new``).
 
     Raises:
-        TypeError: a keyword that is no setting.
-    """
+        TypeError: a keyword that is no setting."""
     names = {f.name for f in fields(RuleSettings)}
     given = {}
     for old, value in legacy.items():
@@ -194,8 +187,7 @@ class Decision:
             guard that kept it, the error of a failed run).
         prob_best: its probability of being the best among those still running (``None`` when
             it could not be ranked).
-        predicted_loss: its predicted loss at the target from what it has run (``None``: none).
-    """
+        predicted_loss: its predicted loss at the target from what it has run (``None``: none)."""
 
     name: str
     _: KW_ONLY
@@ -231,13 +223,10 @@ def schedule_round(
     last: bool = False,
     **options,
 ) -> tuple[Selection, list[Decision]]:
-    """Decide, after ``rung``, which candidates of ``table`` (those still running, with what they
-    measured) continue. Returns the selection at this rung and one decision per candidate; after
-    the ``last`` rung (the budget) nobody is eliminated: that selection is the choice.
-
-    A method without P(best) (e.g. ``ats``) eliminates nobody: the rule needs calibrated
-    probabilities to be safe.
-    """
+    """Decide, after ``rung``, which candidates of ``table`` (those still running, with what they measured)
+    continue. Returns the selection at this rung and one decision per candidate; after the ``last`` rung (the
+    budget) nobody is eliminated: that selection is the choice. A method without P(best) (e.g. ``ats``)
+    eliminates nobody: the rule needs calibrated probabilities to be safe."""
     sel = select(table, method, budget=rung, target=target, **options)
     probs = sel.prob_best
     by_name = {c.name: c for c in sel.candidates}
@@ -337,8 +326,7 @@ def plan_rungs(
 
     Raises:
         ValueError: a fractional budget without ``target_size`` (the rungs cannot be planned before
-            the train set is seen).
-    """
+            the train set is seen)."""
     value = parse_budget(budget)
     if value <= 1 and target_size is None:
         raise ValueError(

@@ -2,12 +2,10 @@
 ``robust_ats``, the baselines, the ``Selection`` they return, one candidate's curve prediction
 (``predict_curve``) and the record a measured candidate is written as, with its ``Status``.
 
-What is exported here is the layer's public surface; the helpers the other layers share
-(``method_entry``, ``all_options``, ``calibrate_ats``, ``prediction_curve``, ...) are imported
-from their modules.
+What is exported here is the layer's public surface; the helpers the other layers share (``method_entry``,
+``all_options``, ``calibrate_ats``, ``prediction_curve``, ...) are imported from their modules.
 
-Imports only :mod:`lightning_rectlaw.core`; no framework.
-"""
+Imports only :mod:`lightning_rectlaw.core`; no framework."""
 
 from lightning_rectlaw.selection.ats import accept_then_stop
 from lightning_rectlaw.selection.curve import CurvePrediction, predict_curve

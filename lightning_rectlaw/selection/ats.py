@@ -28,18 +28,16 @@ def accept_then_stop(
 ) -> tuple[LineFit | None, str | None]:
     """The paper's AtS point selection on one candidate's curve, as its released code runs it.
 
-    Walking down from the largest subset: the ``k`` largest points are accepted; each next
-    (smaller) point is tested against the least-squares line, in log-log space, through *all*
-    points accepted so far, and accepted while its log-loss lies within ``delta`` standard
-    deviations (population std) of that line's residuals. The walk stops at the first point that
-    does not, which is left out. The final line is fitted to the accepted points, with one rule
-    of the paper's code: when the walk accepts every point down to the smallest without stopping,
-    the smallest one is left out of the final line all the same (the code's loop index ends one
-    short). With ``k`` points or fewer, all of them are used.
+    Walking down from the largest subset: the ``k`` largest points are accepted; each next (smaller) point is
+    tested against the least-squares line, in log-log space, through *all* points accepted so far, and
+    accepted while its log-loss lies within ``delta`` standard deviations (population std) of that line's
+    residuals. The walk stops at the first point that does not, which is left out. The final line is fitted to
+    the accepted points, with one rule of the paper's code: when the walk accepts every point down to the
+    smallest without stopping, the smallest one is left out of the final line all the same (the code's loop
+    index ends one short). With ``k`` points or fewer, all of them are used.
 
     Missing points (``NaN``) are skipped. Returns the line fit, or ``None`` with the reason
-    when fewer than ``k`` points are available.
-    """
+    when fewer than ``k`` points are available."""
     ok = np.isfinite(losses)
     s, y = sizes[ok][::-1], losses[ok][::-1]
     if s.size < k:
@@ -97,10 +95,8 @@ def calibrate_ats(
     threshold: float = THRESHOLD.default,
     floor: float = FLOOR.default,
 ) -> tuple[Screen, np.ndarray, Calibration]:
-    """``robust_ats``'s first two steps on in-budget points: screen out bad runs, then backtest AtS.
-
-    Returns the screen, the losses with the flagged runs missing, and the calibration.
-    """
+    """``robust_ats``'s first two steps on in-budget points: screen out bad runs, then backtest AtS;
+    returns the screen, the losses with the flagged runs missing, and the calibration."""
     screen = screen_outliers(sizes, losses, zero_shot, threshold=threshold, floor=floor)
     clean = screen.clean(losses)
 

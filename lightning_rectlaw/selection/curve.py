@@ -1,8 +1,7 @@
 """One candidate's measured curve → its prediction, status, outliers and the curves to draw.
 
 The step the Lightning callback runs after its subset runs, as a pure function: testable without
-a Trainer, and the one place that decides what a single-candidate result says.
-"""
+a Trainer, and the one place that decides what a single-candidate result says."""
 
 from __future__ import annotations
 
@@ -31,8 +30,7 @@ class CurvePrediction:
             smallest point it used to the target, so a plot's prediction lies on it (``None`` for
             methods without a curve).
         law, vanilla_law: rectified and vanilla laws fitted to the clean points, for reference
-            (``None`` with too few points); they are not the prediction unless the method fits them.
-    """
+            (``None`` with too few points); they are not the prediction unless the method fits them."""
 
     status: str
     _: KW_ONLY
@@ -53,11 +51,9 @@ def predict_curve(
     level: float = 0.95,
     **options: Any,
 ) -> CurvePrediction:
-    """Predict the loss at ``target`` from one candidate's ``(sizes, losses)`` with ``method``.
-
-    Points may come in any order. Needs at least 2 points; a method that cannot rank the curve
-    (too few clean points, for instance) gives a status that says why, not an exception.
-    """
+    """Predict the loss at ``target`` from one candidate's ``(sizes, losses)`` with ``method``. Points may
+    come in any order. Needs at least 2 points; a method that cannot rank the curve (too few clean points, for
+    instance) gives a status that says why, not an exception."""
     sizes = np.asarray(sizes, dtype=float)
     losses = np.asarray(losses, dtype=float)
     order = np.argsort(sizes)

@@ -1,10 +1,8 @@
 """The selectors' options, each declared once: name, default, valid values and help.
 
 A method's registry entry (:class:`~lightning_rectlaw.selection.registry.Method`) lists the
-options it takes; every entry point reads them from there: ``select``, the callback, the app's
-``rectlaw`` schema, ``rectlaw select``'s flags, ``rectlaw methods`` and ``evaluate``. An option
-shared by several methods (``k``) is one declaration, so it has one default everywhere.
-"""
+options it takes, and every entry point reads them from there; an option shared by several
+methods (``k``) is one declaration, so it has one default everywhere."""
 
 from __future__ import annotations
 
@@ -29,8 +27,7 @@ class Option:
         default: its value when not set; its type is the option's type.
         help: one line for ``rectlaw methods`` and ``--help``.
         valid: whether a value is allowed (beyond its type).
-        must_be: what ``valid`` asks, in words, for the error.
-    """
+        must_be: what ``valid`` asks, in words, for the error."""
 
     name: str
     default: Any

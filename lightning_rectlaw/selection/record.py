@@ -58,8 +58,8 @@ class RectifiedLawResult:
         predicted_loss, interval: predicted test loss at ``target_size`` and its interval.
         prediction_curve: the method's own curve (``sizes``, ``losses``) up to the target: the
             prediction is its last point. ``None`` for methods without a curve.
-        law: rectified law fitted to the clean points, for reference (``None`` with too few).
-        vanilla_law: vanilla law fitted to the clean points, for reference.
+        law, vanilla_law: rectified and vanilla laws fitted to the clean points, for reference
+            (``None`` with too few).
         examples_processed: training examples seen across subset runs (size × epochs).
         seconds: wall time of the subset runs (a reused run counts its original time).
         reused: subset runs taken from the resume cache instead of trained.
@@ -72,8 +72,7 @@ class RectifiedLawResult:
         tokenizer: the datamodule's ``tokenizer_info`` (``{"name": ..., "sha256": ...}``, the
             hash over the whole tokenizer), or ``None`` when the datamodule does not say.
         status: ``Status.OK``, ``Status.PENDING`` before the runs, or why no prediction could
-            be made (the result file writes ``ok``, ``pending`` or the why).
-    """
+            be made (the result file writes ``ok``, ``pending`` or the why)."""
 
     sizes: list[int] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
@@ -117,9 +116,8 @@ class RectifiedLawResult:
         )
 
     def plot(self, name: str = "candidate", ax=None):
-        """The measured points, the method's curve and the prediction, into the Matplotlib ``ax``
-        when given; returns the ``Figure`` (a new one is not attached to pyplot, and displays
-        inline in a notebook)."""
+        """The measured points, the method's curve and the prediction, into the Matplotlib ``ax`` when given;
+        returns the ``Figure`` (a new one is not attached to pyplot, and displays inline in a notebook)."""
         from lightning_rectlaw.core.figures import curve_figure
 
         return curve_figure({name: self}, title=f"{name}: fine-tuning scaling curve", ax=ax)
@@ -156,8 +154,7 @@ def loss_table(records: Sequence[Mapping[str, Any]], source: str = "<sweep>") ->
     the records have them (``zero_shot_loss``, ``num_params``, ``family``).
 
     Raises:
-        ValueError: no record has a finished curve.
-    """
+        ValueError: no record has a finished curve."""
     ok = [r for r in records if r["status"] == Status.OK and r.get("sizes")]
     if not ok:
         raise ValueError("no finished candidate with measured losses: nothing to tabulate")
@@ -209,13 +206,11 @@ class Incomparable(NamedTuple):
 
 
 def incomparable(records: Sequence[Mapping[str, Any]]) -> Incomparable | None:
-    """Why the losses of these candidates cannot be ranked together, or ``None`` when they can.
-
-    Losses of different metrics (``monitor``) are different things. Under different tokenizers
-    (told apart by hash) only a loss per byte (``val_bpb``) is comparable: a per-token loss ranks
-    the tokenizers, not the models. A record without a monitor or a tokenizer (an older file, a
-    datamodule that does not say) counts as unknown, not as different.
-    """
+    """Why the losses of these candidates cannot be ranked together, or ``None`` when they can. Losses of
+    different metrics (``monitor``) are different things. Under different tokenizers (told apart by hash) only
+    a loss per byte (``val_bpb``) is comparable: a per-token loss ranks the tokenizers, not the models. A
+    record without a monitor or a tokenizer (an older file, a datamodule that does not say) counts as unknown,
+    not as different."""
     monitors = _names_by(records, lambda r: r.get("monitor"))
     if len(monitors) > 1:
         return Incomparable(
@@ -270,8 +265,7 @@ class CandidateRecord(TypedDict, total=False):
         num_params, job_seconds, family: the model's size, the job's wall time, its family.
         prob_best: set by the summary's joint ranking (or the round that stopped it).
         round, eliminated_at, elimination_reason: its last round in an adaptive sweep, and the
-            rung (examples) after which it stopped, and why.
-    """
+            rung (examples) after which it stopped, and why."""
 
     name: str
     status: str

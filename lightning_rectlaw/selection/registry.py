@@ -1,11 +1,9 @@
 """Model selectors: rank candidates by predicted test loss after fine-tuning on the full set.
 
-Every selector reads only the points of a :class:`~lightning_rectlaw.core.table.LossTable` that lie
-within the data budget (subset sizes ``<= budget``, plus the zero-shot column where it uses it)
-and returns a :class:`Selection`: the ranking, each candidate's score (lower is better; the
-predicted target loss where the method predicts one), its interval where it has one, and the
-points each prediction used.
-"""
+Every selector reads only the points of a :class:`~lightning_rectlaw.core.table.LossTable` that lie within the
+data budget (subset sizes ``<= budget``, plus the zero-shot column where it uses it) and returns a
+:class:`Selection`: the ranking, and a :class:`~lightning_rectlaw.selection.scores.CandidateScore` per
+candidate."""
 
 from __future__ import annotations
 
@@ -37,9 +35,8 @@ DEFAULT_METHOD = "robust_ats"
 
 @dataclass(frozen=True)
 class Method:
-    """One selector: the registry entry every entry point (``select``, the CLI, the callback, the
-    Hydra app, the zoo script) reads, so a new selector, or a new option of one, is added here and
-    nowhere else.
+    """One selector: the registry entry every entry point (``select``, the CLI, the callback, the Hydra app,
+    the zoo script) reads, so a new selector, or a new option of one, is added here and nowhere else.
 
     Attributes:
         scorer: ``scorer(table, budget, target, level, **options) -> list[CandidateScore]``, called
@@ -51,14 +48,12 @@ class Method:
             ``rectlaw select`` (``--<name>``) set them.
         schedule: the subsets the callback must run for it: ``"all"`` (down to ``min_size``),
             ``"ats"`` (until AtS's walk stops) or ``"pooled"`` (the :attr:`largest`).
-        largest: with ``schedule="pooled"``, how many of the largest subsets it reads, given the
-            options.
+        largest: with ``schedule="pooled"``, how many of the largest subsets it reads, given the options.
         needs: table columns it cannot do without: ``"zero_shot"`` (column ``0``),
             ``"num_params"`` (column ``size``).
         min_points: in-budget points a candidate needs, given the options.
         zero_shot_point: whether the zero-shot loss counts as one of those points (a law fitted
-            through size 0); AtS-based methods use it only to screen diverged runs.
-    """
+            through size 0); AtS-based methods use it only to screen diverged runs."""
 
     scorer: Selector
     _: KW_ONLY

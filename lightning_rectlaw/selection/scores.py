@@ -1,8 +1,7 @@
 """What a selector returns: each candidate's score (``CandidateScore``) and the ranking of a
 table (``Selection``), with the rows, reprs and figure people read.
 
-Pure numpy: pandas and Matplotlib only inside the presentation methods.
-"""
+Pure numpy: pandas and Matplotlib only inside the presentation methods."""
 
 from __future__ import annotations
 
@@ -44,8 +43,7 @@ class CandidateScore:
             joint predictive distribution: ``pooled``).
         sizes_run: subset sizes that must be fine-tuned to reach this decision (defaults to
             ``sizes_used`` without the zero-shot point; AtS adds the point that stopped it).
-        outliers: runs left out as diverged or off the curve, size → why (``robust_ats``).
-    """
+        outliers: runs left out as diverged or off the curve, size → why (``robust_ats``)."""
 
     name: str
     _: KW_ONLY

@@ -8,9 +8,8 @@ from enum import Enum
 class Status(str, Enum):
     """What became of a candidate: a record's, a result's and a row's ``status``.
 
-    Code compares members (``record["status"] == Status.OK``), never text. Files and rows write
-    the member's value, followed by why where there is one (:meth:`because`); nothing reads that
-    text back, so files written before keep loading.
+    Code compares members (``record["status"] == Status.OK``), never text; files and rows write
+    :meth:`because`'s text, which nothing reads back, so files written before keep loading.
 
     Members:
         OK: measured and predicted (in a selection: ranked).
