@@ -3,7 +3,7 @@
 - ``model``: ``LMModule`` (a decoder-only or encoder-decoder LM from a hub id, a local directory
   or a ``transformers`` config; ``CausalLMModule`` takes decoder-only ones only);
 - ``text``: ``TextDataModule`` (packed text blocks);
-- ``pairs``: ``SFTDataModule`` (prompt/response pairs and chats), read by ``records``, encoded by
+- ``pairs``: ``SFTDataModule`` (prompt/response pairs and chats), read by ``formats``, encoded by
   ``encoding``, batched by ``batching``;
 - ``tokenizer``: the byte-level and Hugging Face tokenizers behind one view;
 - ``embedded``: text and pairs that ship with Python.

@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from lightning_rectlaw.hf.records import ASSISTANT, Record
+from lightning_rectlaw.hf.formats import ASSISTANT, Record
 from lightning_rectlaw.hf.tokenizer import ByteTokenizer, HFTokenizer
 
 

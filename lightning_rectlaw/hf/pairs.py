@@ -27,7 +27,7 @@ from lightning_rectlaw.core.files import atomic_write_bytes
 from lightning_rectlaw.hf.batching import LengthGroupedBatchSampler, SFTCollator, validation_loader
 from lightning_rectlaw.hf.embedded import builtin_pairs
 from lightning_rectlaw.hf.encoding import Encoded, Encoder
-from lightning_rectlaw.hf.records import (
+from lightning_rectlaw.hf.formats import (
     Record,
     check_format,
     load_hf_dataset,
@@ -57,7 +57,7 @@ class Examples(Dataset):
 class SFTDataModule(Tokenized, L.LightningDataModule):
     """Supervised fine-tuning pairs (or chats) for a decoder-only or encoder-decoder model.
 
-    Formats, masking, chat rendering and truncation: :mod:`lightning_rectlaw.hf.records` and
+    Formats, masking, chat rendering and truncation: :mod:`lightning_rectlaw.hf.formats` and
     :mod:`lightning_rectlaw.hf.encoding`. Batches are dicts (``input_ids``, ``attention_mask``,
     ``labels`` with -100 off the loss, ``num_bytes``) padded on the right, in length-grouped
     batches that :class:`~lightning_rectlaw.NestedSubsetDataModule` keeps for its subsets.

@@ -24,7 +24,7 @@ from typing_extensions import override
 from lightning_rectlaw.core.files import atomic_write_bytes
 from lightning_rectlaw.hf.batching import validation_loader
 from lightning_rectlaw.hf.embedded import builtin_text
-from lightning_rectlaw.hf.records import load_hf_dataset
+from lightning_rectlaw.hf.formats import load_hf_dataset
 from lightning_rectlaw.hf.tokenizer import BYTES, ByteTokenizer, HFTokenizer, Tokenized, load_tokenizer
 
 

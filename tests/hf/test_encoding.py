@@ -7,7 +7,7 @@ from checkpoints import UNMARKED_TEMPLATE, bpe_tokenizer
 
 from lightning_rectlaw.hf.batching import LengthGroupedBatchSampler, SFTCollator
 from lightning_rectlaw.hf.encoding import Encoder, EncodingError
-from lightning_rectlaw.hf.records import Record
+from lightning_rectlaw.hf.formats import Record
 from lightning_rectlaw.hf.tokenizer import EOS_BYTE, ByteTokenizer, HFTokenizer
 
 PAIR = Record("t.jsonl, line 1", prompt="Q: héllo\n", response="A: wörld")

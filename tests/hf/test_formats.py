@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from lightning_rectlaw.hf.records import RecordError, read_records
+from lightning_rectlaw.hf.formats import RecordError, read_records
 
 
 def _jsonl(path, rows):
