@@ -456,8 +456,8 @@ def ground_truth(specs, out: Path, zoo: Zoo, target, min_size, epochs, ratios, a
 
 def write_truth(sweep: Path, out: Path, title: str, target, ratios, seconds: float) -> None:
     """The zoo's loss table, the selectors' scores and the curves' plot, from a finished sweep."""
-    from lightning_rectlaw.core.figures import curve_figure
     from lightning_rectlaw.core.files import atomic_write_text
+    from lightning_rectlaw.core.presentation.figures import curve_figure
     from lightning_rectlaw.report import collect_results
     from lightning_rectlaw.schedule.evaluate import DIGITS, evaluate
     from lightning_rectlaw.selection import METHODS, loss_table

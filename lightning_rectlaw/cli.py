@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from lightning_rectlaw.core.display import print_rows
-from lightning_rectlaw.core.formatting import format_number
 from lightning_rectlaw.core.law import fit_rows
+from lightning_rectlaw.core.presentation.display import print_rows
+from lightning_rectlaw.core.presentation.formatting import format_number
 from lightning_rectlaw.core.table import LossTable
 from lightning_rectlaw.schedule.evaluate import (
     DEFAULT_METRICS,

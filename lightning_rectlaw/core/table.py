@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 
 from lightning_rectlaw.core.budget import TableError, budget_size
-from lightning_rectlaw.core.display import RowsView
 from lightning_rectlaw.core.files import atomic_write_text
-from lightning_rectlaw.core.formatting import format_number
+from lightning_rectlaw.core.presentation.display import RowsView
+from lightning_rectlaw.core.presentation.formatting import format_number
 
 NAME_COLUMN = "config name"
 _MISSING = {"", "nan", "na", "none"}
@@ -192,7 +192,7 @@ class LossTable(RowsView):
         """Each candidate's measured curve (all of them, or ``names``) on log-log axes, into the
         Matplotlib ``ax`` when given; returns the ``Figure`` (a new one is not attached to pyplot,
         and shows inline in notebooks)."""
-        from lightning_rectlaw.core.figures import table_figure
+        from lightning_rectlaw.core.presentation.figures import table_figure
 
         return table_figure(self if names is None else self.subset(names), ax=ax)
 

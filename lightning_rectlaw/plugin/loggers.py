@@ -124,7 +124,7 @@ class _Figure:
     :data:`FIGURE_FILE` beside the result (written once)."""
 
     def __init__(self, result: RectifiedLawResult, out_dir: Path) -> None:
-        from lightning_rectlaw.core.figures import curve_figure
+        from lightning_rectlaw.core.presentation.figures import curve_figure
 
         buf = io.BytesIO()
         curve_figure({"candidate": result}).savefig(buf, format="png", dpi=100)

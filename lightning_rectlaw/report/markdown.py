@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lightning_rectlaw.core.formatting import format_number
+from lightning_rectlaw.core.presentation.formatting import format_number
 
 
 def _fmt(v: Any) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from lightning_rectlaw.core.files import atomic_write_bytes, atomic_write_text
-from lightning_rectlaw.core.formatting import format_number
+from lightning_rectlaw.core.presentation.formatting import format_number
 from lightning_rectlaw.report.collect import collect_results
 from lightning_rectlaw.report.markdown import _fmt, markdown
 from lightning_rectlaw.report.tbevents import write_image_and_text
@@ -220,7 +220,7 @@ def write_summary(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike | Non
     w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     w.writeheader()
     w.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
-    from lightning_rectlaw.core.figures import curve_figure
+    from lightning_rectlaw.core.presentation.figures import curve_figure
 
     fig = curve_figure(
         {_plot_label(r): r for r in records if r.get("sizes")}, title=f"Candidates of {root.name}"

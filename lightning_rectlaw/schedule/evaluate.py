@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from lightning_rectlaw.core.formatting import format_number
 from lightning_rectlaw.core.metrics import brier, coverage, pearcorr, pool_choices, relacc
+from lightning_rectlaw.core.presentation.formatting import format_number
 from lightning_rectlaw.core.table import LossTable, TableError
 from lightning_rectlaw.schedule.replay import simulate
 from lightning_rectlaw.schedule.rule import RuleSettings
@@ -69,7 +69,7 @@ class EvalRows(list):
     def to_pandas(self, wide: bool = False):
         """Long format (``method, ratio, metric, value``), or ``wide=True``: one row per metric and
         method, one column per budget ratio (as ``rectlaw evaluate`` prints). Needs pandas."""
-        from lightning_rectlaw.core.display import to_pandas
+        from lightning_rectlaw.core.presentation.display import to_pandas
 
         frame = to_pandas([vars(r) for r in self])
         if wide and len(frame):

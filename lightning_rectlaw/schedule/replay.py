@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
-from lightning_rectlaw.core.formatting import format_number
+from lightning_rectlaw.core.presentation.formatting import format_number
 from lightning_rectlaw.core.table import LossTable
 from lightning_rectlaw.schedule.rounds import Round, Rung, run_rounds
 from lightning_rectlaw.schedule.rule import RENAMED, Decision, RuleSettings, settings_from

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple, TypedDict
 
 import numpy as np
 
-from lightning_rectlaw.core.formatting import format_number
+from lightning_rectlaw.core.presentation.formatting import format_number
 from lightning_rectlaw.core.table import LossTable
 from lightning_rectlaw.selection.registry import DEFAULT_METHOD
 from lightning_rectlaw.selection.scores import bounded
@@ -118,7 +118,7 @@ class RectifiedLawResult:
     def plot(self, name: str = "candidate", ax=None):
         """The measured points, the method's curve and the prediction, into the Matplotlib ``ax`` when given;
         returns the ``Figure`` (a new one is not attached to pyplot, and displays inline in a notebook)."""
-        from lightning_rectlaw.core.figures import curve_figure
+        from lightning_rectlaw.core.presentation.figures import curve_figure
 
         return curve_figure({name: self}, title=f"{name}: fine-tuning scaling curve", ax=ax)
 

@@ -11,8 +11,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from lightning_rectlaw.core.display import RowsView
-from lightning_rectlaw.core.formatting import format_number
+from lightning_rectlaw.core.presentation.display import RowsView
+from lightning_rectlaw.core.presentation.formatting import format_number
 from lightning_rectlaw.core.table import LossTable
 from lightning_rectlaw.selection.status import Status
 
@@ -166,7 +166,7 @@ class Selection(RowsView):
         """The ``top`` ranked candidates' points, each method's curve and its prediction with
         interval, into the Matplotlib ``ax`` when given; returns the ``Figure`` (a new one is not
         attached to pyplot, and shows inline in notebooks)."""
-        from lightning_rectlaw.core.figures import curve_figure
+        from lightning_rectlaw.core.presentation.figures import curve_figure
 
         shown = [c for c in self.candidates if c.rankable][: top or None]
         curves = {}

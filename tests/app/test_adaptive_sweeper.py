@@ -297,7 +297,7 @@ def test_full_schedule_compute_counts_each_candidates_own_epochs(tmp_path):
 
 def test_the_summary_plot_says_where_a_stopped_candidate_stopped(tmp_path, monkeypatch):
     """Its curve ends early because the sweep stopped it, not because its runs failed."""
-    from lightning_rectlaw.core import figures as plot
+    from lightning_rectlaw.core.presentation import figures as plot
     from lightning_rectlaw.report.summary import write_summary
 
     sizes = {"a": [3200, 1600, 800, 400], "b": [3200, 1600, 800, 400], "c": [1600, 800, 400]}

@@ -4,16 +4,16 @@ import doctest
 
 import pytest
 
-import lightning_rectlaw.core.formatting
 import lightning_rectlaw.core.law
 import lightning_rectlaw.core.metrics
 import lightning_rectlaw.core.pooled
 import lightning_rectlaw.core.predictive
+import lightning_rectlaw.core.presentation.formatting
 import lightning_rectlaw.core.screening
 import lightning_rectlaw.core.table
 
 MODULES = [
-    lightning_rectlaw.core.formatting,
+    lightning_rectlaw.core.presentation.formatting,
     lightning_rectlaw.core.law,
     lightning_rectlaw.core.metrics,
     lightning_rectlaw.core.pooled,

@@ -180,7 +180,7 @@ def test_an_adaptive_selection_plot_shows_only_what_each_candidate_ran():
 
 def test_many_candidates_are_told_apart_by_colour_and_marker():
     pytest.importorskip("matplotlib")
-    from lightning_rectlaw.core.figures import candidate_styles
+    from lightning_rectlaw.core.presentation.figures import candidate_styles
 
     assert len(set(candidate_styles(30))) == 30  # the colour cycle has 10: markers make the rest differ
     names = tuple(f"m{i}" for i in range(14))

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from lightning_rectlaw.core.formatting import format_number
+from lightning_rectlaw.core.presentation.formatting import format_number
 
 
 def to_pandas(rows: Sequence[Mapping[str, Any]], index: str | None = None):
