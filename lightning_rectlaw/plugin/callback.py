@@ -202,28 +202,9 @@ class RectifiedLawCallback(Callback):
             info("keeping the result restored from the checkpoint; no subset is re-run")
             return
         dm = _nested_datamodule(trainer)
-        check_strategy(trainer)
-        check_trains_and_validates(trainer)
-        check_enough_subsets(dm, self.method, self.options, self.zero_shot)
-        smoke = int(trainer.fast_dev_run)
-        if smoke:
-            rank_zero_warn(
-                f"[rectlaw] fast_dev_run: each subset trains {smoke} batch(es) to check the code; "
-                "nothing is measured, cached or predicted. Run without it for a prediction",
-                category=UserWarning,
-            )
-        else:
-            check_sees_every_subset(trainer, dm)
+        smoke = self._checked(trainer, dm)
         out_dir = self.results_dir or Path(trainer.log_dir or trainer.default_root_dir)
-        result = RectifiedLawResult(
-            method=self.method,
-            options=METHODS[self.method].resolve(self.method, self.options),
-            target_size=dm.target,
-            interval_level=self.level,
-            device=str(trainer.strategy.root_device),
-            visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES") or ",".join(map(str, trainer.device_ids)),
-            tokenizer=_tokenizer_info(dm),
-        )
+        result = self._new_result(trainer, dm)
         # The RNG is isolated around the measurement and each run seeded from (seed, size): a
         # subset's loss does not depend on which others ran or were reused, and the user's own
         # fit (continue_fit=True) draws the same random numbers as without the callback.
@@ -240,6 +221,34 @@ class RectifiedLawCallback(Callback):
             atomic_write_text(out_dir / RESULT_FILE, result.to_json())
         self._unlogged = out_dir  # logged in on_fit_end, after the Trainer logged the model's hparams
         info(result.headline(self.name) + f"; {out_dir / RESULT_FILE}")
+
+    def _checked(self, trainer: L.Trainer, dm: NestedSubsetDataModule) -> int:
+        """Everything refused before training (``plugin.checks``); the batches of ``fast_dev_run``
+        (0 without it: then every subset must also be seen whole)."""
+        check_strategy(trainer)
+        check_trains_and_validates(trainer)
+        check_enough_subsets(dm, self.method, self.options, self.zero_shot)
+        if smoke := int(trainer.fast_dev_run):
+            rank_zero_warn(
+                f"[rectlaw] fast_dev_run: each subset trains {smoke} batch(es) to check the code; "
+                "nothing is measured, cached or predicted. Run without it for a prediction",
+                category=UserWarning,
+            )
+        else:
+            check_sees_every_subset(trainer, dm)
+        return smoke
+
+    def _new_result(self, trainer: L.Trainer, dm: NestedSubsetDataModule) -> RectifiedLawResult:
+        """The result before any run: the method and its options, the target, where it runs."""
+        return RectifiedLawResult(
+            method=self.method,
+            options=METHODS[self.method].resolve(self.method, self.options),
+            target_size=dm.target,
+            interval_level=self.level,
+            device=str(trainer.strategy.root_device),
+            visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES") or ",".join(map(str, trainer.device_ids)),
+            tokenizer=_tokenizer_info(dm),
+        )
 
     def _run_subsets(
         self,
