@@ -372,7 +372,6 @@ def tokenizer_dir(out: Path) -> Path:
 
 def build(spec: Spec, out: Path, scale: float, accelerator: str, pretrain: str = "stdlib") -> Path:
     """Pretrain ``spec`` (or reuse it) and save model + tokenizer under ``out/<name>``."""
-    import lightning as L
     from transformers import AutoTokenizer
 
     from lightning_rectlaw import CausalLMModule, TextDataModule
@@ -401,18 +400,7 @@ def build(spec: Spec, out: Path, scale: float, accelerator: str, pretrain: str =
             batch_size=32,
             seed=spec.seed,
         )
-        L.seed_everything(spec.seed, verbose=False)
-        trainer = L.Trainer(
-            accelerator=accelerator,
-            devices=1,
-            max_steps=steps,
-            limit_val_batches=0,
-            logger=False,
-            enable_checkpointing=False,
-            enable_model_summary=False,
-            enable_progress_bar=True,
-        )
-        trainer.fit(module, datamodule=data)
+        zoo_mixed.pretrain(module, data, steps, spec.seed, accelerator, progress=True)
     module.model.save_pretrained(path)
     tok.save_pretrained(path)
     seconds = time.perf_counter() - t0

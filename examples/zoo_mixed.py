@@ -216,10 +216,26 @@ def model_config(spec: MixedSpec, tok) -> dict:
     return config
 
 
-def build(spec: MixedSpec, out: Path, scale: float, accelerator: str) -> Path:
-    """Train the candidate's tokenizer, pretrain it (or reuse both) and save it under ``out/<name>``."""
+def pretrain(module, data, steps: int, seed: int, accelerator: str, progress: bool = False) -> None:
+    """Pretrain ``module`` on ``data`` for ``steps`` steps from ``seed``, one device, nothing logged
+    or saved (both zoos' candidates are pretrained so)."""
     import lightning as L
 
+    L.seed_everything(seed, verbose=False)
+    L.Trainer(
+        accelerator=accelerator,
+        devices=1,
+        max_steps=steps,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=progress,
+    ).fit(module, datamodule=data)
+
+
+def build(spec: MixedSpec, out: Path, scale: float, accelerator: str) -> Path:
+    """Train the candidate's tokenizer, pretrain it (or reuse both) and save it under ``out/<name>``."""
     from lightning_rectlaw.hf.model import LMModule
     from lightning_rectlaw.hf.pairs import SFTDataModule
 
@@ -244,18 +260,7 @@ def build(spec: MixedSpec, out: Path, scale: float, accelerator: str) -> Path:
             val_fraction=0.01,
             seed=spec.seed,
         )
-        L.seed_everything(spec.seed, verbose=False)
-        trainer = L.Trainer(
-            accelerator=accelerator,
-            devices=1,
-            max_steps=steps,
-            limit_val_batches=0,
-            logger=False,
-            enable_checkpointing=False,
-            enable_model_summary=False,
-            enable_progress_bar=False,
-        )
-        trainer.fit(module, datamodule=data)
+        pretrain(module, data, steps, spec.seed, accelerator)
     module.model.save_pretrained(path)
     seconds = time.perf_counter() - t0
     meta.write_text(json.dumps({"spec": record, "pretrain_seconds": seconds, "params": module.num_params}))
