@@ -32,8 +32,8 @@ class RectlawSweeper(Sweeper):
 
     def __init__(self, params: dict[str, str] | None = None, **settings: Any) -> None:
         self.params = dict(params or {})
-        legacy = {k: settings.pop(k) for k in ("threshold", "floor") if settings.get(k) is not None}
-        settings = {k: v for k, v in settings.items() if k not in ("threshold", "floor")}
+        old = {k: settings.pop(k, None) for k in ("threshold", "floor")}  # the schema's unset None
+        legacy = {k: v for k, v in old.items() if v is not None}
         self.settings = settings_from(
             RuleSettings(**settings), legacy, "hydra/sweeper=rectlaw", "hydra.sweeper.{}"
         )

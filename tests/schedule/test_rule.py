@@ -197,3 +197,19 @@ def test_the_sweepers_old_threshold_and_floor_still_work_with_a_warning():
         sweeper = RectlawSweeper(**{**conf, "threshold": 0.05, "floor": 3})
     assert sweeper.settings == RuleSettings(prob_threshold=0.05, min_survivors=3)
     assert RectlawSweeper(**conf).settings == RuleSettings()
+
+
+def test_settings_given_as_an_unknown_keyword_and_a_compute_budget_without_costs_are_refused():
+    from lightning_rectlaw.schedule.rounds import Rung, run_rounds
+    from lightning_rectlaw.schedule.rule import settings_from
+
+    with pytest.raises(TypeError, match="simulate\\(\\) got an unexpected keyword argument 'treshold'"):
+        settings_from(None, {"treshold": 0.1}, "simulate")
+    table = field_of()
+    with pytest.raises(ValueError, match="a compute budget needs the rounds' `cost` and the `budget` rung"):
+        run_rounds(
+            lambda i, rung, alive: Rung(table, table.max_size),
+            table.names,
+            [6400.0],
+            RuleSettings(compute_budget=1),
+        )

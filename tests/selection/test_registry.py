@@ -145,3 +145,21 @@ def test_option_parse_reads_the_command_line_types():
     assert flag.parse("true") is True and flag.parse("0") is False
     with pytest.raises(ValueError, match="`x` must be a positive number, got 'abc'"):
         real("x", 1.0, "").parse("abc")
+
+
+def test_an_option_declared_twice_or_named_as_an_app_key_is_refused(monkeypatch):
+    from lightning_rectlaw.app.config import rectlaw_schema
+
+    ats = METHODS["ats"]
+    other_k = real("k", 4.0, "another k")
+    monkeypatch.setitem(
+        METHODS, "twice", Method(ats.scorer, label="Twice", description="-", options=(other_k,))
+    )
+    with pytest.raises(ValueError, match="`k` is declared twice \\('twice'.s differs\\): declare it once"):
+        all_options()
+    seed = real("seed", 1.0, "clashes with rectlaw.seed")
+    monkeypatch.setitem(METHODS, "twice", Method(ats.scorer, label="Twice", description="-", options=(seed,)))
+    with pytest.raises(
+        ValueError, match=r"method option\(s\) \['seed'\] clash with the app's own `rectlaw` keys"
+    ):
+        rectlaw_schema()
